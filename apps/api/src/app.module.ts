@@ -1,0 +1,39 @@
+import { Module, type OnApplicationShutdown } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { loadApiConfig, type ApiConfig } from '@kernelfleet/config';
+import { FleetStore } from '@kernelfleet/store';
+import { ApiKeyGuard } from './auth/api-key.guard';
+import { EventFollower } from './executions/event-follower';
+import { ExecutionStreamService } from './executions/execution-stream.service';
+import { ExecutionsController } from './executions/executions.controller';
+import { ExecutionsService } from './executions/executions.service';
+import { HealthController } from './health/health.controller';
+import { ProblemFilter } from './problems/problem.filter';
+import { SessionsController } from './sessions/sessions.controller';
+import { SessionsService } from './sessions/sessions.service';
+import { API_CONFIG } from './tokens';
+
+@Module({
+  controllers: [ExecutionsController, SessionsController, HealthController],
+  providers: [
+    { provide: API_CONFIG, useFactory: () => loadApiConfig() },
+    {
+      provide: FleetStore,
+      inject: [API_CONFIG],
+      useFactory: (config: ApiConfig) => FleetStore.connect({ ...config.store, clientName: `api-${process.pid}` }),
+    },
+    { provide: APP_FILTER, useClass: ProblemFilter },
+    ApiKeyGuard,
+    EventFollower,
+    ExecutionStreamService,
+    ExecutionsService,
+    SessionsService,
+  ],
+})
+export class AppModule implements OnApplicationShutdown {
+  constructor(private readonly store: FleetStore) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.store.close();
+  }
+}

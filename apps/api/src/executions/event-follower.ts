@@ -1,0 +1,74 @@
+import { Injectable } from '@nestjs/common';
+import type { ExecutionEvent } from '@kernelfleet/contracts';
+import { FleetStore, type ExecutionRef } from '@kernelfleet/store';
+
+/** Safety net: re-read the replay stream this often in case a pub/sub message was missed. */
+const CATCH_UP_EVERY_MS = 2_000;
+
+/**
+ * Delivers an execution's events after `afterSeq`, each exactly once and in order, until the
+ * `result` event (or until `signal` aborts). Live events come over pub/sub; the replay stream
+ * fills whatever came before the subscription or was missed.
+ */
+@Injectable()
+export class EventFollower {
+  constructor(private readonly store: FleetStore) {}
+
+  follow(
+    ref: ExecutionRef,
+    afterSeq: number,
+    onEvent: (event: ExecutionEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let last = afterSeq;
+      let done = false;
+      let chain: Promise<void> = Promise.resolve();
+      let unlisten: (() => void) | undefined;
+      let timer: NodeJS.Timeout | undefined;
+
+      const stop = (error?: unknown) => {
+        if (done && !error) return;
+        done = true;
+        clearInterval(timer);
+        unlisten?.();
+        signal.removeEventListener('abort', onAbort);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onAbort = () => stop();
+      const deliver = (event: ExecutionEvent) => {
+        if (done || event.seq <= last) return;
+        last = event.seq;
+        onEvent(event);
+        if (event.type === 'result') stop();
+      };
+      const catchUp = async () => {
+        while (!done) {
+          const events = await this.store.executions.readEvents(ref, last);
+          events.forEach(deliver);
+          if (events.length < 1_000) return;
+        }
+      };
+      const enqueue = (step: () => Promise<void> | void) => {
+        chain = chain.then(step).catch((error: unknown) => stop(error));
+      };
+
+      signal.addEventListener('abort', onAbort);
+      this.store.live
+        .listen(this.store.keys.liveChannel(ref), (message) =>
+          enqueue(() => {
+            const event = JSON.parse(message) as ExecutionEvent;
+            if (event.seq === last + 1) deliver(event);
+            else if (event.seq > last + 1) return catchUp();
+          }),
+        )
+        .then((off) => {
+          unlisten = off;
+          if (done) off();
+          enqueue(catchUp);
+          timer = setInterval(() => enqueue(catchUp), CATCH_UP_EVERY_MS);
+        }, stop);
+    });
+  }
+}

@@ -1,0 +1,54 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import type { ExecutionEvent } from '@kernelfleet/contracts';
+import type { ApiConfig } from '@kernelfleet/config';
+import type { ExecutionRef } from '@kernelfleet/store';
+import { ProblemException } from '../problems/problem.exception';
+import { API_CONFIG } from '../tokens';
+import { EventFollower } from './event-follower';
+
+/**
+ * `GET /v1/executions/{id}/events` as Server-Sent Events: `id:` is the event seq, so a client
+ * that reconnects with `Last-Event-ID` continues exactly after the last event it saw. Comment
+ * lines keep idle connections open through proxies; the stream ends after `result`.
+ */
+@Injectable()
+export class ExecutionStreamService {
+  constructor(
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    private readonly follower: EventFollower,
+  ) {}
+
+  async stream(ref: ExecutionRef, lastEventId: string | undefined, req: Request, res: Response): Promise<void> {
+    const after = parseLastEventId(lastEventId);
+    res.status(200);
+    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+    res.setHeader('Cache-Control', 'no-cache, no-transform');
+    res.setHeader('Connection', 'keep-alive');
+    res.setHeader('X-Accel-Buffering', 'no');
+    res.flushHeaders();
+    res.write(': connected\n\n');
+
+    const closed = new AbortController();
+    req.on('close', () => closed.abort());
+    const keepalive = setInterval(() => res.write(': keepalive\n\n'), this.config.http.sseKeepaliveMs);
+    try {
+      await this.follower.follow(ref, after, (event) => res.write(formatEvent(event)), closed.signal);
+    } finally {
+      clearInterval(keepalive);
+      res.end();
+    }
+  }
+}
+
+export function formatEvent(event: ExecutionEvent): string {
+  return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
+}
+
+function parseLastEventId(value: string | undefined): number {
+  if (value === undefined || value === '') return 0;
+  if (!/^\d{1,9}$/.test(value.trim())) {
+    throw new ProblemException('validation', 400, 'Last-Event-ID: must be the non-negative integer id of an event');
+  }
+  return Number(value.trim());
+}

@@ -1,0 +1,76 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ApiKeyGuard } from '../auth/api-key.guard';
+import { Tenant } from '../auth/tenant.decorator';
+import { ProblemException } from '../problems/problem.exception';
+import { ExecutionsService } from './executions.service';
+import { ExecutionStreamService } from './execution-stream.service';
+
+function requireJson(req: Request): void {
+  if (!req.is('application/json')) {
+    throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
+  }
+}
+
+@Controller('v1')
+@UseGuards(ApiKeyGuard)
+export class ExecutionsController {
+  constructor(
+    private readonly executions: ExecutionsService,
+    private readonly stream: ExecutionStreamService,
+  ) {}
+
+  @Post('sessions/:sessionId/executions')
+  async submit(
+    @Tenant() tenant: string,
+    @Param('sessionId') sessionId: string,
+    @Query('wait') wait: string | undefined,
+    @Body() body: unknown,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    requireJson(req);
+    if (wait !== undefined && wait !== 'true' && wait !== 'false') {
+      throw new ProblemException('validation', 400, 'wait: must be true or false');
+    }
+    const { ref, ...accepted } = await this.executions.submit(tenant, sessionId, body);
+    res.setHeader('Location', `/v1/executions/${accepted.executionId}`);
+    if (wait !== 'true') {
+      res.status(202).json(accepted);
+      return;
+    }
+    const closed = new AbortController();
+    res.on('close', () => closed.abort());
+    const execution = await this.executions.get(ref);
+    const result = await this.executions.waitForResult(ref, execution.timings.deadlineAt, closed.signal);
+    if (!res.writableEnded && !closed.signal.aborted) res.status(200).json(result);
+  }
+
+  @Get('executions/:executionId')
+  async get(@Tenant() tenant: string, @Param('executionId') id: string) {
+    return this.executions.get(await this.executions.locate(tenant, id));
+  }
+
+  @Get('executions/:executionId/events')
+  async events(
+    @Tenant() tenant: string,
+    @Param('executionId') id: string,
+    @Headers('last-event-id') lastEventId: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ): Promise<void> {
+    await this.stream.stream(await this.executions.locate(tenant, id), lastEventId, req, res);
+  }
+
+  @Get('executions/:executionId/artifact')
+  async artifact(@Tenant() tenant: string, @Param('executionId') id: string, @Res() res: Response): Promise<void> {
+    const artifact = await this.executions.artifact(await this.executions.locate(tenant, id));
+    res.status(200).type('text/plain; charset=utf-8').send(artifact);
+  }
+
+  @Post('executions/:executionId/cancel')
+  @HttpCode(202)
+  async cancel(@Tenant() tenant: string, @Param('executionId') id: string) {
+    return this.executions.cancel(await this.executions.locate(tenant, id));
+  }
+}

@@ -1,0 +1,43 @@
+import { HttpException } from '@nestjs/common';
+import { PROBLEM_TYPES, type Problem } from '@kernelfleet/contracts';
+
+type ProblemKind = keyof typeof PROBLEM_TYPES;
+
+const TITLES: Record<ProblemKind, string> = {
+  validation: 'Invalid request',
+  unauthorized: 'Unauthorized',
+  notFound: 'Not found',
+  conflict: 'Conflict',
+  payloadTooLarge: 'Payload too large',
+  unsupportedMediaType: 'Unsupported media type',
+  methodNotAllowed: 'Method not allowed',
+  unavailable: 'Service unavailable',
+  internal: 'Internal error',
+};
+
+/** An RFC 9457 problem the api answers with; the filter writes it as application/problem+json. */
+export class ProblemException extends HttpException {
+  constructor(
+    kind: ProblemKind,
+    status: number,
+    detail: string,
+    extra: Partial<Problem> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super({ type: PROBLEM_TYPES[kind], title: TITLES[kind], status, detail, ...extra } satisfies Problem, status);
+  }
+
+  get problem(): Problem {
+    return this.getResponse() as Problem;
+  }
+}
+
+export const notFound = (what: string) => new ProblemException('notFound', 404, `${what} not found`);
+
+export const invalid = (errors: { field: string; message: string }[]) =>
+  new ProblemException(
+    'validation',
+    400,
+    errors.map((e) => `${e.field}: ${e.message}`).join('; '),
+    { errors },
+  );

@@ -1,0 +1,188 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { SHARED_QUEUE, type Execution, type KernelInfo, type RunExecutionJob, type TerminalStatus } from '@kernelfleet/contracts';
+import type { WorkerConfig } from '@kernelfleet/config';
+import { KernelStartTimeoutError } from '@kernelfleet/kernel';
+import {
+  FleetStore,
+  QUEUE_TIMEOUT_MESSAGE,
+  resultFromSink,
+  resultWithoutRun,
+  terminalExecution,
+  workerQueueName,
+  type Ending,
+  type ExecutionRecord,
+  type ExecutionRef,
+  type SessionRef,
+} from '@kernelfleet/store';
+import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
+import { WORKER_CONFIG } from '../tokens';
+import { Deadline, NOTICES } from './deadline';
+import { ExecutionOutput } from './execution-output';
+import { runOnKernel, type KernelRunEnd } from './kernel-run';
+
+/**
+ * Runs the lane heads handed to this worker: claim, kernel, code, terminal state, next head.
+ * Every path through `handle` ends the execution in exactly one terminal state or leaves it
+ * to whoever owns it (a stale or re-routed job).
+ */
+@Injectable()
+export class ExecutionRunner {
+  private readonly logger = new Logger(ExecutionRunner.name);
+  private readonly cancels = new Map<string, AbortController>();
+  private readonly earlyCancels = new Set<string>();
+  /** Sessions with an execution running here, and whether a dispose waits for it to end. */
+  private readonly busySessions = new Map<string, { disposeAfter: boolean }>();
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    private readonly store: FleetStore,
+    private readonly kernels: SessionKernels,
+  ) {}
+
+  get runningCount(): number {
+    return this.cancels.size;
+  }
+
+  /** A cancel for an execution running here (or about to: the claim may still be in flight). */
+  cancel(executionId: string): void {
+    const controller = this.cancels.get(executionId);
+    if (controller) controller.abort();
+    else {
+      this.earlyCancels.add(executionId);
+      setTimeout(() => this.earlyCancels.delete(executionId), 60_000).unref();
+    }
+  }
+
+  /** DELETE session: the kernel goes now, or right after the execution running on it. */
+  async dispose(ref: SessionRef): Promise<void> {
+    const busy = this.busySessions.get(`${ref.tenant}/${ref.sessionId}`);
+    if (busy) busy.disposeAfter = true;
+    else await this.kernels.dispose(ref);
+  }
+
+  async handle(job: RunExecutionJob, queueName: string): Promise<void> {
+    const ref: ExecutionRef = { tenant: job.tenant, sessionId: job.sessionId, executionId: job.executionId };
+    const me = this.config.workerId;
+    if (queueName === SHARED_QUEUE) {
+      const home = await this.store.sessions.homeOf(ref);
+      if (home && home !== me && (await this.store.registry.isAlive(home))) {
+        await this.store.dispatcher.enqueue(workerQueueName(home), ref);
+        return;
+      }
+    }
+    const claim = await this.store.executions.claim(ref, me, Date.now());
+    if (claim.kind === 'claimed') return this.run(claim.record);
+    if (claim.kind === 'expired') {
+      await this.store.lanes.endQueued(ref, 'timed_out');
+      return;
+    }
+    if (claim.kind === 'not_queued' && claim.status === 'running' && claim.runner && claim.runner !== me) {
+      // Handed again while marked running elsewhere: only a lost runner makes it ours to end.
+      if (!(await this.store.registry.isAlive(claim.runner))) await this.endLost(ref);
+    }
+  }
+
+  private async endLost(ref: ExecutionRef): Promise<void> {
+    const record = await this.store.executions.getRecord(ref);
+    if (!record || record.status !== 'running') return;
+    const ending: Ending = { status: 'outcome_unknown', phase: 'run', exitCode: null };
+    await this.finish(record, terminalExecution(record, ending, resultWithoutRun(ending, `[${NOTICES.kernelLost}]`)), 'running');
+  }
+
+  private async run(record: ExecutionRecord): Promise<void> {
+    const { ref } = record;
+    const controller = new AbortController();
+    const sessionKey = `${ref.tenant}/${ref.sessionId}`;
+    const busy = { disposeAfter: false };
+    this.busySessions.set(sessionKey, busy);
+    this.cancels.set(ref.executionId, controller);
+    if (record.cancelRequested || this.earlyCancels.delete(ref.executionId)) controller.abort();
+    const deadline = new Deadline(record.deadlineAt, record.deadlineAt - record.acceptedAt);
+    const output = new ExecutionOutput(ref, this.store.executions, this.config.output.artifactMaxBytes);
+    let kernel: AcquiredKernel | undefined;
+    try {
+      let ending: Ending;
+      const started = await this.startKernel(record, deadline);
+      if (typeof started === 'string') {
+        ending = { status: started, phase: 'kernel_start', exitCode: null };
+        const message = started === 'timed_out' ? QUEUE_TIMEOUT_MESSAGE : '';
+        return await this.finish(record, terminalExecution(record, ending, resultWithoutRun(ending, message)), 'running');
+      }
+      kernel = started;
+      if (controller.signal.aborted) {
+        ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
+        return await this.finish(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), 'running');
+      }
+      let end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
+      if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !kernel.ephemeral) {
+        await this.kernels.lose(ref);
+        kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
+        end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
+      }
+      if (end.kind === 'finished' && end.outcome.status === 'error' && !end.interruptedBy) {
+        output.stream('stderr', `${end.outcome.traceback.join('\n')}\n`);
+      }
+      const { ending: runEnding, notice } = this.describe(end, deadline, kernel.info);
+      if (end.kind !== 'finished' && !kernel.ephemeral) await this.kernels.lose(ref);
+      await output.settle();
+      const summary = output.finish(notice);
+      const result = resultFromSink(runEnding, summary, output.displays, summary.overflowed ? ref.executionId : undefined);
+      await this.finish(record, terminalExecution(record, runEnding, result), 'running');
+    } catch (error) {
+      this.logger.error(`execution ${ref.executionId} failed: ${(error as Error).stack ?? error}`);
+      await output.settle();
+      const ending: Ending = { status: 'failed', phase: 'run', exitCode: 1, kernel: kernel?.info };
+      const result = resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`);
+      await this.finish(record, terminalExecution(record, ending, result), 'running');
+    } finally {
+      this.cancels.delete(ref.executionId);
+      this.busySessions.delete(sessionKey);
+      if (busy.disposeAfter) await this.kernels.dispose(ref).catch(() => undefined);
+      if (kernel?.ephemeral) {
+        await kernel.handle.shutdown().catch(() => undefined);
+        kernel.handle.dispose();
+      }
+    }
+  }
+
+  /** The kernel to run on, or the terminal status when the deadline ran out first. */
+  private async startKernel(record: ExecutionRecord, deadline: Deadline): Promise<AcquiredKernel | TerminalStatus> {
+    const budget = deadline.stepBudget(this.config.kernels.startMaxMs);
+    if (budget <= 0) return 'timed_out';
+    try {
+      return record.kernelMode === 'per-call'
+        ? await this.kernels.acquireEphemeral(record.ref, budget)
+        : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget });
+    } catch (error) {
+      if (error instanceof KernelStartTimeoutError) return deadline.expired() ? 'timed_out' : 'failed';
+      throw error;
+    }
+  }
+
+  private describe(end: KernelRunEnd, deadline: Deadline, kernel: KernelInfo): { ending: Ending; notice?: string } {
+    const base = { phase: 'run' as const, kernel };
+    if (end.kind === 'killed') {
+      const status = end.by === 'deadline' ? 'timed_out' : 'cancelled';
+      return { ending: { ...base, status, exitCode: null }, notice: end.by === 'deadline' ? NOTICES.killed : undefined };
+    }
+    if (end.kind === 'died') {
+      return { ending: { ...base, status: 'outcome_unknown', exitCode: null }, notice: NOTICES.kernelLost };
+    }
+    if (end.interruptedBy === 'deadline') {
+      return { ending: { ...base, status: 'timed_out', exitCode: null }, notice: NOTICES.interrupted(deadline.seconds) };
+    }
+    if (end.interruptedBy === 'cancel') return { ending: { ...base, status: 'cancelled', exitCode: null } };
+    switch (end.outcome.status) {
+      case 'ok':
+        return { ending: { ...base, status: 'completed', exitCode: 0 } };
+      case 'stdin':
+        return { ending: { ...base, status: 'failed', exitCode: 1, stdinRequested: true }, notice: NOTICES.stdin };
+      default:
+        return { ending: { ...base, status: 'failed', exitCode: 1 } };
+    }
+  }
+
+  private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {
+    await this.store.lanes.finish(record.ref, execution, onlyIf);
+  }
+}

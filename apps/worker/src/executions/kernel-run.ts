@@ -1,0 +1,57 @@
+import type { ExecuteOutcome, KernelHandle } from '@kernelfleet/kernel';
+import type { Deadline } from './deadline';
+import type { ExecutionOutput } from './execution-output';
+
+/** How one run of code on a kernel ended. */
+export type KernelRunEnd =
+  | { kind: 'finished'; outcome: ExecuteOutcome; interruptedBy?: 'deadline' | 'cancel' }
+  | { kind: 'killed'; by: 'deadline' | 'cancel' }
+  | { kind: 'died'; interruptedBy?: 'deadline' | 'cancel' };
+
+/**
+ * Runs code on a kernel under the execution's deadline and cancel signal: at the deadline (or
+ * on cancel) the kernel is interrupted; if the cell is still running `graceMs` later, the run
+ * ends `killed` and the caller must replace the kernel.
+ */
+export function runOnKernel(
+  handle: KernelHandle,
+  code: string,
+  output: ExecutionOutput,
+  deadline: Deadline,
+  cancel: AbortSignal,
+  graceMs: number,
+): Promise<KernelRunEnd> {
+  return new Promise((resolve) => {
+    let interruptedBy: 'deadline' | 'cancel' | undefined;
+    let killTimer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const end = (value: KernelRunEnd) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadlineTimer);
+      clearTimeout(killTimer);
+      cancel.removeEventListener('abort', onCancel);
+      resolve(value);
+    };
+    const interrupt = (by: 'deadline' | 'cancel') => {
+      if (interruptedBy || settled) return;
+      interruptedBy = by;
+      void handle.interrupt().catch(() => undefined);
+      killTimer = setTimeout(() => end({ kind: 'killed', by }), graceMs);
+    };
+    const onCancel = () => interrupt('cancel');
+    const deadlineTimer = setTimeout(() => interrupt('deadline'), deadline.remaining());
+    cancel.addEventListener('abort', onCancel);
+    if (cancel.aborted) onCancel();
+
+    handle
+      .execute(code, {
+        onStream: (name, text) => output.stream(name, text),
+        onDisplay: (display) => output.display(display),
+      })
+      .then(
+        (outcome) => end({ kind: 'finished', outcome, interruptedBy }),
+        () => end({ kind: 'died', interruptedBy }),
+      );
+  });
+}

@@ -1,0 +1,25 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { ConfigError, loadWorkerConfig } from '@kernelfleet/config';
+import { WorkerModule } from './worker.module';
+
+async function main(): Promise<void> {
+  try {
+    loadWorkerConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`kernelfleet worker: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const app = await NestFactory.createApplicationContext(WorkerModule, {
+    logger: process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
+  });
+  app.enableShutdownHooks();
+}
+
+void main().catch((error: unknown) => {
+  process.stderr.write(`kernelfleet worker failed to start: ${(error as Error).stack ?? error}\n`);
+  process.exit(1);
+});

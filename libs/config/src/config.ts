@@ -1,0 +1,89 @@
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { z } from 'zod';
+import { apiEnvSchema, workerEnvSchema } from './env-schema';
+
+/** Thrown at start-up with one line per bad environment variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+function parse<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
+  const blankless = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = schema.safeParse(blankless);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => `${i.path.join('.') || '(env)'}: ${i.message}`),
+    );
+  }
+  return parsed.data;
+}
+
+export interface StoreConfig {
+  redisUrl: string;
+  keyPrefix: string;
+  retentionSeconds: number;
+}
+
+export interface ApiConfig {
+  store: StoreConfig;
+  http: { port: number; host: string; sseKeepaliveMs: number };
+  auth: { tenantByKey: Map<string, string> };
+  limits: { maxCodeBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number };
+  logLevel: string;
+}
+
+export interface WorkerConfig {
+  store: StoreConfig;
+  workerId: string;
+  concurrency: number;
+  jupyter: { url?: string; token?: string; python: string; rootDir: string };
+  kernels: { interruptGraceMs: number; startMaxMs: number };
+  output: { artifactMaxBytes: number; replayMaxEvents: number };
+  logLevel: string;
+}
+
+/** Reads and validates the api's environment; throws ConfigError listing every bad value. */
+export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+  const e = parse(apiEnvSchema, env);
+  const problems: string[] = [];
+  if (e.DEFAULT_TIMEOUT_MS > e.MAX_TIMEOUT_MS) problems.push('DEFAULT_TIMEOUT_MS: must not exceed MAX_TIMEOUT_MS');
+  if (e.API_KEYS.size === 0) problems.push('API_KEYS: must name at least one tenant:key');
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    store: { redisUrl: e.REDIS_URL, keyPrefix: e.KEY_PREFIX, retentionSeconds: e.RETENTION_SECONDS },
+    http: { port: e.PORT, host: e.HOST, sseKeepaliveMs: e.SSE_KEEPALIVE_MS },
+    auth: { tenantByKey: e.API_KEYS },
+    limits: {
+      maxCodeBytes: e.MAX_CODE_BYTES,
+      defaultTimeoutMs: e.DEFAULT_TIMEOUT_MS,
+      maxTimeoutMs: e.MAX_TIMEOUT_MS,
+    },
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+/** Reads and validates a worker's environment; throws ConfigError listing every bad value. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const e = parse(workerEnvSchema, env);
+  if (e.JUPYTER_URL && !e.JUPYTER_TOKEN) {
+    throw new ConfigError(['JUPYTER_TOKEN: required when JUPYTER_URL is set']);
+  }
+  const root = resolve(__dirname, '..', '..', '..', ...(__dirname.includes('/dist/') ? ['..'] : []));
+  return {
+    store: { redisUrl: e.REDIS_URL, keyPrefix: e.KEY_PREFIX, retentionSeconds: e.RETENTION_SECONDS },
+    workerId: e.WORKER_ID ?? `${hostname()}-${process.pid}`,
+    concurrency: e.WORKER_CONCURRENCY,
+    jupyter: {
+      url: e.JUPYTER_URL,
+      token: e.JUPYTER_TOKEN,
+      python: e.KERNELFLEET_PYTHON ?? resolve(root, '.venv', 'bin', 'python'),
+      rootDir: e.KERNEL_ROOT_DIR ?? resolve(root, '.kernelfleet', 'kernels'),
+    },
+    kernels: { interruptGraceMs: e.INTERRUPT_GRACE_MS, startMaxMs: e.KERNEL_START_MAX_MS },
+    output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS },
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { TENANT_PATTERN } from '@kernelfleet/contracts';
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce
+    .number({ error: 'must be a number' })
+    .int('must be an integer')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+const redisUrl = z
+  .string()
+  .default('redis://127.0.0.1:6379')
+  .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL');
+
+/** `tenant:key,tenant:key` → key → tenant. */
+const apiKeys = z
+  .string()
+  .default('')
+  .transform((raw, ctx) => {
+    const byKey = new Map<string, string>();
+    for (const pair of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const at = pair.indexOf(':');
+      const tenant = pair.slice(0, at);
+      const key = pair.slice(at + 1);
+      if (at <= 0 || !TENANT_PATTERN.test(tenant) || key.length < 8) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${pair.slice(0, 20)}…" is not tenant:key (tenant [A-Za-z0-9_-], key of 8+ characters)`,
+        });
+        continue;
+      }
+      byKey.set(key, tenant);
+    }
+    return byKey;
+  });
+
+const shared = {
+  REDIS_URL: redisUrl,
+  KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9-]{0,15}$/, 'must be [a-z][a-z0-9-]{0,15}').default('kf'),
+  RETENTION_SECONDS: int(60).default(86_400),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+};
+
+export const apiEnvSchema = z.object({
+  ...shared,
+  PORT: int(0, 65_535).default(8080),
+  HOST: z.string().default('0.0.0.0'),
+  API_KEYS: apiKeys,
+  MAX_CODE_BYTES: int(1).default(1_048_576),
+  DEFAULT_TIMEOUT_MS: int(1).default(30_000),
+  MAX_TIMEOUT_MS: int(1).default(600_000),
+  SSE_KEEPALIVE_MS: int(100).default(15_000),
+});
+
+export const workerEnvSchema = z.object({
+  ...shared,
+  WORKER_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 of [A-Za-z0-9._-]')
+    .optional(),
+  WORKER_CONCURRENCY: int(1, 256).default(4),
+  JUPYTER_URL: z.url({ error: 'must be an http(s) URL' }).optional(),
+  JUPYTER_TOKEN: z.string().optional(),
+  KERNELFLEET_PYTHON: z.string().optional(),
+  KERNEL_ROOT_DIR: z.string().optional(),
+  INTERRUPT_GRACE_MS: int(100).default(5_000),
+  KERNEL_START_MAX_MS: int(1_000).default(10_000),
+  ARTIFACT_MAX_BYTES: int(1_024).default(64 * 1_048_576),
+  REPLAY_MAX_EVENTS: int(100).default(20_000),
+});

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import type { DisplayOutput } from './display';
+import { idSchema } from './ids';
+
+export const KERNEL_MODES = ['session', 'per-call'] as const;
+export type KernelMode = (typeof KERNEL_MODES)[number];
+
+/**
+ * Body of `POST /v1/sessions/{sessionId}/executions` (wire contract). Unknown fields are an
+ * error, not silently ignored: a typo in `timeoutMs` must not run code with the default.
+ */
+export const submitExecutionSchema = z.strictObject({
+  code: z.string().min(1, 'must not be empty'),
+  timeoutMs: z.number().int().positive().optional(),
+  deadlineAt: z.number().int().positive().optional(),
+  reset: z.boolean().optional(),
+  kernelMode: z.enum(KERNEL_MODES).optional(),
+  ownerId: idSchema.optional(),
+  retryOnKernelLoss: z.boolean().optional(),
+});
+export type SubmitExecution = z.infer<typeof submitExecutionSchema>;
+
+export const EXECUTION_STATUSES = [
+  'queued',
+  'running',
+  'completed',
+  'failed',
+  'cancelled',
+  'timed_out',
+  'outcome_unknown',
+] as const;
+export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+export type TerminalStatus = Exclude<ExecutionStatus, 'queued' | 'running'>;
+
+export function isTerminal(status: ExecutionStatus): status is TerminalStatus {
+  return status !== 'queued' && status !== 'running';
+}
+
+/** Where an execution was when it ended early: never started (`queue`) or inside the kernel. */
+export type ExecutionPhase = 'queue' | 'kernel_start' | 'run';
+
+/** The result of one execution, as the original executor shaped it (wire contract). */
+export interface PythonResult {
+  output: string;
+  /** 0 ok, 1 Python error or stdin refusal, null when cancelled or timed out. */
+  exitCode: 0 | 1 | null;
+  cancelled: boolean;
+  truncated: boolean;
+  artifactId?: string;
+  totalLines: number;
+  totalBytes: number;
+  outputLines: number;
+  outputBytes: number;
+  displayOutputs: DisplayOutput[];
+  stdinRequested: boolean;
+}
+
+export interface KernelInfo {
+  workerId: string;
+  /** Counts the kernels this session has had; a new kernel means a new generation. */
+  generation: number;
+  /** The session's state was lost without being asked for (kernel died, killed, replaced). */
+  stateLost: boolean;
+  /** A new kernel was started for this execution (first use, reset, replacement). */
+  restarted: boolean;
+}
+
+export interface ExecutionTimings {
+  acceptedAt: number;
+  deadlineAt: number;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+/** `GET /v1/executions/{id}` and the data of the SSE `result` event (wire contract). */
+export interface Execution {
+  executionId: string;
+  sessionId: string;
+  seq: number;
+  status: ExecutionStatus;
+  phase?: ExecutionPhase;
+  ownerId?: string;
+  kernelMode: KernelMode;
+  result?: PythonResult;
+  kernel?: KernelInfo;
+  timings: ExecutionTimings;
+}
+
+/** `202` answer of a submit (wire contract). */
+export interface SubmitAccepted {
+  executionId: string;
+  sessionId: string;
+  seq: number;
+  status: ExecutionStatus;
+}

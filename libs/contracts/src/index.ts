@@ -1,0 +1,6 @@
+export * from './display';
+export * from './events';
+export * from './execution';
+export * from './ids';
+export * from './jobs';
+export * from './problems';

@@ -1,0 +1,21 @@
+/** `type` URIs of the RFC 9457 problem documents the api answers with (wire contract). */
+export const PROBLEM_TYPES = {
+  validation: 'https://kernelfleet.dev/problems/validation',
+  unauthorized: 'https://kernelfleet.dev/problems/unauthorized',
+  notFound: 'https://kernelfleet.dev/problems/not-found',
+  conflict: 'https://kernelfleet.dev/problems/conflict',
+  payloadTooLarge: 'https://kernelfleet.dev/problems/payload-too-large',
+  unsupportedMediaType: 'https://kernelfleet.dev/problems/unsupported-media-type',
+  methodNotAllowed: 'https://kernelfleet.dev/problems/method-not-allowed',
+  unavailable: 'https://kernelfleet.dev/problems/unavailable',
+  internal: 'https://kernelfleet.dev/problems/internal',
+} as const;
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail?: string;
+  instance?: string;
+  errors?: { field: string; message: string }[];
+}

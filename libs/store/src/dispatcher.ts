@@ -1,0 +1,57 @@
+import { Queue } from 'bullmq';
+import type Redis from 'ioredis';
+import { RUN_EXECUTION_JOB, SHARED_QUEUE, WORKER_QUEUE_PREFIX, type RunExecutionJob } from '@kernelfleet/contracts';
+import type { ExecutionRef, KeySpace } from './keys';
+import type { SessionRepository } from './session-repository';
+import type { WorkerRegistry } from './worker-registry';
+
+export function workerQueueName(workerId: string): string {
+  return `${WORKER_QUEUE_PREFIX}${workerId}`;
+}
+
+/**
+ * Turns a lane head into a BullMQ job: on the queue of the worker holding the session's kernel
+ * while that worker is alive, else on the shared queue. The job id is the execution id, so a
+ * repeated dispatch of the same head is a no-op while the job exists.
+ */
+export class Dispatcher {
+  private readonly queues = new Map<string, Queue>();
+
+  constructor(
+    private readonly connection: Redis,
+    private readonly keys: KeySpace,
+    private readonly sessions: SessionRepository,
+    private readonly registry: WorkerRegistry,
+    private readonly retentionSeconds: number,
+  ) {}
+
+  async dispatch(ref: ExecutionRef): Promise<string> {
+    const home = await this.sessions.homeOf(ref);
+    const target = home && (await this.registry.isAlive(home)) ? workerQueueName(home) : SHARED_QUEUE;
+    await this.enqueue(target, ref);
+    return target;
+  }
+
+  async enqueue(queueName: string, ref: ExecutionRef): Promise<void> {
+    const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
+    await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
+      jobId: ref.executionId,
+      attempts: 1,
+      removeOnComplete: true,
+      removeOnFail: { age: this.retentionSeconds },
+    });
+  }
+
+  queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+}

@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import type Redis from 'ioredis';
+import type { Execution, ExecutionEvent, ExecutionEventType, KernelMode } from '@kernelfleet/contracts';
+import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
+import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
+import { registerScripts, type ScriptRunner } from './scripts';
+
+export interface AcceptRequest extends SessionRef {
+  code: string;
+  acceptedAt: number;
+  deadlineAt: number;
+  kernelMode: KernelMode;
+  reset: boolean;
+  ownerId?: string;
+  retryOnKernelLoss: boolean;
+}
+
+export type ClaimOutcome =
+  | { kind: 'claimed'; record: ExecutionRecord }
+  | { kind: 'expired' | 'missing' | 'not_head' }
+  | { kind: 'not_queued'; status: string; runner?: string };
+
+export type FinishOutcome =
+  | { kind: 'finished'; nextHead?: ExecutionRef }
+  | { kind: 'missing' }
+  | { kind: 'already' | 'conflict'; status: string };
+
+export interface RetentionPolicy {
+  retentionSeconds: number;
+  maxReplayEvents: number;
+}
+
+/**
+ * Executions in Redis: accept, claim, events, finish, cancel. Every state change that must not
+ * half-happen is one Lua script; the guarantees (order, one terminal state, event order) live
+ * in those scripts.
+ */
+export class ExecutionRepository {
+  private readonly run: ScriptRunner;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly keys: KeySpace,
+    private readonly policy: RetentionPolicy,
+  ) {
+    this.run = registerScripts(redis);
+  }
+
+  /** Records the execution and appends it to its session lane; `isHead` → dispatch it. */
+  async accept(req: AcceptRequest): Promise<{ ref: ExecutionRef; seq: number; isHead: boolean }> {
+    const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: newExecutionId() };
+    const ttl = this.policy.retentionSeconds;
+    // The index first: an index entry without its execution reads as 404, harmless.
+    await this.redis.set(this.keys.executionIndex(ref.executionId), `${ref.tenant}/${ref.sessionId}`, 'EX', ttl);
+    const [seq, laneLength] = (await this.run(
+      'accept',
+      [this.keys.seq(ref), this.keys.lane(ref), this.keys.execution(ref), this.keys.events(ref), this.keys.sessionInfo(ref)],
+      [ref.executionId, req.acceptedAt, ttl, this.policy.maxReplayEvents, this.keys.liveChannel(ref), ...requestFields(req)],
+    )) as [number, number];
+    await this.redis.zadd(this.keys.deadlines(), req.deadlineAt, encodeRef(ref));
+    return { ref, seq, isHead: laneLength === 1 };
+  }
+
+  /** Finds an execution of this tenant; another tenant's id is indistinguishable from none. */
+  async locate(tenant: string, executionId: string): Promise<ExecutionRef | null> {
+    const owner = await this.redis.get(this.keys.executionIndex(executionId));
+    if (!owner) return null;
+    const slash = owner.indexOf('/');
+    if (owner.slice(0, slash) !== tenant) return null;
+    return { tenant, sessionId: owner.slice(slash + 1), executionId };
+  }
+
+  async get(ref: ExecutionRef): Promise<Execution | null> {
+    const h = await this.redis.hgetall(this.keys.execution(ref));
+    return h.status ? toExecution(ref, h) : null;
+  }
+
+  async getRecord(ref: ExecutionRef): Promise<ExecutionRecord | null> {
+    const h = await this.redis.hgetall(this.keys.execution(ref));
+    return h.status ? toRecord(ref, h) : null;
+  }
+
+  /** A worker takes the execution it was handed (queued, lane head, deadline not passed). */
+  async claim(ref: ExecutionRef, workerId: string, now: number): Promise<ClaimOutcome> {
+    const reply = (await this.run(
+      'claim',
+      [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref)],
+      [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
+    )) as string[];
+    const [kind, ...rest] = reply;
+    if (kind === 'claimed') {
+      const h: Record<string, string> = {};
+      for (let i = 0; i < rest.length; i += 2) h[rest[i]] = rest[i + 1];
+      return { kind, record: toRecord(ref, h) };
+    }
+    if (kind === 'expired' || kind === 'missing' || kind === 'not_head') return { kind };
+    return { kind: 'not_queued', status: kind, runner: rest[0] || undefined };
+  }
+
+  /** Emits an event of a running execution; 0 when it is no longer running. */
+  emit(ref: ExecutionRef, type: Exclude<ExecutionEventType, 'result' | 'queued' | 'started'>, data: unknown): Promise<number> {
+    return this.run(
+      'emit',
+      [this.keys.execution(ref), this.keys.events(ref)],
+      [type, JSON.stringify(data), this.keys.liveChannel(ref), this.policy.maxReplayEvents],
+    ) as Promise<number>;
+  }
+
+  /**
+   * Moves the execution to its terminal state (once: a second finish answers `already`) and
+   * releases the lane. `onlyIf` guards against racing a worker (cancel only what is queued).
+   */
+  async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | '' = ''): Promise<FinishOutcome> {
+    const now = execution.timings.finishedAt ?? Date.now();
+    const [kind, detail] = (await this.run(
+      'finish',
+      [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref), this.keys.artifact(ref)],
+      [ref.executionId, onlyIf, execution.status, JSON.stringify(execution), now,
+        this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
+    )) as string[];
+    if (kind === 'finished') {
+      await this.redis.zrem(this.keys.deadlines(), encodeRef(ref));
+      return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined };
+    }
+    if (kind === 'missing') return { kind };
+    return { kind: kind as 'already' | 'conflict', status: detail };
+  }
+
+  /** Signals the worker running the execution; answers the status when it is not running. */
+  requestCancel(ref: ExecutionRef): Promise<string> {
+    return this.run('request-cancel', [this.keys.execution(ref)], [ref.executionId, this.keys.workerControlPrefix()]) as Promise<string>;
+  }
+
+  /** Replay: the events after `afterSeq`, in order. */
+  async readEvents(ref: ExecutionRef, afterSeq: number, count = 1_000): Promise<ExecutionEvent[]> {
+    const entries = await this.redis.xrange(this.keys.events(ref), `${afterSeq + 1}-0`, '+', 'COUNT', count);
+    return entries.map(([, fields]) => JSON.parse(fields[1]) as ExecutionEvent);
+  }
+
+  async laneOf(ref: SessionRef): Promise<ExecutionRef[]> {
+    const ids = await this.redis.lrange(this.keys.lane(ref), 0, -1);
+    return ids.map((executionId) => ({ ...ref, executionId }));
+  }
+
+  appendArtifact(ref: ExecutionRef, text: string): Promise<number> {
+    return this.redis.append(this.keys.artifact(ref), text);
+  }
+
+  async readArtifact(ref: ExecutionRef): Promise<Buffer | null> {
+    return this.redis.getBuffer(this.keys.artifact(ref));
+  }
+
+  /** Queued executions whose deadline has passed (the sweeper ends them `timed_out`). */
+  async overdue(now: number, limit = 100): Promise<ExecutionRef[]> {
+    const members = await this.redis.zrangebyscore(this.keys.deadlines(), '-inf', now, 'LIMIT', 0, limit);
+    return members.map(decodeRef).filter((r): r is ExecutionRef => r !== null);
+  }
+
+  async forgetDeadline(ref: ExecutionRef): Promise<void> {
+    await this.redis.zrem(this.keys.deadlines(), encodeRef(ref));
+  }
+}
+
+function newExecutionId(): string {
+  return `ex_${randomBytes(12).toString('hex')}`;
+}

@@ -1,0 +1,95 @@
+/**
+ * Redis key layout. Everything about one session lives under one hash tag,
+ * `{<tenant>/<session>}`, so every Lua script touches a single Redis Cluster slot.
+ * Ids never contain `{`, `}` or `/` (see contracts/ids), so the tag is unambiguous.
+ */
+export interface SessionRef {
+  tenant: string;
+  sessionId: string;
+}
+
+export interface ExecutionRef extends SessionRef {
+  executionId: string;
+}
+
+export class KeySpace {
+  constructor(readonly prefix: string) {}
+
+  private session(ref: SessionRef): string {
+    return `${this.prefix}:{${ref.tenant}/${ref.sessionId}}`;
+  }
+
+  /** LIST of pending execution ids; the head is the one dispatched or running. */
+  lane(ref: SessionRef): string {
+    return `${this.session(ref)}:lane`;
+  }
+
+  /** Counter behind the per-session accept order. */
+  seq(ref: SessionRef): string {
+    return `${this.session(ref)}:seq`;
+  }
+
+  /** HASH: home worker, kernel generation and state, last activity. */
+  sessionInfo(ref: SessionRef): string {
+    return `${this.session(ref)}:info`;
+  }
+
+  /** HASH: one execution (request, status, result). */
+  execution(ref: ExecutionRef): string {
+    return `${this.session(ref)}:x:${ref.executionId}`;
+  }
+
+  /** STREAM: the execution's events, entry id `<event seq>-0`, for replay. */
+  events(ref: ExecutionRef): string {
+    return `${this.execution(ref)}:events`;
+  }
+
+  /** STRING: the full sanitised output once it overflowed the result's head and tail. */
+  artifact(ref: ExecutionRef): string {
+    return `${this.execution(ref)}:artifact`;
+  }
+
+  /** Pub/sub channel carrying the execution's events live. */
+  liveChannel(ref: ExecutionRef): string {
+    return `${this.execution(ref)}:live`;
+  }
+
+  /** Pub/sub channel of one worker's control messages (cancel, dispose). */
+  workerControl(workerId: string): string {
+    return `${this.workerControlPrefix()}${workerId}:control`;
+  }
+
+  workerControlPrefix(): string {
+    return `${this.prefix}:worker:`;
+  }
+
+  /** STRING: execution id → `<tenant>/<session>`, so `GET /v1/executions/{id}` can find it. */
+  executionIndex(executionId: string): string {
+    return `${this.prefix}:xid:{${executionId}}`;
+  }
+
+  /** ZSET of queued executions by deadline, swept by workers (member: tenant/session/id). */
+  deadlines(): string {
+    return `${this.prefix}:deadlines`;
+  }
+
+  /** STRING with a TTL: a worker's liveness lease. */
+  workerLease(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}:lease`;
+  }
+
+  /** BullMQ key prefix for our queues. */
+  bullPrefix(): string {
+    return `${this.prefix}:bull`;
+  }
+}
+
+export function encodeRef(ref: ExecutionRef): string {
+  return `${ref.tenant}/${ref.sessionId}/${ref.executionId}`;
+}
+
+export function decodeRef(member: string): ExecutionRef | null {
+  const [tenant, sessionId, executionId, extra] = member.split('/');
+  if (!tenant || !sessionId || !executionId || extra !== undefined) return null;
+  return { tenant, sessionId, executionId };
+}

@@ -1,0 +1,36 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type Redis from 'ioredis';
+
+/**
+ * Our Lua scripts, one file each in ./scripts, named `<name>-<numberOfKeys>.lua`. Scripts that
+ * emit events get `emit.lib.lua` prepended. They are registered as ioredis commands, which
+ * EVALSHA and fall back to EVAL after a Redis restart.
+ */
+const SCRIPT_FILES = ['accept-5', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1'] as const;
+type ScriptName = 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel';
+
+export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;
+
+function scriptsDir(): string {
+  const beside = join(__dirname, 'scripts');
+  // Compiled output (dist/) has no .lua files; they stay in the source tree.
+  return existsSync(beside) ? beside : beside.replace(`${join('dist', 'libs')}`, 'libs');
+}
+
+export function registerScripts(redis: Redis): ScriptRunner {
+  const dir = scriptsDir();
+  const prelude = readFileSync(join(dir, 'emit.lib.lua'), 'utf8');
+  for (const file of SCRIPT_FILES) {
+    const [, name, keys] = /^(.*)-(\d+)$/.exec(file)!;
+    const body = readFileSync(join(dir, `${file}.lua`), 'utf8');
+    const lua = body.includes('emit(') ? `${prelude}\n${body}` : body;
+    redis.defineCommand(`kf_${name.replace(/-/g, '_')}`, { numberOfKeys: Number(keys), lua });
+  }
+  return (name, keys, args) => {
+    const command = (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[
+      `kf_${name.replace(/-/g, '_')}`
+    ];
+    return command.call(redis, ...keys, ...args);
+  };
+}

@@ -1,0 +1,30 @@
+--[[
+  A worker claims the execution it was handed: it must be queued, at the head of its lane and
+  within its deadline.
+
+  KEYS[1] execution hash  KEYS[2] session lane  KEYS[3] execution event stream
+  ARGV[1] executionId  ARGV[2] workerId  ARGV[3] now (ms)  ARGV[4] live channel
+  ARGV[5] max replay events
+
+  Returns {'claimed', field, value, …} (the execution hash, now `running`), or
+  {'missing'} | {'not_head'} | {'expired'} | {<current status>, <runner workerId or ''>}.
+  Emits `started` when claimed.
+]]
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  return {'missing'}
+end
+if status ~= 'queued' then
+  return {status, redis.call('HGET', KEYS[1], 'workerId') or ''}
+end
+if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then
+  return {'not_head'}
+end
+if tonumber(ARGV[3]) >= tonumber(redis.call('HGET', KEYS[1], 'deadlineAt')) then
+  return {'expired'}
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3], 'workerId', ARGV[2])
+emit(KEYS[1], KEYS[3], ARGV[4], ARGV[5], 'started', '{"workerId":' .. cjson.encode(ARGV[2]) .. '}')
+local reply = redis.call('HGETALL', KEYS[1])
+table.insert(reply, 1, 'claimed')
+return reply

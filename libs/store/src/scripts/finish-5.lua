@@ -1,0 +1,40 @@
+--[[
+  Ends an execution in exactly one terminal state and releases its place in the lane.
+
+  KEYS[1] execution hash  KEYS[2] session lane  KEYS[3] execution event stream
+  KEYS[4] session info hash  KEYS[5] artifact
+  ARGV[1] executionId  ARGV[2] required current status ('' = any non-terminal)
+  ARGV[3] terminal status  ARGV[4] the terminal execution as JSON  ARGV[5] now (ms)
+  ARGV[6] retention (s)  ARGV[7] live channel  ARGV[8] max replay events
+
+  Returns {'finished', nextHead or ''} — a non-empty nextHead must be dispatched by the caller —
+  or {'missing'} | {'already', status} | {'conflict', status}. Emits `result` (the last event).
+]]
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then
+  return {'missing'}
+end
+if status ~= 'queued' and status ~= 'running' then
+  return {'already', status}
+end
+if ARGV[2] ~= '' and ARGV[2] ~= status then
+  return {'conflict', status}
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'doc', ARGV[4], 'finishedAt', ARGV[5])
+emit(KEYS[1], KEYS[3], ARGV[7], ARGV[8], 'result', ARGV[4])
+
+local nextHead = ''
+if redis.call('LINDEX', KEYS[2], 0) == ARGV[1] then
+  redis.call('LPOP', KEYS[2])
+  nextHead = redis.call('LINDEX', KEYS[2], 0) or ''
+else
+  redis.call('LREM', KEYS[2], 1, ARGV[1])
+end
+local retention = tonumber(ARGV[6])
+for i = 1, 5 do
+  if i ~= 2 then
+    redis.call('EXPIRE', KEYS[i], retention)
+  end
+end
+redis.call('HSET', KEYS[4], 'lastActivityAt', ARGV[5])
+return {'finished', nextHead}

@@ -1,0 +1,39 @@
+import type { Execution } from '@kernelfleet/contracts';
+import type { Dispatcher } from './dispatcher';
+import type { ExecutionRepository, FinishOutcome } from './execution-repository';
+import type { ExecutionRef } from './keys';
+import { resultWithoutRun, terminalExecution, type Ending } from './terminal-execution';
+
+/**
+ * Lane moves that both apps make: end an execution and hand the lane to the next one. Whoever
+ * ends the lane head dispatches the next head; that is the only way a lane advances.
+ */
+export class SessionLanes {
+  constructor(
+    private readonly executions: ExecutionRepository,
+    private readonly dispatcher: Dispatcher,
+  ) {}
+
+  async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | ''): Promise<FinishOutcome> {
+    const outcome = await this.executions.finish(ref, execution, onlyIf);
+    if (outcome.kind === 'finished' && outcome.nextHead) await this.dispatcher.dispatch(outcome.nextHead);
+    return outcome;
+  }
+
+  /**
+   * Ends a queued execution that never ran: `cancelled` (empty output) or `timed_out`
+   * (`Command timed out`), phase `queue`. Answers what happened, so a caller that lost the race
+   * against a worker's claim can fall back to cancelling the run.
+   */
+  async endQueued(ref: ExecutionRef, status: 'cancelled' | 'timed_out'): Promise<FinishOutcome> {
+    const record = await this.executions.getRecord(ref);
+    if (!record) return { kind: 'missing' };
+    if (record.status !== 'queued') return { kind: 'conflict', status: record.status };
+    const ending: Ending = { status, phase: 'queue', exitCode: null };
+    const message = status === 'timed_out' ? QUEUE_TIMEOUT_MESSAGE : '';
+    return this.finish(ref, terminalExecution(record, ending, resultWithoutRun(ending, message)), 'queued');
+  }
+}
+
+/** The original executor's words for a deadline that passed before the code ran. */
+export const QUEUE_TIMEOUT_MESSAGE = 'Command timed out';

@@ -1,0 +1,183 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Execution, SubmitAccepted } from '@kernelfleet/contracts';
+import { freePort } from './redis-server';
+
+const ROOT = join(__dirname, '..', '..');
+
+export const TEST_TENANT = 'acme';
+export const OTHER_TENANT = 'globex';
+
+export interface StackOptions {
+  workers?: number;
+  workerEnv?: Record<string, string>;
+  apiEnv?: Record<string, string>;
+  /** Additional api processes sharing the same Redis and prefix. */
+  apis?: number;
+}
+
+/** A started app process (api or worker) with its captured output. */
+export class AppProcess {
+  output = '';
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+  }
+
+  static start(name: string, app: 'api' | 'worker', env: Record<string, string>): AppProcess {
+    const child = spawn(process.execPath, ['-r', join(ROOT, 'scripts', 'paths.js'), join(ROOT, 'dist', 'apps', app, 'src', 'main.js')], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return new AppProcess(name, child);
+  }
+
+  async waitForOutput(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!pattern.test(this.output)) {
+      if (this.child.exitCode !== null) throw new Error(`${this.name} exited (${this.child.exitCode}):\n${this.output}`);
+      if (Date.now() > until) throw new Error(`${this.name} did not print ${pattern} in time:\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * The real api and worker processes (compiled dist/) against the test Redis, under a key prefix
+ * of their own so test files never see each other's data.
+ */
+export class Stack {
+  readonly apiKey = `key-${randomBytes(8).toString('hex')}`;
+  readonly otherKey = `key-${randomBytes(8).toString('hex')}`;
+  readonly apis: AppProcess[] = [];
+  readonly workers: AppProcess[] = [];
+  readonly urls: string[] = [];
+  readonly prefix = `t${randomBytes(4).toString('hex')}`;
+
+  get url(): string {
+    return this.urls[0];
+  }
+
+  static async start(options: StackOptions = {}): Promise<Stack> {
+    const stack = new Stack();
+    try {
+      await stack.boot(options);
+    } catch (error) {
+      await stack.stop();
+      throw error;
+    }
+    return stack;
+  }
+
+  private baseEnv(): Record<string, string> {
+    const redisUrl = process.env.KF_TEST_REDIS_URL;
+    if (!redisUrl) throw new Error('KF_TEST_REDIS_URL is not set (test/support/global-setup.ts starts Redis)');
+    return { REDIS_URL: redisUrl, KEY_PREFIX: this.prefix, LOG_LEVEL: 'warn' };
+  }
+
+  private async boot(options: StackOptions): Promise<void> {
+    for (let i = 0; i < (options.apis ?? 1); i++) await this.startApi(options.apiEnv);
+    for (let i = 0; i < (options.workers ?? 1); i++) await this.startWorker(options.workerEnv);
+  }
+
+  async startApi(env: Record<string, string> = {}): Promise<AppProcess> {
+    const port = await freePort();
+    const api = AppProcess.start(`api-${this.apis.length + 1}`, 'api', {
+      ...this.baseEnv(),
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      API_KEYS: `${TEST_TENANT}:${this.apiKey},${OTHER_TENANT}:${this.otherKey}`,
+      SSE_KEEPALIVE_MS: '1000',
+      ...env,
+    });
+    this.apis.push(api);
+    await api.waitForOutput(/listening on/);
+    this.urls.push(`http://127.0.0.1:${port}`);
+    return api;
+  }
+
+  async startWorker(env: Record<string, string> = {}): Promise<AppProcess> {
+    const id = `w${this.workers.length + 1}-${this.prefix}`;
+    const worker = AppProcess.start(id, 'worker', { ...this.baseEnv(), WORKER_ID: id, WORKER_CONCURRENCY: '4', ...env });
+    this.workers.push(worker);
+    await worker.waitForOutput(/ready/, 90_000);
+    return worker;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.workers, ...this.apis].map((p) => p.stop()));
+  }
+
+  headers(key = this.apiKey): Record<string, string> {
+    return { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+  }
+
+  async request(method: string, path: string, body?: unknown, opts: { key?: string; url?: string; headers?: Record<string, string> } = {}) {
+    const res = await fetch(`${opts.url ?? this.url}${path}`, {
+      method,
+      headers: { ...this.headers(opts.key), ...opts.headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json: json as any };
+  }
+
+  async submit(sessionId: string, body: Record<string, unknown>, opts: { key?: string; url?: string } = {}): Promise<SubmitAccepted> {
+    const res = await this.request('POST', `/v1/sessions/${sessionId}/executions`, body, opts);
+    if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${res.text}`);
+    return res.json as SubmitAccepted;
+  }
+
+  /** Submit with `?wait=true`; answers the terminal execution. */
+  async run(sessionId: string, body: Record<string, unknown>, opts: { key?: string } = {}): Promise<Execution> {
+    const res = await this.request('POST', `/v1/sessions/${sessionId}/executions?wait=true`, body, opts);
+    if (res.status !== 200) throw new Error(`run answered ${res.status}: ${res.text}`);
+    return res.json as Execution;
+  }
+
+  async get(executionId: string): Promise<Execution> {
+    const res = await this.request('GET', `/v1/executions/${executionId}`);
+    if (res.status !== 200) throw new Error(`get answered ${res.status}: ${res.text}`);
+    return res.json as Execution;
+  }
+
+  /** Polls until the execution is terminal. */
+  async settled(executionId: string, timeoutMs = 60_000): Promise<Execution> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const execution = await this.get(executionId);
+      if (!['queued', 'running'].includes(execution.status)) return execution;
+      if (Date.now() > until) throw new Error(`execution ${executionId} still ${execution.status}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async waitForStatus(executionId: string, status: string, timeoutMs = 30_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while ((await this.get(executionId)).status !== status) {
+      if (Date.now() > until) throw new Error(`execution ${executionId} never became ${status}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
