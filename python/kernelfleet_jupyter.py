@@ -39,6 +39,7 @@ import threading
 import time
 from typing import Any
 
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from traitlets.config import Config
 
 from jupyter_server.serverapp import ServerApp
@@ -53,6 +54,17 @@ async def _open_with_nodelay(self: KernelWebsocketHandler, *args: Any, **kwargs:
     """Disable Nagle on the kernel websocket before the normal open logic."""
     self.set_nodelay(True)
     await _original_open(self, *args, **kwargs)
+
+
+class KernelfleetKernelSpecManager(KernelSpecManager):
+    """Starts ipykernel without IPython's sqlite history (see the docstring at the top)."""
+
+    def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
+        spec = super().get_kernel_spec(kernel_name)
+        is_ipykernel = any("ipykernel" in arg for arg in spec.argv)
+        if is_ipykernel and not any(arg.startswith("--HistoryManager.") for arg in spec.argv):
+            spec.argv = [*spec.argv, "--HistoryManager.enabled=False"]
+        return spec
 
 
 class KernelfleetServerApp(ServerApp):
@@ -93,6 +105,7 @@ def build_config(settings: dict[str, Any]) -> Config:
     c.ServerApp.jpserver_extensions = {}
     c.ServerApp.log_level = str(settings.get("log_level", "WARN"))
     c.IdentityProvider.token = str(settings["token"])
+    c.ServerApp.kernel_spec_manager_class = KernelfleetKernelSpecManager
 
     c.ZMQChannelsWebsocketConnection.limit_rate = False
     c.ZMQChannelsWebsocketConnection.iopub_msg_rate_limit = 0.0

@@ -4,11 +4,18 @@ import { formatElisionMarker } from './size-formatter';
 /** Pieces smaller than this are copied into shared blocks, so many tiny chunks stay few buffers. */
 const BLOCK_BYTES = 4096;
 
+const EMPTY = Buffer.alloc(0);
+
+/** `view` itself, or a copy when it would keep a much larger buffer alive. */
+function compact(view: Buffer): Buffer {
+  return view.buffer.byteLength > 2 * view.length + 2 * BLOCK_BYTES ? Buffer.from(view) : view;
+}
+
 /** A list of byte pieces that packs small ones together and drops from the front cheaply. */
 class PieceQueue {
   private pieces: Buffer[] = [];
   private first = 0;
-  private block = Buffer.alloc(0);
+  private block = EMPTY;
   private blockFill = 0;
   bytes = 0;
 
@@ -55,13 +62,6 @@ class PieceQueue {
   toString(): string {
     return Buffer.concat(this.pieces.slice(this.first)).toString('utf8');
   }
-}
-
-const EMPTY = Buffer.alloc(0);
-
-/** `view` itself, or a copy when it would keep a much larger buffer alive. */
-function compact(view: Buffer): Buffer {
-  return view.buffer.byteLength > 2 * view.length + 2 * BLOCK_BYTES ? Buffer.from(view) : view;
 }
 
 /**

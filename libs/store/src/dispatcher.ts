@@ -25,8 +25,9 @@ export class Dispatcher {
     private readonly retentionSeconds: number,
   ) {}
 
-  async dispatch(ref: ExecutionRef): Promise<string> {
-    const home = await this.sessions.homeOf(ref);
+  /** `home` may be passed when the caller already read it (accept does). */
+  async dispatch(ref: ExecutionRef, knownHome?: string | null): Promise<string> {
+    const home = knownHome === undefined ? await this.sessions.homeOf(ref) : knownHome;
     const target = home && (await this.registry.isAlive(home)) ? workerQueueName(home) : SHARED_QUEUE;
     await this.enqueue(target, ref);
     return target;

@@ -46,19 +46,24 @@ export class ExecutionRepository {
     this.run = registerScripts(redis);
   }
 
-  /** Records the execution and appends it to its session lane; `isHead` → dispatch it. */
-  async accept(req: AcceptRequest): Promise<{ ref: ExecutionRef; seq: number; isHead: boolean }> {
+  /**
+   * Records the execution and appends it to its session lane; `isHead` → dispatch it (to
+   * `home`, the worker holding the session's kernel, if any). The three commands are sent
+   * back to back on one connection: Redis runs them in order, in one round trip.
+   */
+  async accept(req: AcceptRequest): Promise<{ ref: ExecutionRef; seq: number; isHead: boolean; home: string | null }> {
     const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: newExecutionId() };
     const ttl = this.policy.retentionSeconds;
     // The index first: an index entry without its execution reads as 404, harmless.
-    await this.redis.set(this.keys.executionIndex(ref.executionId), `${ref.tenant}/${ref.sessionId}`, 'EX', ttl);
-    const [seq, laneLength] = (await this.run(
+    const indexed = this.redis.set(this.keys.executionIndex(ref.executionId), `${ref.tenant}/${ref.sessionId}`, 'EX', ttl);
+    const accepted = this.run(
       'accept',
       [this.keys.seq(ref), this.keys.lane(ref), this.keys.execution(ref), this.keys.events(ref), this.keys.sessionInfo(ref)],
       [ref.executionId, req.acceptedAt, ttl, this.policy.maxReplayEvents, this.keys.liveChannel(ref), ...requestFields(req)],
-    )) as [number, number];
-    await this.redis.zadd(this.keys.deadlines(), req.deadlineAt, encodeRef(ref));
-    return { ref, seq, isHead: laneLength === 1 };
+    ) as Promise<[number, number, string | null]>;
+    const scheduled = this.redis.zadd(this.keys.deadlines(), req.deadlineAt, encodeRef(ref));
+    const [, [seq, laneLength, home], ] = await Promise.all([indexed, accepted, scheduled]);
+    return { ref, seq, isHead: laneLength === 1, home: home || null };
   }
 
   /** Finds an execution of this tenant; another tenant's id is indistinguishable from none. */

@@ -33,7 +33,7 @@ export class ExecutionsController {
     if (wait !== undefined && wait !== 'true' && wait !== 'false') {
       throw new ProblemException('validation', 400, 'wait: must be true or false');
     }
-    const { ref, ...accepted } = await this.executions.submit(tenant, sessionId, body);
+    const { accepted, ref, deadlineAt } = await this.executions.submit(tenant, sessionId, body);
     res.setHeader('Location', `/v1/executions/${accepted.executionId}`);
     if (wait !== 'true') {
       res.status(202).json(accepted);
@@ -41,8 +41,7 @@ export class ExecutionsController {
     }
     const closed = new AbortController();
     res.on('close', () => closed.abort());
-    const execution = await this.executions.get(ref);
-    const result = await this.executions.waitForResult(ref, execution.timings.deadlineAt, closed.signal);
+    const result = await this.executions.waitForResult(ref, deadlineAt, closed.signal);
     if (!res.writableEnded && !closed.signal.aborted) res.status(200).json(result);
   }
 

@@ -28,7 +28,7 @@ export class ExecutionsService {
   ) {}
 
   /** Validates, accepts (numbering it in its session) and dispatches when it heads the lane. */
-  async submit(tenant: string, sessionId: string, body: unknown): Promise<SubmitAccepted & { ref: ExecutionRef }> {
+  async submit(tenant: string, sessionId: string, body: unknown): Promise<{ accepted: SubmitAccepted; ref: ExecutionRef; deadlineAt: number }> {
     checkId('sessionId', sessionId);
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw invalid([{ field: 'body', message: 'must be a JSON object' }]);
@@ -66,8 +66,12 @@ export class ExecutionsService {
       ownerId: req.ownerId,
       retryOnKernelLoss: req.retryOnKernelLoss ?? false,
     });
-    if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref);
-    return { executionId: accepted.ref.executionId, sessionId, seq: accepted.seq, status: 'queued', ref: accepted.ref };
+    if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home);
+    return {
+      accepted: { executionId: accepted.ref.executionId, sessionId, seq: accepted.seq, status: 'queued' },
+      ref: accepted.ref,
+      deadlineAt,
+    };
   }
 
   /** Waits for the terminal state (bounded by the deadline plus slack) and answers the execution. */

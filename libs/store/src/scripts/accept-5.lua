@@ -6,8 +6,9 @@
   ARGV[1] executionId  ARGV[2] acceptedAt (ms)  ARGV[3] retention (s)  ARGV[4] max replay events
   ARGV[5] live channel  ARGV[6..] field, value pairs of the request (code, deadlineAt, …)
 
-  Returns {seq, laneLength}: laneLength 1 means the execution is the lane head and the caller
-  must dispatch it. Emits `queued` (event seq 1).
+  Returns {seq, laneLength, homeWorker or false}: laneLength 1 means the execution is the lane
+  head and the caller must dispatch it (to the home worker's queue while it is alive). Emits
+  `queued` (event seq 1).
 ]]
 local seq = redis.call('INCR', KEYS[1])
 local retention = tonumber(ARGV[3])
@@ -23,4 +24,4 @@ for i = 3, 5 do
   redis.call('EXPIRE', KEYS[i], retention)
 end
 redis.call('EXPIRE', KEYS[1], retention)
-return {seq, laneLength}
+return {seq, laneLength, redis.call('HGET', KEYS[5], 'home')}

@@ -1,0 +1,122 @@
+/**
+ * `npm run bench`: the raw kernel round trip (@jupyterlab/services, no queue) — the floor —
+ * and the same work end to end through api → Redis/BullMQ → worker → kernel → api, in one run.
+ * Prints a table, then `raw_p50_ms=… e2e_p50_ms=… overhead_p50_ms=… overhead_p99_ms=…`.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
+import { TestRedis } from '../test/support/redis-server';
+import { Stack } from '../test/support/stack';
+
+const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 300);
+const WARMUP = 30;
+const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_MS ?? 8_000);
+const CODE = '1+1';
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function summary(samples: number[]) {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: samples.length };
+}
+
+async function timeEach(n: number, once: () => Promise<void>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = process.hrtime.bigint();
+    await once();
+    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  return samples;
+}
+
+/** Executions per second with `parallel` independent loops for `ms` milliseconds. */
+async function throughput(parallel: number, ms: number, once: (lane: number) => Promise<void>): Promise<number> {
+  let done = 0;
+  const until = Date.now() + ms;
+  const start = Date.now();
+  await Promise.all(
+    Array.from({ length: parallel }, async (_, lane) => {
+      while (Date.now() < until) {
+        await once(lane);
+        done += 1;
+      }
+    }),
+  );
+  return (done * 1000) / (Date.now() - start);
+}
+
+const rawExecute = (kernel: KernelHandle) => async () => {
+  const outcome = await kernel.execute(CODE, { onStream: () => undefined, onDisplay: () => undefined });
+  if (outcome.status !== 'ok') throw new Error(`raw execution failed: ${JSON.stringify(outcome)}`);
+};
+
+async function main(): Promise<void> {
+  const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
+  process.env.KF_TEST_REDIS_URL ??= redis!.url;
+  const python = process.env.KERNELFLEET_PYTHON ?? join(__dirname, '..', '.venv', 'bin', 'python');
+  const rootDir = mkdtempSync(join(tmpdir(), 'kf-bench-'));
+  const server = await JupyterServer.start({ python, rootDir, env: kernelEnvironment(process.env) });
+  const client = new KernelClient({ baseUrl: server.url, token: server.token });
+  const stack = await Stack.start({ workerEnv: { WORKER_CONCURRENCY: '16' } });
+  const rows: [string, string, string, string][] = [];
+  try {
+    // Round trip of a warm `1+1`, raw and end to end, interleaved in blocks to share the noise.
+    const kernel = await client.startKernel({ timeoutMs: 30_000 });
+    const raw = rawExecute(kernel);
+    const e2e = async () => {
+      const execution = await stack.run('bench-rt', { code: CODE });
+      if (execution.status !== 'completed') throw new Error(`e2e execution ${execution.status}`);
+    };
+    await timeEach(WARMUP, raw);
+    await timeEach(WARMUP, e2e);
+    const rawSamples: number[] = [];
+    const e2eSamples: number[] = [];
+    for (let block = 0; block < 10; block++) {
+      rawSamples.push(...(await timeEach(ROUND_TRIPS / 10, raw)));
+      e2eSamples.push(...(await timeEach(ROUND_TRIPS / 10, e2e)));
+    }
+    const r = summary(rawSamples);
+    const e = summary(e2eSamples);
+    rows.push(['warm 1+1 round trip, raw', `${r.p50.toFixed(2)} ms`, `${r.p99.toFixed(2)} ms`, `n=${r.n}`]);
+    rows.push(['warm 1+1 round trip, end to end (wait=true)', `${e.p50.toFixed(2)} ms`, `${e.p99.toFixed(2)} ms`, `×${(e.p50 / r.p50).toFixed(2)} of raw`]);
+    kernel.dispose();
+
+    for (const parallel of [4, 16]) {
+      const kernels = await Promise.all(Array.from({ length: parallel }, () => client.startKernel({ timeoutMs: 60_000 })));
+      const rawRate = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane])());
+      await Promise.all(kernels.map(async (k) => (await k.shutdown(), k.dispose())));
+      await Promise.all(Array.from({ length: parallel }, (_, lane) => stack.run(`bench-tp-${parallel}-${lane}`, { code: CODE })));
+      const e2eRate = await throughput(parallel, THROUGHPUT_MS, async (lane) => {
+        await stack.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
+      });
+      rows.push([`throughput, ${parallel} parallel sessions`, `raw ${rawRate.toFixed(0)}/s`, `e2e ${e2eRate.toFixed(0)}/s`, `×${(e2eRate / rawRate).toFixed(2)} of raw`]);
+    }
+
+    const widths = [46, 16, 16, 16];
+    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ');
+    console.log(line(['measure', 'p50 / raw', 'p99 / e2e', 'note']));
+    console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+    for (const row of rows) console.log(line(row));
+    console.log(
+      `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} ` +
+        `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)}`,
+    );
+  } finally {
+    await stack.stop();
+    await server.stop();
+    await redis?.stop();
+  }
+}
+
+void main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,298 @@
+#!/usr/bin/env node
+'use strict';
+/**
+ * `npm start`: bootstraps what is missing (node_modules, .venv, dist/) and runs the whole stack in
+ * the foreground: Redis (unless REDIS_URL is set), the api and WORKERS workers. Ctrl-C stops it all.
+ * `node scripts/start.js --check` bootstraps only. Node built-ins only: it runs before `npm install`.
+ */
+const { spawn, spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const http = require('node:http');
+const net = require('node:net');
+const path = require('node:path');
+const readline = require('node:readline');
+const tls = require('node:tls');
+
+const ROOT = path.resolve(__dirname, '..');
+const STATE_DIR = path.join(ROOT, '.kernelfleet');
+const VENV = path.join(ROOT, '.venv');
+const REQUIREMENTS = path.join(ROOT, 'python', 'requirements.txt');
+const STAMP = path.join(VENV, '.requirements.sha256');
+const MIN_PYTHON = [3, 11]; // numpy 2.3 (python/requirements.txt) needs 3.11+
+const READY_TIMEOUT_MS = 120_000;
+const STOP_GRACE_MS = 10_000;
+
+/** An error whose message is for the user as is (no stack trace). */
+class StartError extends Error {}
+const fail = (message) => { throw new StartError(message); };
+const log = (message) => process.stderr.write(`[start] ${message}\n`);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const mtimeMs = (file) => (fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0);
+const sha256 = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+/** Quotes for bash, so printed commands work when pasted. */
+const shellQuote = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+
+function run(command, args, what) {
+  log(`${what}: ${[command, ...args].map(shellQuote).join(' ')}`);
+  const result = spawnSync(command, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.error) fail(`${what} failed: ${result.error.message}`);
+  if (result.status !== 0) fail(`${what} failed (${result.signal ?? `exit code ${result.status}`})`);
+}
+
+function ensureNodeModules() {
+  const nodeModules = path.join(ROOT, 'node_modules');
+  const lockfile = path.join(ROOT, 'package-lock.json');
+  const newestManifest = Math.max(mtimeMs(lockfile), mtimeMs(path.join(ROOT, 'package.json')));
+  if (mtimeMs(nodeModules) >= newestManifest) return;
+  run('npm', fs.existsSync(lockfile) ? ['ci'] : ['install'], 'installing node packages');
+  const now = new Date();
+  fs.utimesSync(nodeModules, now, now); // npm may leave the folder's own mtime alone
+}
+
+function checkSystemPython() {
+  const probe = spawnSync('python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
+  const install = 'install it with `apt-get install python3 python3-venv` (Debian/Ubuntu) or `brew install python` (macOS)';
+  if (probe.error || probe.status !== 0) fail(`python3 was not found; kernelfleet needs Python ${MIN_PYTHON.join('.')}+: ${install}`);
+  const [major, minor] = probe.stdout.trim().split('.').map(Number);
+  if (major < MIN_PYTHON[0] || (major === MIN_PYTHON[0] && minor < MIN_PYTHON[1])) {
+    fail(`python3 is ${probe.stdout.trim()}; kernelfleet needs Python ${MIN_PYTHON.join('.')}+: ${install}`);
+  }
+}
+
+/** .venv from the pinned python/requirements.txt; a sha256 stamp tells when it is out of date. */
+function ensureVenv() {
+  if (process.env.KERNELFLEET_PYTHON) return log(`KERNELFLEET_PYTHON is set: not managing .venv`);
+  const python = path.join(VENV, 'bin', 'python');
+  const wanted = sha256(REQUIREMENTS);
+  const stamp = fs.existsSync(STAMP) ? fs.readFileSync(STAMP, 'utf8').trim() : '';
+  if (fs.existsSync(python) && stamp === wanted) return;
+  checkSystemPython();
+  const venvArgs = fs.existsSync(python) ? ['-m', 'venv', VENV] : ['-m', 'venv', '--clear', VENV];
+  run('python3', venvArgs, 'creating .venv (if ensurepip is missing: apt-get install python3-venv)');
+  run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', REQUIREMENTS], 'installing python/requirements.txt');
+  fs.writeFileSync(STAMP, `${wanted}\n`);
+}
+
+function buildTypescript() {
+  run('npm', ['run', '-s', 'build'], 'building');
+}
+
+/** Resolves when the Redis at `url` answers PING (raw RESP; AUTH first if the URL has a password). */
+function pingRedis(url, timeoutMs = 3_000) {
+  const u = new URL(url);
+  const target = { host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(u.port) || 6379 };
+  const command = (...args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+  const credentials = [u.username, u.password].filter(Boolean).map(decodeURIComponent);
+  return new Promise((resolve, reject) => {
+    const secure = u.protocol === 'rediss:';
+    const socket = secure ? tls.connect({ ...target, servername: target.host }) : net.connect(target);
+    const finish = (error) => { socket.destroy(); error ? reject(error) : resolve(); };
+    let reply = '';
+    socket.setTimeout(timeoutMs, () => finish(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.once(secure ? 'secureConnect' : 'connect', () => {
+      socket.write(`${u.password ? command('AUTH', ...credentials) : ''}PING\r\n`);
+    });
+    socket.on('data', (chunk) => {
+      reply += chunk;
+      const error = reply.split('\r\n').find((line) => line.startsWith('-'));
+      if (error) finish(new Error(`Redis answered ${error.slice(1)}`));
+      else if (reply.includes('+PONG\r\n')) finish();
+    });
+    socket.on('error', finish);
+    socket.on('close', () => finish(new Error('connection closed without +PONG')));
+  });
+}
+
+function freeLoopbackPort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().once('error', reject);
+    server.listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)); });
+  });
+}
+
+function portIsFree(port, host) {
+  return new Promise((resolve) => {
+    const server = net.createServer().once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+/** GET `url` → status code, or 0 when nothing answers. */
+function httpStatus(url) {
+  return new Promise((resolve) => {
+    const req = http.get(url, { timeout: 2_000 }, (res) => { res.resume(); resolve(res.statusCode); });
+    req.on('timeout', () => req.destroy()).on('error', () => resolve(0));
+  });
+}
+
+const children = [];
+let stopping = false;
+
+/** Spawns a child in its own process group (Ctrl-C reaches only us) and prefixes its output lines. */
+function startChild(name, command, args, env = process.env) {
+  const proc = spawn(command, args, { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = { name, proc, ready: false };
+  child.exited = new Promise((resolve) => {
+    proc.once('exit', (code, signal) => resolve(signal ?? `exit code ${code}`));
+    proc.once('error', (error) => resolve(error.message));
+  });
+  for (const [input, output] of [[proc.stdout, process.stdout], [proc.stderr, process.stderr]]) {
+    readline.createInterface({ input, crlfDelay: Infinity }).on('line', (line) => {
+      output.write(`[${name}] ${line}\n`);
+      if (/\bworker \S+ ready\b/.test(line.replace(/\x1b\[[0-9;]*m/g, ''))) child.ready = true;
+    });
+  }
+  void child.exited.then((how) => {
+    if (stopping) return;
+    log(`${name} stopped unexpectedly (${how}); stopping everything`);
+    void stopEverything(1);
+  });
+  children.push(child);
+  return child;
+}
+
+function signalGroup(child, signal) {
+  try {
+    process.kill(-child.proc.pid, signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+async function stopChild(child) {
+  if (child.proc.exitCode !== null || child.proc.signalCode !== null || !child.proc.pid) return;
+  child.proc.kill('SIGTERM');
+  const killer = setTimeout(() => {
+    log(`${child.name} did not stop within ${STOP_GRACE_MS / 1000} s: SIGKILL`);
+    signalGroup(child, 'SIGKILL');
+  }, STOP_GRACE_MS);
+  await child.exited;
+  clearTimeout(killer);
+}
+
+/** Workers and api first (they still talk to Redis while stopping), then our Redis. */
+async function stopEverything(exitCode) {
+  if (stopping) return;
+  stopping = true;
+  await Promise.all(children.filter((c) => c.name !== 'redis').map(stopChild));
+  await Promise.all(children.filter((c) => c.name === 'redis').map(stopChild));
+  process.exit(exitCode);
+}
+
+function stopOnSignals() {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(signal, () => {
+      if (stopping) return log('still stopping (send SIGKILL to abandon the children)');
+      log(`${signal}: stopping workers, api and redis`);
+      void stopEverything(0);
+    });
+  }
+  process.on('exit', () => children.forEach((c) => c.proc.exitCode === null && signalGroup(c, 'SIGKILL')));
+}
+
+async function startRedis() {
+  if (process.env.REDIS_URL) {
+    const shown = process.env.REDIS_URL.replace(/\/\/[^@/]*@/, '//***@');
+    await pingRedis(process.env.REDIS_URL).catch((e) => fail(`REDIS_URL ${shown} does not answer PING: ${e.message}`));
+    return process.env.REDIS_URL;
+  }
+  if (spawnSync('redis-server', ['--version']).error) {
+    fail('redis-server was not found. Install it (`apt-get install redis-server` on Debian/Ubuntu, `brew install redis` on macOS) or set REDIS_URL.');
+  }
+  const dataDir = path.join(STATE_DIR, 'redis');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const port = await freeLoopbackPort();
+  const redis = startChild('redis', 'redis-server', [
+    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dataDir, '--loglevel', 'warning',
+  ]);
+  const url = `redis://127.0.0.1:${port}`;
+  for (const deadline = Date.now() + 10_000; ; await sleep(100)) {
+    if (await pingRedis(url, 500).then(() => true, () => false)) return url;
+    if (Date.now() > deadline || redis.proc.exitCode !== null) fail('redis-server did not answer PING within 10 s');
+  }
+}
+
+/** API_KEYS from the environment, else one local key kept in .kernelfleet/local-api-key. */
+function apiKeys() {
+  if (process.env.API_KEYS) return process.env.API_KEYS;
+  const file = path.join(STATE_DIR, 'local-api-key');
+  const saved = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim() : '';
+  if (/^local:[0-9a-f]{32}$/.test(saved)) return saved;
+  const generated = `local:${crypto.randomBytes(16).toString('hex')}`;
+  fs.mkdirSync(STATE_DIR, { recursive: true });
+  fs.writeFileSync(file, `${generated}\n`, { mode: 0o600 });
+  return generated;
+}
+
+async function waitUntilReady(apiUrl, workers) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while ((await httpStatus(`${apiUrl}/health/ready`)) !== 200 || !workers.every((w) => w.ready)) {
+    if (Date.now() > deadline) {
+      const waiting = [...workers.filter((w) => !w.ready).map((w) => w.name), 'api /health/ready'];
+      fail(`not ready after ${READY_TIMEOUT_MS / 1000} s (waiting for ${waiting.join(', ')})`);
+    }
+    await sleep(250);
+  }
+}
+
+function printBanner(apiUrl, keys, workerCount) {
+  const key = keys.split(',')[0].trim().replace(/^[^:]*:/, '');
+  const auth = shellQuote(`Authorization: Bearer ${key}`);
+  const json = shellQuote('Content-Type: application/json');
+  const submit = (query, code) => `curl -s -X POST ${shellQuote(`${apiUrl}/v1/sessions/demo/executions${query}`)} -H ${auth} -H ${json} -d ${shellQuote(JSON.stringify({ code }))}`;
+  const keyOrigin = process.env.API_KEYS ? 'from API_KEYS' : 'kept in .kernelfleet/local-api-key';
+  process.stdout.write([
+    '',
+    `kernelfleet is running: api + ${workerCount} worker(s). Ctrl-C stops everything.`,
+    `  API URL  ${apiUrl}`,
+    `  API key  ${key}  (${keyOrigin})`,
+    '',
+    'Run Python and wait for the result (result.output holds what it printed):',
+    `  ${submit('?wait=true', 'print(6*7)')}`,
+    '',
+    'Stream events (SSE): submit without ?wait=true, take executionId from the 202 answer, then follow it:',
+    `  ${submit('', 'import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(1)')}`,
+    `  curl -N -H ${auth} ${shellQuote(`${apiUrl}/v1/executions/<executionId>/events`)}`,
+    '',
+  ].join('\n') + '\n');
+}
+
+function workerCountFromEnv() {
+  const count = Number(process.env.WORKERS ?? 1);
+  if (!Number.isInteger(count) || count < 1 || count > 64) fail(`WORKERS must be an integer from 1 to 64, not ${process.env.WORKERS}`);
+  return count;
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  if (args.some((a) => a !== '--check')) fail('usage: node scripts/start.js [--check]');
+  ensureNodeModules();
+  ensureVenv();
+  buildTypescript();
+  if (args.includes('--check')) return log('bootstrap complete (node_modules, .venv, dist/)');
+
+  const workerCount = workerCountFromEnv();
+  const port = process.env.PORT ?? '8080';
+  const host = process.env.HOST ?? '127.0.0.1';
+  if (!(await portIsFree(Number(port), host))) fail(`port ${port} is already in use: stop what uses it or set PORT`);
+  stopOnSignals();
+  const redisUrl = await startRedis();
+  const keys = apiKeys();
+  const node = (app) => [process.execPath, ['-r', './scripts/paths.js', `dist/apps/${app}/src/main.js`]];
+  const env = { ...process.env, REDIS_URL: redisUrl };
+  startChild('api', ...node('api'), { ...env, PORT: port, HOST: host, API_KEYS: keys });
+  const workers = [];
+  for (let n = 1; n <= workerCount; n++) workers.push(startChild(`worker-${n}`, ...node('worker'), { ...env, WORKER_ID: `local-${n}` }));
+
+  const urlHost = ['0.0.0.0', '::', ''].includes(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const apiUrl = `http://${urlHost}:${port}`;
+  log(`waiting for the api and ${workerCount} worker(s) to be ready (up to ${READY_TIMEOUT_MS / 1000} s)`);
+  await waitUntilReady(apiUrl, workers);
+  printBanner(apiUrl, keys, workerCount);
+}
+
+main().catch((error) => {
+  log(error instanceof StartError ? error.message : error.stack);
+  void stopEverything(1);
+});
