@@ -152,16 +152,13 @@ function startChild(name, command, args, env = process.env) {
   return child;
 }
 
+const isRunning = (child) => Boolean(child.proc.pid) && child.proc.exitCode === null && child.proc.signalCode === null;
 function signalGroup(child, signal) {
-  try {
-    process.kill(-child.proc.pid, signal);
-  } catch {
-    /* already gone */
-  }
+  try { process.kill(-child.proc.pid, signal); } catch { /* already gone */ }
 }
 
 async function stopChild(child) {
-  if (child.proc.exitCode !== null || child.proc.signalCode !== null || !child.proc.pid) return;
+  if (!isRunning(child)) return;
   child.proc.kill('SIGTERM');
   const killer = setTimeout(() => {
     log(`${child.name} did not stop within ${STOP_GRACE_MS / 1000} s: SIGKILL`);
@@ -188,7 +185,7 @@ function stopOnSignals() {
       void stopEverything(0);
     });
   }
-  process.on('exit', () => children.forEach((c) => c.proc.exitCode === null && signalGroup(c, 'SIGKILL')));
+  process.on('exit', () => children.filter(isRunning).forEach((c) => signalGroup(c, 'SIGKILL')));
 }
 
 async function startRedis() {
@@ -253,7 +250,7 @@ function printBanner(apiUrl, keys, workerCount) {
     '',
     'Stream events (SSE): submit without ?wait=true, take executionId from the 202 answer, then follow it:',
     `  ${submit('', 'import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(1)')}`,
-    `  curl -N -H ${auth} ${shellQuote(`${apiUrl}/v1/executions/<executionId>/events`)}`,
+    `  curl -sN -H ${auth} ${shellQuote(`${apiUrl}/v1/executions/<executionId>/events`)}`,
     '',
   ].join('\n') + '\n');
 }

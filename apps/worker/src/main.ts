@@ -13,6 +13,8 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+  // @jupyterlab/services narrates every websocket on console.debug; keep it for LOG_LEVEL=debug.
+  if (process.env.LOG_LEVEL !== 'debug') console.debug = () => undefined;
   const app = await NestFactory.createApplicationContext(WorkerModule, {
     logger: process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
   });

@@ -53,6 +53,17 @@ describe('toDisplayOutputs', () => {
     expect(toDisplayOutputs({ 'text/html': '<b>x</b>', 'text/plain': 'x' }).text).toBe('x\n');
   });
 
+  it('uses text/html when text/plain is only IPython\'s placeholder repr (display(HTML(...)))', () => {
+    const html = '<p><strong>Hello</strong></p>';
+    expect(toDisplayOutputs({ 'text/html': html, 'text/plain': '<IPython.core.display.HTML object>' })).toEqual({
+      outputs: [{ type: 'text', text: '**Hello**\n', markdown: true }],
+      text: '**Hello**\n',
+    });
+    expect(toDisplayOutputs({ 'text/html': html, 'text/plain': '<__main__.Table at 0x7f3a2c1b9d50>' }).text).toBe('**Hello**\n');
+    // Without HTML the placeholder is all there is, and it stays.
+    expect(toDisplayOutputs({ 'text/plain': '<IPython.core.display.JSON object>' }).text).toBe('<IPython.core.display.JSON object>\n');
+  });
+
   it('returns no text for empty text and no outputs for unknown MIME types', () => {
     expect(toDisplayOutputs({ 'text/plain': '\n' })).toEqual({ outputs: [] });
     expect(toDisplayOutputs({ 'application/vnd.custom': 1 })).toEqual({ outputs: [] });

@@ -24,12 +24,19 @@ export function normaliseDisplayText(text: string): string {
   return body.length ? `${body}\n` : '';
 }
 
+/**
+ * IPython's text/plain for an object without a text repr, e.g. `<IPython.core.display.HTML object>`
+ * (what `display(HTML(...))` sends next to its text/html) or `<__main__.Table at 0x7f…>`.
+ */
+const PLACEHOLDER_REPR = /^<[A-Za-z_][\w.]* (?:object|at 0x[0-9a-f]+)>\s*$/;
+
 function chooseText(bundle: Record<string, unknown>): { text: string; markdown: boolean } | undefined {
   const markdown = stringValue(bundle['text/markdown']);
   if (markdown !== undefined) return { text: markdown, markdown: true };
   const plain = stringValue(bundle['text/plain']);
-  if (plain !== undefined) return { text: plain, markdown: false };
   const html = stringValue(bundle['text/html']);
+  // text/plain wins, unless it is only a placeholder for the HTML it accompanies.
+  if (plain !== undefined && !(html !== undefined && PLACEHOLDER_REPR.test(plain))) return { text: plain, markdown: false };
   if (html !== undefined) return { text: htmlToMarkdown(html), markdown: true };
   return undefined;
 }
@@ -40,7 +47,8 @@ function chooseText(bundle: Record<string, unknown>): { text: string; markdown: 
  * - A bundle carrying {@link STATUS_MIME_TYPE} becomes only a `status` output (no text).
  * - `image/png` then `image/jpeg` become image outputs (base64, whitespace removed).
  * - `application/json` becomes a json output.
- * - Text: `text/markdown` (markdown), else `text/plain`, else `text/html` converted to Markdown;
+ * - Text: `text/markdown` (markdown), else `text/plain` (unless it is only IPython's placeholder
+ *   repr next to text/html), else `text/html` converted to Markdown;
  *   normalised to end with a single newline, returned as a text output and as `text`.
  */
 export function toDisplayOutputs(bundle: Record<string, unknown>): MappedDisplay {

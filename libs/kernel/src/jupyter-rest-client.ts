@@ -50,10 +50,13 @@ export class JupyterRestClient {
     return this.request('GET', '/api/status', { timeoutMs });
   }
 
-  /** `POST /api/kernels`: launches a kernel whose working directory is `path` under root_dir. */
-  async startKernel(name: string, path: string | undefined, signal?: AbortSignal): Promise<KernelModel> {
+  /**
+   * `POST /api/kernels`: launches a kernel whose working directory is `path` under root_dir.
+   * Give it a generous bound: an abandoned request still starts a kernel nobody knows about.
+   */
+  async startKernel(name: string, path: string | undefined, timeoutMs = 60_000): Promise<KernelModel> {
     const body = path === undefined ? { name } : { name, path };
-    return (await this.request('POST', '/api/kernels', { body, signal })) as KernelModel;
+    return (await this.request('POST', '/api/kernels', { body, timeoutMs })) as KernelModel;
   }
 
   /** `GET /api/kernels/{id}`; `undefined` when the server does not know the kernel (404). */

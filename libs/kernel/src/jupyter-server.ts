@@ -1,6 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,7 +11,7 @@ import { JupyterRestClient } from './jupyter-rest-client';
 export interface JupyterServerOptions {
   /** Python interpreter of the venv that has jupyter_server and ipykernel. */
   python: string;
-  /** The server's root_dir; kernel working directories are relative to it. */
+  /** The server's root_dir (created if missing); kernel working directories are relative to it. */
   rootDir: string;
   /**
    * The COMPLETE environment of the server, inherited by every kernel. Build it with
@@ -109,6 +109,7 @@ export class JupyterServer {
    */
   static async start(opts: JupyterServerOptions): Promise<JupyterServer> {
     const launcher = opts.launcherScript ?? findLauncherScript();
+    mkdirSync(opts.rootDir, { recursive: true });
     for (let attempt = 1; ; attempt++) {
       try {
         return await JupyterServer.launch(opts, launcher, await findFreePort());

@@ -92,7 +92,7 @@ export class KernelClient {
     const work = (async () => {
       if (cwd) await this.rest.ensureDirectory(cwd, abort.signal);
       // Not aborted on timeout: the server would start the kernel anyway; we shut it down instead.
-      model = await this.rest.startKernel(opts.kernelName ?? 'python3', cwd ?? '', undefined);
+      model = await this.rest.startKernel(opts.kernelName ?? 'python3', cwd ?? '');
       if (timedOut) return cleanUp();
       connection = new KernelConnection({ model, serverSettings: this.settings, handleComms: false, username: 'kernelfleet' });
       await whenReady(connection, model.id);

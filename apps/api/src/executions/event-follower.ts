@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { ExecutionEvent } from '@kernelfleet/contracts';
+import { isTerminal, type ExecutionEvent } from '@kernelfleet/contracts';
 import { FleetStore, type ExecutionRef } from '@kernelfleet/store';
 
 /** Safety net: re-read the replay stream this often in case a pub/sub message was missed. */
@@ -50,6 +50,17 @@ export class EventFollower {
           if (events.length < 1_000) return;
         }
       };
+      // A terminal execution has its `result` in the stream (finish-5.lua emits it atomically), so
+      // once terminal, one more read delivers everything left; a client that already has the
+      // result (Last-Event-ID at or past it) gets a stream that ends instead of one that idles.
+      const catchUpOrEnd = async () => {
+        await catchUp();
+        if (done) return;
+        const execution = await this.store.executions.get(ref);
+        if (execution && !isTerminal(execution.status)) return;
+        await catchUp();
+        stop();
+      };
       const enqueue = (step: () => Promise<void> | void) => {
         chain = chain.then(step).catch((error: unknown) => stop(error));
       };
@@ -66,8 +77,8 @@ export class EventFollower {
         .then((off) => {
           unlisten = off;
           if (done) off();
-          enqueue(catchUp);
-          timer = setInterval(() => enqueue(catchUp), CATCH_UP_EVERY_MS);
+          enqueue(catchUpOrEnd);
+          timer = setInterval(() => enqueue(catchUpOrEnd), CATCH_UP_EVERY_MS);
         }, stop);
     });
   }

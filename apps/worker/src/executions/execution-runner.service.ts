@@ -106,12 +106,12 @@ export class ExecutionRunner {
       if (typeof started === 'string') {
         ending = { status: started, phase: 'kernel_start', exitCode: null };
         const message = started === 'timed_out' ? QUEUE_TIMEOUT_MESSAGE : '';
-        return await this.finish(record, terminalExecution(record, ending, resultWithoutRun(ending, message)), 'running');
+        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, message)), busy);
       }
       kernel = started;
       if (controller.signal.aborted) {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
-        return await this.finish(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), 'running');
+        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), busy);
       }
       let end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !kernel.ephemeral) {
@@ -127,13 +127,13 @@ export class ExecutionRunner {
       await output.settle();
       const summary = output.finish(notice);
       const result = resultFromSink(runEnding, summary, output.displays, summary.overflowed ? ref.executionId : undefined);
-      await this.finish(record, terminalExecution(record, runEnding, result), 'running');
+      await this.finishRun(record, terminalExecution(record, runEnding, result), busy);
     } catch (error) {
       this.logger.error(`execution ${ref.executionId} failed: ${(error as Error).stack ?? error}`);
       await output.settle();
       const ending: Ending = { status: 'failed', phase: 'run', exitCode: 1, kernel: kernel?.info };
       const result = resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`);
-      await this.finish(record, terminalExecution(record, ending, result), 'running');
+      await this.finishRun(record, terminalExecution(record, ending, result), busy);
     } finally {
       this.cancels.delete(ref.executionId);
       this.busySessions.delete(sessionKey);
@@ -180,6 +180,19 @@ export class ExecutionRunner {
       default:
         return { ending: { ...base, status: 'failed', exitCode: 1 } };
     }
+  }
+
+  /**
+   * Ends a run of this worker. A DELETE of the session that came in meanwhile is carried out
+   * first: finishing releases the lane and dispatches the session's next execution, which must
+   * find the kernel gone (and the session un-homed), not race its shutdown.
+   */
+  private async finishRun(record: ExecutionRecord, execution: Execution, busy: { disposeAfter: boolean }): Promise<void> {
+    if (busy.disposeAfter) {
+      busy.disposeAfter = false;
+      await this.kernels.dispose(record.ref).catch(() => undefined);
+    }
+    await this.finish(record, execution, 'running');
   }
 
   private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {

@@ -93,8 +93,10 @@ export class SessionKernels {
     live.handle.dispose();
   }
 
+  /** `<tenant>/<session>` with `.` and `:` escaped, so ids like `..` stay one plain folder. */
   private workingDir(ref: SessionRef): string {
-    return `${ref.tenant}/${ref.sessionId}`;
+    const escape = (id: string) => id.replace(/[.:%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    return `${escape(ref.tenant)}/${escape(ref.sessionId)}`;
   }
 
   private info(generation: number, stateLost: boolean, restarted: boolean): KernelInfo {
