@@ -178,6 +178,8 @@ async function stopEverything(exitCode) {
 }
 
 function stopOnSignals() {
+  // With `npm start | tee log`, Ctrl-C also ends tee: a closed pipe must not abort the shutdown.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(signal, () => {
       if (stopping) return log('still stopping (send SIGKILL to abandon the children)');

@@ -9,11 +9,22 @@ export function bodyErrors(error: unknown, _req: Request, res: Response, next: N
   const e = error as { type?: string; status?: number; message?: string };
   if (!e || typeof e.status !== 'number') return next(error);
   const tooLarge = e.type === 'entity.too.large';
-  const problem: Problem = {
-    type: tooLarge ? PROBLEM_TYPES.payloadTooLarge : PROBLEM_TYPES.validation,
-    title: tooLarge ? 'Payload too large' : 'Invalid request body',
-    status: tooLarge ? 413 : 400,
-    detail: tooLarge ? 'request body exceeds the size limit' : `body is not valid JSON: ${e.message ?? 'parse error'}`,
-  };
+  // body-parser answers 415 for a charset or Content-Encoding it cannot decode: not a JSON error.
+  const unsupported = e.status === 415;
+  const problem: Problem = tooLarge
+    ? { type: PROBLEM_TYPES.payloadTooLarge, title: 'Payload too large', status: 413, detail: 'request body exceeds the size limit' }
+    : unsupported
+      ? {
+          type: PROBLEM_TYPES.unsupportedMediaType,
+          title: 'Unsupported media type',
+          status: 415,
+          detail: `${e.message ?? 'unsupported body encoding'}; send UTF-8 JSON as Content-Type: application/json`,
+        }
+      : {
+          type: PROBLEM_TYPES.validation,
+          title: 'Invalid request body',
+          status: 400,
+          detail: `body is not valid JSON: ${e.message ?? 'parse error'}`,
+        };
   res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
