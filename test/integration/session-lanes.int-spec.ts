@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { SHARED_QUEUE } from '@kernelfleet/contracts';
+import {
+  FleetStore,
+  resultWithoutRun,
+  terminalExecution,
+  type AcceptRequest,
+  type Ending,
+  type ExecutionRecord,
+} from '@kernelfleet/store';
+
+function connect(): FleetStore {
+  const redisUrl = process.env.KF_TEST_REDIS_URL;
+  if (!redisUrl) throw new Error('KF_TEST_REDIS_URL is not set');
+  return FleetStore.connect({ redisUrl, keyPrefix: prefix, retentionSeconds: 600, clientName: 'lanes-test' });
+}
+
+const prefix = `lanes${randomBytes(3).toString('hex')}`;
+
+function request(sessionId: string, overrides: Partial<AcceptRequest> = {}): AcceptRequest {
+  const now = Date.now();
+  return {
+    tenant: 'acme',
+    sessionId,
+    code: 'print(1)',
+    acceptedAt: now,
+    deadlineAt: now + 30_000,
+    kernelMode: 'session',
+    reset: false,
+    retryOnKernelLoss: false,
+    ...overrides,
+  };
+}
+
+function completed(record: ExecutionRecord) {
+  const ending: Ending = { status: 'completed', phase: 'run', exitCode: 0 };
+  return terminalExecution(record, ending, resultWithoutRun(ending, 'done'));
+}
+
+describe('session lanes in Redis (Lua scripts)', () => {
+  const stores: FleetStore[] = [];
+  let store: FleetStore;
+
+  beforeAll(() => {
+    for (let i = 0; i < 8; i++) stores.push(connect());
+    store = stores[0];
+  });
+  afterAll(async () => {
+    await Promise.all(stores.map((s) => s.close()));
+  });
+
+  it('numbers concurrent accepts from many connections 1..N, lane in seq order, one head', async () => {
+    const accepted = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => stores[i % stores.length].executions.accept(request('concurrent'))),
+    );
+    const seqs = accepted.map((a) => a.seq).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    expect(accepted.filter((a) => a.isHead)).toHaveLength(1);
+    const lane = await store.executions.laneOf({ tenant: 'acme', sessionId: 'concurrent' });
+    const seqOf = new Map(accepted.map((a) => [a.ref.executionId, a.seq]));
+    expect(lane.map((ref) => seqOf.get(ref.executionId))).toEqual(seqs);
+  });
+
+  it('lets only the lane head be claimed, and only once', async () => {
+    const first = await store.executions.accept(request('claims'));
+    const second = await store.executions.accept(request('claims'));
+    expect(await store.executions.claim(second.ref, 'w1', Date.now())).toEqual({ kind: 'not_head' });
+    const claims = await Promise.all(stores.map((s) => s.executions.claim(first.ref, 'w1', Date.now())));
+    expect(claims.filter((c) => c.kind === 'claimed')).toHaveLength(1);
+    expect(claims.filter((c) => c.kind === 'not_queued')).toHaveLength(stores.length - 1);
+  });
+
+  it('ends an execution once, emits result last and hands the lane to the next', async () => {
+    const first = await store.executions.accept(request('finish'));
+    const second = await store.executions.accept(request('finish'));
+    const claim = await store.executions.claim(first.ref, 'w1', Date.now());
+    if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
+    await store.executions.emit(first.ref, 'stdout', { text: 'hello\n' });
+    const outcomes = await Promise.all(stores.map((s) => s.executions.finish(first.ref, completed(claim.record), 'running')));
+    const finished = outcomes.filter((o) => o.kind === 'finished');
+    expect(finished).toHaveLength(1);
+    expect(finished[0]).toEqual({ kind: 'finished', nextHead: second.ref });
+    expect(await store.executions.emit(first.ref, 'stdout', { text: 'late\n' })).toBe(0);
+    const events = await store.executions.readEvents(first.ref, 0);
+    expect(events.map((e) => [e.seq, e.type])).toEqual([
+      [1, 'queued'],
+      [2, 'started'],
+      [3, 'stdout'],
+      [4, 'result'],
+    ]);
+    expect((await store.executions.readEvents(first.ref, 2)).map((e) => e.seq)).toEqual([3, 4]);
+    expect((await store.executions.get(first.ref))?.status).toBe('completed');
+  });
+
+  it('cancels a queued execution in the middle of a lane without disturbing the order', async () => {
+    const [a, b, c] = [
+      await store.executions.accept(request('middle')),
+      await store.executions.accept(request('middle')),
+      await store.executions.accept(request('middle')),
+    ];
+    expect((await store.lanes.endQueued(b.ref, 'cancelled')).kind).toBe('finished');
+    const lane = await store.executions.laneOf({ tenant: 'acme', sessionId: 'middle' });
+    expect(lane.map((r) => r.executionId)).toEqual([a.ref.executionId, c.ref.executionId]);
+    const cancelled = await store.executions.get(b.ref);
+    expect(cancelled?.status).toBe('cancelled');
+    expect(cancelled?.phase).toBe('queue');
+    expect(cancelled?.result?.output).toBe('');
+  });
+
+  it('refuses to claim past the deadline, and the sweep ends it timed_out in phase queue', async () => {
+    const now = Date.now();
+    const late = await store.executions.accept(request('late', { acceptedAt: now, deadlineAt: now + 50 }));
+    expect(await store.executions.claim(late.ref, 'w1', now + 60)).toEqual({ kind: 'expired' });
+    const overdue = await store.executions.overdue(now + 60, 1_000);
+    expect(overdue.map((r) => r.executionId)).toContain(late.ref.executionId);
+    await store.lanes.endQueued(late.ref, 'timed_out');
+    const execution = await store.executions.get(late.ref);
+    expect(execution?.status).toBe('timed_out');
+    expect(execution?.result?.output).toBe('Command timed out');
+    expect(execution?.result?.exitCode).toBeNull();
+    expect((await store.executions.overdue(now + 60, 1_000)).map((r) => r.executionId)).not.toContain(late.ref.executionId);
+  });
+
+  it('dispatches a lane head once to the shared queue however often it is asked', async () => {
+    const head = await store.executions.accept(request('dispatch'));
+    await Promise.all(stores.map((s) => s.dispatcher.dispatch(head.ref)));
+    const queue = store.dispatcher.queue(SHARED_QUEUE);
+    const job = await queue.getJob(head.ref.executionId);
+    expect(job?.data).toEqual({ tenant: 'acme', sessionId: 'dispatch', executionId: head.ref.executionId });
+    expect(await queue.getWaitingCount()).toBe(1);
+  });
+
+  it('keeps tenants apart: an id of one tenant is not found with another', async () => {
+    const mine = await store.executions.accept(request('isolated'));
+    expect(await store.executions.locate('acme', mine.ref.executionId)).toEqual(mine.ref);
+    expect(await store.executions.locate('globex', mine.ref.executionId)).toBeNull();
+  });
+});
