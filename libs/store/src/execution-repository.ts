@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
-import type { Execution, ExecutionEvent, ExecutionEventType, KernelMode } from '@kernelfleet/contracts';
+import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, KernelMode } from '@kernelfleet/contracts';
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
 import { registerScripts, type ScriptRunner } from './scripts';
@@ -78,6 +78,11 @@ export class ExecutionRepository {
   async get(ref: ExecutionRef): Promise<Execution | null> {
     const h = await this.redis.hgetall(this.keys.execution(ref));
     return h.status ? toExecution(ref, h) : null;
+  }
+
+  /** Just the status (cheap: no code or result document), or null when the execution is gone. */
+  async status(ref: ExecutionRef): Promise<ExecutionStatus | null> {
+    return ((await this.redis.hget(this.keys.execution(ref), 'status')) as ExecutionStatus | null) || null;
   }
 
   async getRecord(ref: ExecutionRef): Promise<ExecutionRecord | null> {

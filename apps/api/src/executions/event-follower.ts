@@ -56,8 +56,8 @@ export class EventFollower {
       const catchUpOrEnd = async () => {
         await catchUp();
         if (done) return;
-        const execution = await this.store.executions.get(ref);
-        if (execution && !isTerminal(execution.status)) return;
+        const status = await this.store.executions.status(ref);
+        if (status && !isTerminal(status)) return;
         await catchUp();
         stop();
       };
