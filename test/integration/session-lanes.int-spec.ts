@@ -12,7 +12,7 @@ import {
 function connect(): FleetStore {
   const redisUrl = process.env.KF_TEST_REDIS_URL;
   if (!redisUrl) throw new Error('KF_TEST_REDIS_URL is not set');
-  return FleetStore.connect({ redisUrl, keyPrefix: prefix, retentionSeconds: 600, clientName: 'lanes-test' });
+  return FleetStore.connect({ redisUrl, keyPrefix: prefix, retentionSeconds: 600, workerLeaseMs: 10_000, clientName: 'lanes-test' });
 }
 
 const prefix = `lanes${randomBytes(3).toString('hex')}`;

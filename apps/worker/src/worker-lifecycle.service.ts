@@ -32,9 +32,11 @@ export class WorkerLifecycle implements OnApplicationBootstrap, OnApplicationShu
       this.onControl(JSON.parse(message) as WorkerControlMessage),
     );
     await this.store.registry.startHeartbeat(workerId, () => ({
+      maxKernels: this.config.kernels.maxKernels,
       kernels: this.kernels.size,
       running: this.runner.runningCount,
       concurrency,
+      draining: false,
     }));
     this.store.consumer.start(workerId, concurrency, (job, queue) => this.runner.handle(job, queue));
     this.sweeper.start();

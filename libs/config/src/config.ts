@@ -25,6 +25,8 @@ export interface StoreConfig {
   redisUrl: string;
   keyPrefix: string;
   retentionSeconds: number;
+  /** A worker is alive while its lease (renewed every third of this) has not expired. */
+  workerLeaseMs: number;
 }
 
 export interface ApiConfig {
@@ -32,6 +34,7 @@ export interface ApiConfig {
   http: { port: number; host: string; sseKeepaliveMs: number };
   auth: { tenantByKey: Map<string, string> };
   limits: { maxCodeBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number };
+  idempotencyTtlSeconds: number;
   logLevel: string;
 }
 
@@ -40,9 +43,27 @@ export interface WorkerConfig {
   workerId: string;
   concurrency: number;
   jupyter: { url?: string; token?: string; python: string; rootDir: string };
-  kernels: { interruptGraceMs: number; startMaxMs: number };
+  kernels: {
+    interruptGraceMs: number;
+    startMaxMs: number;
+    /** Session kernels this worker holds at most; at capacity it takes no new sessions. */
+    maxKernels: number;
+    /** Started, idle kernels kept ready for new sessions and per-call executions. */
+    poolSize: number;
+    /** A session kernel unused this long is shut down; the session's next execution says so. */
+    idleMs: number;
+  };
   output: { artifactMaxBytes: number; replayMaxEvents: number };
   logLevel: string;
+}
+
+function storeConfig(e: { REDIS_URL: string; KEY_PREFIX: string; RETENTION_SECONDS: number; WORKER_LEASE_MS: number }): StoreConfig {
+  return {
+    redisUrl: e.REDIS_URL,
+    keyPrefix: e.KEY_PREFIX,
+    retentionSeconds: e.RETENTION_SECONDS,
+    workerLeaseMs: e.WORKER_LEASE_MS,
+  };
 }
 
 /** Reads and validates the api's environment; throws ConfigError listing every bad value. */
@@ -53,7 +74,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   if (e.API_KEYS.size === 0) problems.push('API_KEYS: must name at least one tenant:key');
   if (problems.length) throw new ConfigError(problems);
   return {
-    store: { redisUrl: e.REDIS_URL, keyPrefix: e.KEY_PREFIX, retentionSeconds: e.RETENTION_SECONDS },
+    store: storeConfig(e),
     http: { port: e.PORT, host: e.HOST, sseKeepaliveMs: e.SSE_KEEPALIVE_MS },
     auth: { tenantByKey: e.API_KEYS },
     limits: {
@@ -61,6 +82,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       defaultTimeoutMs: e.DEFAULT_TIMEOUT_MS,
       maxTimeoutMs: e.MAX_TIMEOUT_MS,
     },
+    idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
   };
 }
@@ -73,7 +95,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   }
   const root = resolve(__dirname, '..', '..', '..', ...(__dirname.includes('/dist/') ? ['..'] : []));
   return {
-    store: { redisUrl: e.REDIS_URL, keyPrefix: e.KEY_PREFIX, retentionSeconds: e.RETENTION_SECONDS },
+    store: storeConfig(e),
     workerId: e.WORKER_ID ?? `${hostname()}-${process.pid}`,
     concurrency: e.WORKER_CONCURRENCY,
     jupyter: {
@@ -82,7 +104,13 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       python: e.KERNELFLEET_PYTHON ?? resolve(root, '.venv', 'bin', 'python'),
       rootDir: e.KERNEL_ROOT_DIR ?? resolve(root, '.kernelfleet', 'kernels'),
     },
-    kernels: { interruptGraceMs: e.INTERRUPT_GRACE_MS, startMaxMs: e.KERNEL_START_MAX_MS },
+    kernels: {
+      interruptGraceMs: e.INTERRUPT_GRACE_MS,
+      startMaxMs: e.KERNEL_START_MAX_MS,
+      maxKernels: e.MAX_KERNELS,
+      poolSize: e.KERNEL_POOL_SIZE,
+      idleMs: e.KERNEL_IDLE_MS,
+    },
     output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS },
     logLevel: e.LOG_LEVEL,
   };

@@ -40,6 +40,7 @@ const shared = {
   KEY_PREFIX: z.string().regex(/^[a-z][a-z0-9-]{0,15}$/, 'must be [a-z][a-z0-9-]{0,15}').default('kf'),
   RETENTION_SECONDS: int(60).default(86_400),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+  WORKER_LEASE_MS: int(1_000).default(10_000),
 };
 
 export const apiEnvSchema = z.object({
@@ -51,6 +52,7 @@ export const apiEnvSchema = z.object({
   DEFAULT_TIMEOUT_MS: int(1).default(30_000),
   MAX_TIMEOUT_MS: int(1).default(600_000),
   SSE_KEEPALIVE_MS: int(100).default(15_000),
+  IDEMPOTENCY_TTL_SECONDS: int(1).default(86_400),
 });
 
 export const workerEnvSchema = z.object({
@@ -68,4 +70,7 @@ export const workerEnvSchema = z.object({
   KERNEL_START_MAX_MS: int(1_000).default(10_000),
   ARTIFACT_MAX_BYTES: int(1_024).default(64 * 1_048_576),
   REPLAY_MAX_EVENTS: int(100).default(20_000),
+  MAX_KERNELS: int(1, 10_000).default(32),
+  KERNEL_POOL_SIZE: int(0, 1_000).default(2),
+  KERNEL_IDLE_MS: int(1_000).default(30 * 60_000),
 });

@@ -28,7 +28,7 @@ export class Dispatcher {
   /** `home` may be passed when the caller already read it (accept does). */
   async dispatch(ref: ExecutionRef, knownHome?: string | null): Promise<string> {
     const home = knownHome === undefined ? await this.sessions.homeOf(ref) : knownHome;
-    const target = home && (await this.registry.isAlive(home)) ? workerQueueName(home) : SHARED_QUEUE;
+    const target = home && (await this.registry.acceptsWork(home)) ? workerQueueName(home) : SHARED_QUEUE;
     await this.enqueue(target, ref);
     return target;
   }

@@ -16,6 +16,8 @@ export interface ExecutionRecord {
   retryOnKernelLoss: boolean;
   workerId?: string;
   cancelRequested: boolean;
+  /** Already re-run once after its kernel was lost (`retryOnKernelLoss`). */
+  retried: boolean;
 }
 
 /** Request fields stored at accept, as the hash holds them. */
@@ -57,6 +59,7 @@ export function toRecord(ref: ExecutionRef, h: Record<string, string>): Executio
     retryOnKernelLoss: h.retryOnKernelLoss === '1',
     workerId: h.workerId || undefined,
     cancelRequested: h.cancelRequested === '1',
+    retried: h.retried === '1',
   };
 }
 

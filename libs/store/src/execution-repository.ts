@@ -141,6 +141,30 @@ export class ExecutionRepository {
     return this.run('request-cancel', [this.keys.execution(ref)], [ref.executionId, this.keys.workerControlPrefix()]) as Promise<string>;
   }
 
+  /** Records that `workerId` runs the execution (failover finds it there if the worker dies). */
+  async markRunning(ref: ExecutionRef, workerId: string): Promise<void> {
+    await this.redis.sadd(this.keys.workerRunning(workerId), encodeRef(ref));
+  }
+
+  async unmarkRunning(ref: ExecutionRef, workerId: string): Promise<void> {
+    await this.redis.srem(this.keys.workerRunning(workerId), encodeRef(ref));
+  }
+
+  async runningOn(workerId: string): Promise<ExecutionRef[]> {
+    const members = await this.redis.smembers(this.keys.workerRunning(workerId));
+    return members.map(decodeRef).filter((r): r is ExecutionRef => r !== null);
+  }
+
+  /** Back to queued for its one re-run after a kernel loss; false if not allowed (see script). */
+  async requeue(ref: ExecutionRef, workerId: string): Promise<boolean> {
+    return (await this.run('requeue', [this.keys.execution(ref)], [workerId])) === 1;
+  }
+
+  /** The execution used its one re-run (on the same worker, after its kernel died). */
+  async markRetried(ref: ExecutionRef): Promise<void> {
+    await this.redis.hset(this.keys.execution(ref), 'retried', '1');
+  }
+
   /** Replay: the events after `afterSeq`, in order. */
   async readEvents(ref: ExecutionRef, afterSeq: number, count = 1_000): Promise<ExecutionEvent[]> {
     const entries = await this.redis.xrange(this.keys.events(ref), `${afterSeq + 1}-0`, '+', 'COUNT', count);

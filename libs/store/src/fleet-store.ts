@@ -2,6 +2,7 @@ import type Redis from 'ioredis';
 import type { StoreConfig } from '@kernelfleet/config';
 import { Dispatcher } from './dispatcher';
 import { ExecutionRepository } from './execution-repository';
+import { Failover } from './failover';
 import { JobConsumer } from './job-consumer';
 import { KeySpace } from './keys';
 import { LiveEvents } from './live-events';
@@ -27,6 +28,7 @@ export class FleetStore {
   readonly registry: WorkerRegistry;
   readonly dispatcher: Dispatcher;
   readonly lanes: SessionLanes;
+  readonly failover: Failover;
   private readonly extra: Redis[] = [];
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
@@ -39,10 +41,11 @@ export class FleetStore {
     const retention = { retentionSeconds: options.retentionSeconds, maxReplayEvents: options.maxReplayEvents ?? 20_000 };
     this.executions = new ExecutionRepository(redis, this.keys, retention);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
-    this.registry = new WorkerRegistry(redis, this.keys);
+    this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);
     const bull = this.connection('blocking', 'queue');
     this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds);
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
+    this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
   }
 
   static connect(options: FleetStoreOptions): FleetStore {

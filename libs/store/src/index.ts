@@ -9,3 +9,4 @@ export * from './session-repository';
 export * from './worker-registry';
 export * from './terminal-execution';
 export * from './session-lanes';
+export * from './failover';

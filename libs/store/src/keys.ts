@@ -54,6 +54,21 @@ export class KeySpace {
     return `${this.execution(ref)}:live`;
   }
 
+  /** ZSET of registered workers (member: worker id, score: when it joined). */
+  workers(): string {
+    return `${this.prefix}:workers`;
+  }
+
+  /** SET of `tenant/session` homed on a worker (its kernels), for failover and drain. */
+  workerSessions(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}:sessions`;
+  }
+
+  /** SET of executions (`tenant/session/id`) a worker is running, for failover. */
+  workerRunning(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}:running`;
+  }
+
   /** Pub/sub channel of one worker's control messages (cancel, dispose). */
   workerControl(workerId: string): string {
     return `${this.workerControlPrefix()}${workerId}:control`;

@@ -7,8 +7,8 @@ import type Redis from 'ioredis';
  * emit events get `emit.lib.lua` prepended. They are registered as ioredis commands, which
  * EVALSHA and fall back to EVAL after a Redis restart.
  */
-const SCRIPT_FILES = ['accept-5', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1'] as const;
-type ScriptName = 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel';
+const SCRIPT_FILES = ['accept-5', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1'] as const;
+type ScriptName = 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue';
 
 export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -18,6 +18,7 @@ function scriptsDir(): string {
   return existsSync(beside) ? beside : beside.replace(`${join('dist', 'libs')}`, 'libs');
 }
 
+/** Registers the scripts on a connection (idempotent per connection) and returns a runner. */
 export function registerScripts(redis: Redis): ScriptRunner {
   const dir = scriptsDir();
   const prelude = readFileSync(join(dir, 'emit.lib.lua'), 'utf8');

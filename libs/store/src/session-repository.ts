@@ -1,7 +1,9 @@
 import type Redis from 'ioredis';
 import type { KeySpace, SessionRef } from './keys';
+import { registerScripts, type ScriptRunner } from './scripts';
 
-export type KernelState = 'none' | 'starting' | 'idle' | 'busy' | 'dead';
+/** `lost`: its worker or Jupyter server went away; `culled`: idle too long; `dead`: died or killed. */
+export type KernelState = 'none' | 'starting' | 'idle' | 'dead' | 'lost' | 'culled';
 
 export interface SessionInfo {
   sessionId: string;
@@ -11,13 +13,28 @@ export interface SessionInfo {
   lastActivityAt: number | null;
 }
 
-/** The session's kernel bookkeeping: which worker is its home, which kernel generation it is on. */
+const sessionMember = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
+
+export function parseSessionMember(member: string): SessionRef | null {
+  const slash = member.indexOf('/');
+  if (slash <= 0 || slash === member.length - 1) return null;
+  return { tenant: member.slice(0, slash), sessionId: member.slice(slash + 1) };
+}
+
+/**
+ * The session's kernel bookkeeping: which worker is its home, which kernel generation it is on.
+ * A worker also keeps the set of sessions homed on it, so failover and drain can find them.
+ */
 export class SessionRepository {
+  private readonly run: ScriptRunner;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: KeySpace,
     private readonly retentionSeconds: number,
-  ) {}
+  ) {
+    this.run = registerScripts(redis);
+  }
 
   async get(ref: SessionRef): Promise<SessionInfo | null> {
     const [info, pending] = await Promise.all([
@@ -47,6 +64,7 @@ export class SessionRepository {
       .hset(key, 'home', workerId, 'kernelState', 'starting')
       .expire(key, this.retentionSeconds)
       .exec()) as [[null, number], ...unknown[]];
+    await this.redis.sadd(this.keys.workerSessions(workerId), sessionMember(ref));
     return generation;
   }
 
@@ -54,9 +72,20 @@ export class SessionRepository {
     await this.redis.hset(this.keys.sessionInfo(ref), 'kernelState', state);
   }
 
-  /** The session no longer has a kernel anywhere (disposed, or its kernel was lost). */
-  async clearHome(ref: SessionRef, state: KernelState = 'none'): Promise<void> {
-    const key = this.keys.sessionInfo(ref);
-    await this.redis.multi().hdel(key, 'home').hset(key, 'kernelState', state).exec();
+  /**
+   * The session no longer has a kernel on `workerId`: home cleared (its next execution goes to
+   * whichever worker takes it) and the kernel state recorded — `none` when that was asked for,
+   * else a state whose next execution reports `stateLost`. No-op if it already moved on.
+   */
+  async release(ref: SessionRef, workerId: string, state: KernelState): Promise<boolean> {
+    const released = (await this.run('rehome', [this.keys.sessionInfo(ref)], [workerId, state])) === 1;
+    await this.redis.srem(this.keys.workerSessions(workerId), sessionMember(ref));
+    return released;
+  }
+
+  /** Sessions homed on a worker. */
+  async homedOn(workerId: string): Promise<SessionRef[]> {
+    const members = await this.redis.smembers(this.keys.workerSessions(workerId));
+    return members.map(parseSessionMember).filter((r): r is SessionRef => r !== null);
   }
 }

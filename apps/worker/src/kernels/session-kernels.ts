@@ -80,7 +80,7 @@ export class SessionKernels {
     const key = sessionKey(ref);
     const live = this.kernels.get(key);
     if (live) await this.discard(key, live);
-    await this.store.sessions.clearHome(ref, 'none');
+    await this.store.sessions.release(ref, this.config.workerId, 'none');
   }
 
   async disposeAll(): Promise<void> {

@@ -1,0 +1,104 @@
+import { SHARED_QUEUE } from '@kernelfleet/contracts';
+import type { Dispatcher } from './dispatcher';
+import { workerQueueName } from './dispatcher';
+import type { ExecutionRepository } from './execution-repository';
+import type { ExecutionRef, SessionRef } from './keys';
+import type { KernelState, SessionRepository } from './session-repository';
+import type { SessionLanes } from './session-lanes';
+import { resultWithoutRun, terminalExecution, type Ending } from './terminal-execution';
+
+/** The notice of an execution whose kernel (or worker) went away while it ran. */
+export const KERNEL_LOST_NOTICE =
+  'the kernel was lost during the execution (its worker, Jupyter server or kernel died); its ' +
+  'outcome is unknown and the next execution of the session starts on a fresh kernel.';
+
+/**
+ * What happens to the work of a worker that is gone (lost) or leaving (draining): its sessions
+ * lose their home, their queued lane heads move to the shared queue, and an execution that was
+ * running there ends `outcome_unknown` — or runs once more if it asked for `retryOnKernelLoss`.
+ * Every step is idempotent, so several reapers (or a reaper and a stalled-job redelivery) can
+ * race without harm.
+ */
+export class Failover {
+  constructor(
+    private readonly executions: ExecutionRepository,
+    private readonly sessions: SessionRepository,
+    private readonly lanes: SessionLanes,
+    private readonly dispatcher: Dispatcher,
+  ) {}
+
+  /** An execution marked running on `workerId`, which lost its kernel. */
+  async recoverExecution(ref: ExecutionRef, workerId: string): Promise<'requeued' | 'ended' | 'skipped'> {
+    const record = await this.executions.getRecord(ref);
+    if (!record || record.status !== 'running' || record.workerId !== workerId) {
+      await this.executions.unmarkRunning(ref, workerId);
+      return 'skipped';
+    }
+    const info = await this.sessions.get(ref);
+    if (record.kernelMode === 'session') await this.sessions.release(ref, workerId, 'lost');
+    let outcome: 'requeued' | 'ended';
+    if (record.retryOnKernelLoss && (await this.executions.requeue(ref, workerId))) {
+      await this.dispatcher.dispatch(ref);
+      outcome = 'requeued';
+    } else {
+      const ending: Ending = {
+        status: 'outcome_unknown',
+        phase: 'run',
+        exitCode: null,
+        kernel: { workerId, generation: info?.kernel.generation ?? 0, stateLost: true, restarted: false },
+      };
+      await this.lanes.finish(ref, terminalExecution(record, ending, resultWithoutRun(ending, `[${KERNEL_LOST_NOTICE}]`)), 'running');
+      outcome = 'ended';
+    }
+    await this.executions.unmarkRunning(ref, workerId);
+    return outcome;
+  }
+
+  /**
+   * Takes every session away from `workerId` (state `lost`: their next execution reports it) and
+   * moves what waits in its queue to the shared queue. With `lost`, executions running there
+   * are recovered too; a draining worker finishes its own first.
+   */
+  async handBack(workerId: string, opts: { lost: boolean; state?: KernelState }): Promise<{ sessions: number; recovered: number }> {
+    let recovered = 0;
+    if (opts.lost) {
+      for (const ref of await this.executions.runningOn(workerId)) {
+        if ((await this.recoverExecution(ref, workerId)) !== 'skipped') recovered += 1;
+      }
+    }
+    const sessions = await this.sessions.homedOn(workerId);
+    for (const session of sessions) {
+      const head = (await this.executions.laneOf(session))[0];
+      const record = head ? await this.executions.getRecord(head) : null;
+      if (opts.lost && record?.status === 'running' && record.workerId === workerId) {
+        if ((await this.recoverExecution(head, workerId)) !== 'skipped') recovered += 1;
+      }
+      await this.sessions.release(session, workerId, opts.state ?? 'lost');
+      if (record?.status === 'queued') await this.dispatcher.dispatch(head);
+    }
+    await this.moveQueuedJobs(workerId);
+    return { sessions: sessions.length, recovered };
+  }
+
+  /** Jobs still waiting in the worker's own queue go to the shared queue (same job id). */
+  async moveQueuedJobs(workerId: string): Promise<number> {
+    const queue = this.dispatcher.queue(workerQueueName(workerId));
+    const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'paused']);
+    for (const job of jobs) {
+      if (!job.id) continue;
+      await this.dispatcher.enqueue(SHARED_QUEUE, { ...(job.data as SessionRef), executionId: job.id });
+      await job.remove().catch(() => undefined);
+    }
+    return jobs.length;
+  }
+
+  /** True when nothing of the worker is left: no sessions, running executions or queued jobs. */
+  async isEmpty(workerId: string): Promise<boolean> {
+    const [sessions, running, counts] = await Promise.all([
+      this.sessions.homedOn(workerId),
+      this.executions.runningOn(workerId),
+      this.dispatcher.queue(workerQueueName(workerId)).getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'paused'),
+    ]);
+    return sessions.length === 0 && running.length === 0 && Object.values(counts).every((n) => n === 0);
+  }
+}
