@@ -18,7 +18,22 @@ async function main(): Promise<void> {
   const app = await NestFactory.createApplicationContext(WorkerModule, {
     logger: process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
   });
-  app.enableShutdownHooks();
+  // Not enableShutdownHooks(): it re-raises the signal after the hooks, so the exit code would
+  // say "killed". A drained worker exits 0.
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      void app.close().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          process.stderr.write(`kernelfleet worker: shutdown failed: ${(error as Error).stack ?? error}\n`);
+          process.exit(1);
+        },
+      );
+    });
+  }
 }
 
 void main().catch((error: unknown) => {

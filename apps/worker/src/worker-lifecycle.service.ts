@@ -3,18 +3,24 @@ import type { WorkerConfig } from '@kernelfleet/config';
 import { FleetStore, type WorkerControlMessage } from '@kernelfleet/store';
 import { ExecutionRunner } from './executions/execution-runner.service';
 import { QueueSweeper } from './executions/queue-sweeper';
+import { WorkerReaper } from './fleet/worker-reaper';
 import { JupyterService } from './jupyter/jupyter.service';
 import { SessionKernels } from './kernels/session-kernels';
 import { WORKER_CONFIG } from './tokens';
 
 /**
- * Boot order: Jupyter server, control channel, lease, then queues (a worker takes no job before
- * it can run it). Shutdown in reverse: stop taking jobs, let running ones end, drop kernels.
+ * Boot: Jupyter server, control channel, recovery of what a previous process with this worker id
+ * left behind, lease, then queues (a worker takes no job before it can run it).
+ * Drain (SIGTERM): stop being a home for sessions, stop taking jobs, let running executions end
+ * (each is bounded by its deadline), hand the sessions back so their queued executions run
+ * elsewhere, shut the kernels down, leave the registry.
  */
 @Injectable()
 export class WorkerLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(WorkerLifecycle.name);
   private unlisten?: () => void;
+  private draining = false;
+  private drained?: Promise<void>;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -23,6 +29,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, OnApplicationShu
     private readonly kernels: SessionKernels,
     private readonly runner: ExecutionRunner,
     private readonly sweeper: QueueSweeper,
+    private readonly reaper: WorkerReaper,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -31,24 +38,49 @@ export class WorkerLifecycle implements OnApplicationBootstrap, OnApplicationShu
     this.unlisten = await this.store.live.listen(this.store.keys.workerControl(workerId), (message) =>
       this.onControl(JSON.parse(message) as WorkerControlMessage),
     );
-    await this.store.registry.startHeartbeat(workerId, () => ({
-      maxKernels: this.config.kernels.maxKernels,
-      kernels: this.kernels.size,
-      running: this.runner.runningCount,
-      concurrency,
-      draining: false,
-    }));
+    const leftover = await this.store.failover.handBack(workerId, { lost: true });
+    if (leftover.sessions || leftover.recovered) {
+      this.logger.warn(`recovered after a restart: ${leftover.sessions} session(s), ${leftover.recovered} running execution(s)`);
+    }
+    await this.beat();
     this.store.consumer.start(workerId, concurrency, (job, queue) => this.runner.handle(job, queue));
     this.sweeper.start();
+    this.reaper.start();
     this.logger.log(`worker ${workerId} ready (concurrency ${concurrency})`);
   }
 
+  /** Idempotent; the process may exit 0 once it resolves. */
+  drain(): Promise<void> {
+    this.drained ??= this.drainOnce();
+    return this.drained;
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    await this.drain();
+    await this.store.close();
+  }
+
+  private async drainOnce(): Promise<void> {
+    const { workerId } = this.config;
+    this.draining = true;
+    this.logger.log(`draining: ${this.runner.runningCount} running execution(s) finish first`);
+    await this.beat().catch(() => undefined);
     await this.store.consumer.close();
+    const { sessions } = await this.store.failover.handBack(workerId, { lost: false, state: 'lost' });
     this.unlisten?.();
     await this.kernels.disposeAll();
-    await this.store.registry.stop(this.config.workerId);
-    await this.store.close();
+    await this.store.registry.stop(workerId);
+    this.logger.log(`drained: ${sessions} session(s) handed back`);
+  }
+
+  private beat(): Promise<void> {
+    return this.store.registry.startHeartbeat(this.config.workerId, () => ({
+      maxKernels: this.config.kernels.maxKernels,
+      kernels: this.kernels.size,
+      running: this.runner.runningCount,
+      concurrency: this.config.concurrency,
+      draining: this.draining,
+    }));
   }
 
   private onControl(message: WorkerControlMessage): void {

@@ -3,6 +3,7 @@ import { loadWorkerConfig, type WorkerConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
 import { ExecutionRunner } from './executions/execution-runner.service';
 import { QueueSweeper } from './executions/queue-sweeper';
+import { WorkerReaper } from './fleet/worker-reaper';
 import { JupyterService } from './jupyter/jupyter.service';
 import { SessionKernels } from './kernels/session-kernels';
 import { WORKER_CONFIG } from './tokens';
@@ -25,6 +26,7 @@ import { WorkerLifecycle } from './worker-lifecycle.service';
     SessionKernels,
     ExecutionRunner,
     QueueSweeper,
+    WorkerReaper,
     WorkerLifecycle,
   ],
 })

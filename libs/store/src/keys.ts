@@ -69,6 +69,11 @@ export class KeySpace {
     return `${this.prefix}:worker:${workerId}:running`;
   }
 
+  /** STRING with a TTL: held by the worker reaping a lost worker, so only one does. */
+  reapLock(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}:reaping`;
+  }
+
   /** Pub/sub channel of one worker's control messages (cancel, dispose). */
   workerControl(workerId: string): string {
     return `${this.workerControlPrefix()}${workerId}:control`;

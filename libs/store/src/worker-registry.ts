@@ -95,6 +95,11 @@ export class WorkerRegistry {
       .catch(() => undefined);
   }
 
+  /** Takes the right to reap a lost worker for `ms` (one reaper at a time). */
+  async lockReap(workerId: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(this.keys.reapLock(workerId), '1', 'PX', ms, 'NX')) === 'OK';
+  }
+
   /** Forgets a lost worker once nothing of it is left to recover. */
   async forget(workerId: string): Promise<void> {
     await this.redis.multi().zrem(this.keys.workers(), workerId).del(this.keys.workerSessions(workerId), this.keys.workerRunning(workerId)).exec();

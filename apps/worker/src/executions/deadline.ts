@@ -41,7 +41,4 @@ export const NOTICES = {
     'eval cell timed out and the kernel was unresponsive to interrupt; the kernel has been killed ' +
     'and will be recreated on the next call.',
   stdin: 'Kernel requested stdin; interactive input is not supported.',
-  kernelLost:
-    'the kernel died during the execution; its outcome is unknown and the next execution of the ' +
-    'session starts on a fresh kernel.',
 } as const;

@@ -4,6 +4,7 @@ import type { WorkerConfig } from '@kernelfleet/config';
 import { KernelStartTimeoutError } from '@kernelfleet/kernel';
 import {
   FleetStore,
+  KERNEL_LOST_NOTICE,
   QUEUE_TIMEOUT_MESSAGE,
   resultFromSink,
   resultWithoutRun,
@@ -71,22 +72,22 @@ export class ExecutionRunner {
       }
     }
     const claim = await this.store.executions.claim(ref, me, Date.now());
-    if (claim.kind === 'claimed') return this.run(claim.record);
+    if (claim.kind === 'claimed') {
+      await this.store.executions.markRunning(ref, me);
+      try {
+        return await this.run(claim.record);
+      } finally {
+        await this.store.executions.unmarkRunning(ref, me);
+      }
+    }
     if (claim.kind === 'expired') {
       await this.store.lanes.endQueued(ref, 'timed_out');
       return;
     }
     if (claim.kind === 'not_queued' && claim.status === 'running' && claim.runner && claim.runner !== me) {
       // Handed again while marked running elsewhere: only a lost runner makes it ours to end.
-      if (!(await this.store.registry.isAlive(claim.runner))) await this.endLost(ref);
+      if (!(await this.store.registry.isAlive(claim.runner))) await this.store.failover.recoverExecution(ref, claim.runner);
     }
-  }
-
-  private async endLost(ref: ExecutionRef): Promise<void> {
-    const record = await this.store.executions.getRecord(ref);
-    if (!record || record.status !== 'running') return;
-    const ending: Ending = { status: 'outcome_unknown', phase: 'run', exitCode: null };
-    await this.finish(record, terminalExecution(record, ending, resultWithoutRun(ending, `[${NOTICES.kernelLost}]`)), 'running');
   }
 
   private async run(record: ExecutionRecord): Promise<void> {
@@ -114,7 +115,8 @@ export class ExecutionRunner {
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), busy);
       }
       let end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
-      if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !kernel.ephemeral) {
+      if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
+        await this.store.executions.markRetried(ref);
         await this.kernels.lose(ref);
         kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
         end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
@@ -166,7 +168,7 @@ export class ExecutionRunner {
       return { ending: { ...base, status, exitCode: null }, notice: end.by === 'deadline' ? NOTICES.killed : undefined };
     }
     if (end.kind === 'died') {
-      return { ending: { ...base, status: 'outcome_unknown', exitCode: null }, notice: NOTICES.kernelLost };
+      return { ending: { ...base, status: 'outcome_unknown', exitCode: null }, notice: KERNEL_LOST_NOTICE };
     }
     if (end.interruptedBy === 'deadline') {
       return { ending: { ...base, status: 'timed_out', exitCode: null }, notice: NOTICES.interrupted(deadline.seconds) };

@@ -4,14 +4,20 @@ import type { WorkerConfig } from '@kernelfleet/config';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
 import { WORKER_CONFIG } from '../tokens';
 
+/** A server that dies again this soon after a restart is not restarted: the worker exits. */
+const MIN_UPTIME_FOR_RESTART_MS = 10_000;
+
 /**
  * The worker's Jupyter server: the one named by JUPYTER_URL/JUPYTER_TOKEN, or one we spawn on
- * loopback with a random token and supervise (the worker exits if it dies, so the fleet sees
- * the worker as lost rather than a worker without kernels).
+ * loopback with a random token and supervise. If ours dies, every kernel died with it: listeners
+ * of `onRestart` forget them (their sessions' next executions report the lost state) and a new
+ * server takes its place. A server that keeps dying makes the worker exit, and the fleet treats
+ * the worker as lost.
  */
 @Injectable()
 export class JupyterService implements OnApplicationShutdown {
   private readonly logger = new Logger(JupyterService.name);
+  private readonly restartListeners: (() => void)[] = [];
   private server?: JupyterServer;
   private kernelClient?: KernelClient;
   private stopping = false;
@@ -23,31 +29,55 @@ export class JupyterService implements OnApplicationShutdown {
     return this.kernelClient;
   }
 
+  /** Called after our Jupyter server died and a new one is up. */
+  onRestart(listener: () => void): void {
+    this.restartListeners.push(listener);
+  }
+
   async start(): Promise<void> {
-    const { url, token, python, rootDir } = this.config.jupyter;
+    const { url, token } = this.config.jupyter;
     if (url && token) {
       this.kernelClient = new KernelClient({ baseUrl: url, token });
       this.logger.log(`using Jupyter server at ${url}`);
       return;
     }
-    mkdirSync(rootDir, { recursive: true });
-    this.server = await JupyterServer.start({
-      python,
-      rootDir,
-      env: kernelEnvironment(process.env),
-      log: (line) => this.logger.debug(line),
-    });
-    this.kernelClient = new KernelClient({ baseUrl: this.server.url, token: this.server.token });
-    this.logger.log(`started Jupyter server pid ${this.server.pid} at ${this.server.url}`);
-    void this.server.exited.then(({ code, signal }) => {
-      if (this.stopping) return;
-      this.logger.error(`Jupyter server exited (code ${code}, signal ${signal}); worker exits`);
-      process.exit(70);
-    });
+    await this.spawn();
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
     await this.server?.stop();
+  }
+
+  private async spawn(): Promise<void> {
+    const { python, rootDir } = this.config.jupyter;
+    mkdirSync(rootDir, { recursive: true });
+    const server = await JupyterServer.start({
+      python,
+      rootDir,
+      env: kernelEnvironment(process.env),
+      log: (line) => this.logger.debug(line),
+    });
+    const startedAt = Date.now();
+    this.server = server;
+    this.kernelClient = new KernelClient({ baseUrl: server.url, token: server.token });
+    this.logger.log(`started Jupyter server pid ${server.pid} at ${server.url}`);
+    void server.exited.then(({ code, signal }) => this.onExit(code, signal, startedAt));
+  }
+
+  private async onExit(code: number | null, signal: string | null, startedAt: number): Promise<void> {
+    if (this.stopping) return;
+    this.logger.error(`Jupyter server exited (code ${code}, signal ${signal}); its kernels are gone`);
+    if (Date.now() - startedAt < MIN_UPTIME_FOR_RESTART_MS) {
+      this.logger.error('Jupyter server keeps dying; the worker exits');
+      process.exit(70);
+    }
+    try {
+      await this.spawn();
+    } catch (error) {
+      this.logger.error(`Jupyter server could not be restarted (${error}); the worker exits`);
+      process.exit(70);
+    }
+    for (const listener of this.restartListeners) listener();
   }
 }

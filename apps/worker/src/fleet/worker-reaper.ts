@@ -1,0 +1,68 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import type { WorkerConfig } from '@kernelfleet/config';
+import { FleetStore } from '@kernelfleet/store';
+import { WORKER_CONFIG } from '../tokens';
+
+/** A lost worker is forgotten once it has been empty this long (stale dispatch views expire). */
+const FORGET_AFTER_MS = 5_000;
+
+/**
+ * Every worker watches the registry for workers whose lease expired (SIGKILL, crash, network
+ * loss) and hands their work back: sessions re-homed with their state marked lost, queued lane
+ * heads moved to the shared queue, the running execution ended `outcome_unknown` (or re-run once
+ * with `retryOnKernelLoss`). A lock makes one reaper do each worker; every step is idempotent.
+ */
+@Injectable()
+export class WorkerReaper implements OnApplicationShutdown {
+  private readonly logger = new Logger(WorkerReaper.name);
+  private readonly lostSince = new Map<string, number>();
+  private timer?: NodeJS.Timeout;
+  private reaping = false;
+
+  constructor(
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    private readonly store: FleetStore,
+  ) {}
+
+  start(): void {
+    const every = Math.max(250, Math.floor(this.config.store.workerLeaseMs / 4));
+    this.timer = setInterval(() => void this.reapOnce(), every);
+    this.timer.unref();
+  }
+
+  async reapOnce(): Promise<void> {
+    if (this.reaping) return;
+    this.reaping = true;
+    try {
+      for (const [workerId, lease] of await this.store.registry.members()) {
+        if (lease || workerId === this.config.workerId) {
+          this.lostSince.delete(workerId);
+          continue;
+        }
+        await this.reap(workerId);
+      }
+    } catch (error) {
+      this.logger.warn(`reaping failed: ${error}`);
+    } finally {
+      this.reaping = false;
+    }
+  }
+
+  private async reap(workerId: string): Promise<void> {
+    if (!(await this.store.registry.lockReap(workerId, this.config.store.workerLeaseMs))) return;
+    const { sessions, recovered } = await this.store.failover.handBack(workerId, { lost: true });
+    if (sessions || recovered) {
+      this.logger.warn(`worker ${workerId} lost: ${sessions} session(s) re-homed, ${recovered} running execution(s) recovered`);
+    }
+    const since = this.lostSince.get(workerId) ?? Date.now();
+    this.lostSince.set(workerId, since);
+    if (Date.now() - since > FORGET_AFTER_MS && (await this.store.failover.isEmpty(workerId))) {
+      await this.store.registry.forget(workerId);
+      this.lostSince.delete(workerId);
+    }
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.timer);
+  }
+}
