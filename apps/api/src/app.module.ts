@@ -8,13 +8,15 @@ import { ExecutionStreamService } from './executions/execution-stream.service';
 import { ExecutionsController } from './executions/executions.controller';
 import { ExecutionsService } from './executions/executions.service';
 import { HealthController } from './health/health.controller';
+import { OwnersController } from './owners/owners.controller';
+import { OwnersService } from './owners/owners.service';
 import { ProblemFilter } from './problems/problem.filter';
 import { SessionsController } from './sessions/sessions.controller';
 import { SessionsService } from './sessions/sessions.service';
 import { API_CONFIG } from './tokens';
 
 @Module({
-  controllers: [ExecutionsController, SessionsController, HealthController],
+  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController],
   providers: [
     { provide: API_CONFIG, useFactory: () => loadApiConfig() },
     {
@@ -28,6 +30,7 @@ import { API_CONFIG } from './tokens';
     ExecutionStreamService,
     ExecutionsService,
     SessionsService,
+    OwnersService,
   ],
 })
 export class AppModule implements OnApplicationShutdown {

@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import type { WorkerConfig } from '@kernelfleet/config';
 import { FleetStore, type WorkerControlMessage } from '@kernelfleet/store';
 import { ExecutionRunner } from './executions/execution-runner.service';
@@ -16,7 +23,7 @@ import { WORKER_CONFIG } from './tokens';
  * elsewhere, shut the kernels down, leave the registry.
  */
 @Injectable()
-export class WorkerLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
+export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(WorkerLifecycle.name);
   private unlisten?: () => void;
   private draining = false;
@@ -55,8 +62,12 @@ export class WorkerLifecycle implements OnApplicationBootstrap, OnApplicationShu
     return this.drained;
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /** Runs before any provider's shutdown hook, so the Jupyter server outlives the drain. */
+  async beforeApplicationShutdown(): Promise<void> {
     await this.drain();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
     await this.store.close();
   }
 

@@ -20,6 +20,12 @@ export const submitExecutionSchema = z.strictObject({
 });
 export type SubmitExecution = z.infer<typeof submitExecutionSchema>;
 
+/** Optional header of a submit: the same key with the same request answers the same execution. */
+export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
+
+/** `Idempotency-Key` values (wire contract): 1–255 printable ASCII characters. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x20-\x7E]{1,255}$/;
+
 export const EXECUTION_STATUSES = [
   'queued',
   'running',
@@ -92,4 +98,13 @@ export interface SubmitAccepted {
   sessionId: string;
   seq: number;
   status: ExecutionStatus;
+}
+
+/** `200` answer of `DELETE /v1/owners/{ownerId}` (wire contract). */
+export interface OwnerDisposal {
+  ownerId: string;
+  /** Sessions the owner alone held: shut down as `DELETE /v1/sessions/{id}` does. */
+  disposed: string[];
+  /** Shared sessions the owner was taken off; their other owners keep them running. */
+  detached: string[];
 }

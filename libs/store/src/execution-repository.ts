@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, KernelMode } from '@kernelfleet/contracts';
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
@@ -13,6 +13,34 @@ export interface AcceptRequest extends SessionRef {
   reset: boolean;
   ownerId?: string;
   retryOnKernelLoss: boolean;
+  /**
+   * The id to give the execution (an Idempotency-Key claim names it up front); a new one when
+   * absent. Accepting an id that already exists changes nothing and answers `duplicate`.
+   */
+  executionId?: string;
+}
+
+export interface AcceptOutcome {
+  ref: ExecutionRef;
+  seq: number;
+  isHead: boolean;
+  home: string | null;
+  /** The execution already existed (same id): nothing was changed; `seq` is its seq. */
+  duplicate: boolean;
+}
+
+/**
+ * What an `Idempotency-Key` stands for: the request it was first used with (fingerprint) and
+ * the execution that request created. `seq` is absent while the claim is pending (the
+ * execution is being accepted under `executionId`).
+ */
+export interface IdempotencyRecord {
+  fingerprint: string;
+  sessionId: string;
+  executionId: string;
+  seq?: number;
+  /** When the key was claimed (ms): a claim pending for long was left by a stalled api. */
+  claimedAt: number;
 }
 
 export type ClaimOutcome =
@@ -47,23 +75,67 @@ export class ExecutionRepository {
   }
 
   /**
-   * Records the execution and appends it to its session lane; `isHead` → dispatch it (to
-   * `home`, the worker holding the session's kernel, if any). The three commands are sent
-   * back to back on one connection: Redis runs them in order, in one round trip.
+   * Records the execution, appends it to its session lane and registers its owner (seed §2.4:
+   * `ownerId`, or the session id itself while the session has no owner; per-call executions
+   * register none); `isHead` → dispatch it (to `home`, the worker holding the session's kernel,
+   * if any). The commands are sent back to back on one connection: Redis runs them in order,
+   * in one round trip.
    */
-  async accept(req: AcceptRequest): Promise<{ ref: ExecutionRef; seq: number; isHead: boolean; home: string | null }> {
-    const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: newExecutionId() };
+  async accept(req: AcceptRequest): Promise<AcceptOutcome> {
+    const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: req.executionId ?? newExecutionId() };
     const ttl = this.policy.retentionSeconds;
+    const owner = req.kernelMode === 'session' ? (req.ownerId ?? '') : '';
+    const fallbackOwner = req.kernelMode === 'session' && !req.ownerId ? req.sessionId : '';
     // The index first: an index entry without its execution reads as 404, harmless.
     const indexed = this.redis.set(this.keys.executionIndex(ref.executionId), `${ref.tenant}/${ref.sessionId}`, 'EX', ttl);
     const accepted = this.run(
       'accept',
-      [this.keys.seq(ref), this.keys.lane(ref), this.keys.execution(ref), this.keys.events(ref), this.keys.sessionInfo(ref)],
-      [ref.executionId, req.acceptedAt, ttl, this.policy.maxReplayEvents, this.keys.liveChannel(ref), ...requestFields(req)],
-    ) as Promise<[number, number, string | null]>;
-    const scheduled = this.redis.zadd(this.keys.deadlines(), req.deadlineAt, encodeRef(ref));
-    const [, [seq, laneLength, home], ] = await Promise.all([indexed, accepted, scheduled]);
-    return { ref, seq, isHead: laneLength === 1, home: home || null };
+      [this.keys.seq(ref), this.keys.lane(ref), this.keys.execution(ref), this.keys.events(ref), this.keys.sessionInfo(ref),
+        this.keys.owners(ref)],
+      [ref.executionId, req.acceptedAt, ttl, this.policy.maxReplayEvents, this.keys.liveChannel(ref), owner, fallbackOwner,
+        ...requestFields(req)],
+    ) as Promise<[number, number, string | null, number]>;
+    // NX: a duplicate accept must not move the deadline of the execution that already exists.
+    const scheduled = this.redis.zadd(this.keys.deadlines(), 'NX', req.deadlineAt, encodeRef(ref));
+    // The owner index after the script (see SessionRepository.unindexOwner for why this order).
+    // The fallback owner is indexed even when the script did not add it: a stale index entry is
+    // harmless, the session's owners set decides.
+    const ownerIndexed = owner || fallbackOwner ? this.indexOwner(ref, owner || fallbackOwner, ttl) : Promise.resolve();
+    const [, [seq, laneLength, home, duplicate]] = await Promise.all([indexed, accepted, scheduled, ownerIndexed]);
+    return { ref, seq, isHead: duplicate !== 1 && laneLength === 1, home: home || null, duplicate: duplicate === 1 };
+  }
+
+  private async indexOwner(ref: SessionRef, ownerId: string, ttl: number): Promise<void> {
+    const key = this.keys.ownerSessions(ref.tenant, ownerId);
+    await Promise.all([this.redis.sadd(key, ref.sessionId), this.redis.expire(key, ttl)]);
+  }
+
+  /**
+   * Claims an `Idempotency-Key` of a tenant for a new request (SET NX, expiring after
+   * `ttlSeconds`, independent of execution retention). Answers null when the claim is ours,
+   * else the record already there.
+   */
+  async claimIdempotencyKey(tenant: string, key: string, claim: IdempotencyRecord, ttlSeconds: number): Promise<IdempotencyRecord | null> {
+    const redisKey = this.keys.idempotency(tenant, digest(key));
+    for (;;) {
+      if ((await this.redis.set(redisKey, JSON.stringify(claim), 'EX', ttlSeconds, 'NX')) === 'OK') return null;
+      const existing = await this.redis.get(redisKey);
+      // Gone between the two calls (expired): claim again.
+      if (existing) return JSON.parse(existing) as IdempotencyRecord;
+    }
+  }
+
+  async readIdempotencyKey(tenant: string, key: string): Promise<IdempotencyRecord | null> {
+    const existing = await this.redis.get(this.keys.idempotency(tenant, digest(key)));
+    return existing ? (JSON.parse(existing) as IdempotencyRecord) : null;
+  }
+
+  /**
+   * Records the accepted execution's seq under the key, keeping the claim's TTL. Whoever
+   * completes a claim writes the same record, so a repeated completion is harmless.
+   */
+  async completeIdempotencyKey(tenant: string, key: string, record: IdempotencyRecord & { seq: number }): Promise<void> {
+    await this.redis.set(this.keys.idempotency(tenant, digest(key)), JSON.stringify(record), 'KEEPTTL', 'XX');
   }
 
   /** Finds an execution of this tenant; another tenant's id is indistinguishable from none. */
@@ -195,6 +267,11 @@ export class ExecutionRepository {
   }
 }
 
-function newExecutionId(): string {
+export function newExecutionId(): string {
   return `ex_${randomBytes(12).toString('hex')}`;
+}
+
+/** Idempotency keys are hashed into key names: any printable character may appear in them. */
+function digest(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
 }

@@ -34,6 +34,14 @@ export class KeySpace {
     return `${this.session(ref)}:info`;
   }
 
+  /**
+   * SET of the session's owner ids (seed §2.4): who holds it, for dispose by owner. Expires
+   * with the session (RETENTION_SECONDS after its last accept).
+   */
+  owners(ref: SessionRef): string {
+    return `${this.session(ref)}:owners`;
+  }
+
   /** HASH: one execution (request, status, result). */
   execution(ref: ExecutionRef): string {
     return `${this.session(ref)}:x:${ref.executionId}`;
@@ -86,6 +94,24 @@ export class KeySpace {
   /** STRING: execution id → `<tenant>/<session>`, so `GET /v1/executions/{id}` can find it. */
   executionIndex(executionId: string): string {
     return `${this.prefix}:xid:{${executionId}}`;
+  }
+
+  /**
+   * SET of the session ids an owner holds in a tenant, so `DELETE /v1/owners/{id}` can find
+   * them. An index, not the truth: it may hold stale entries (the session's `owners` set
+   * decides), never miss a live one. Its own slot: an owner spans sessions.
+   */
+  ownerSessions(tenant: string, ownerId: string): string {
+    return `${this.prefix}:owner:{${tenant}/${ownerId}}:sessions`;
+  }
+
+  /**
+   * STRING (JSON) with its own TTL: an `Idempotency-Key` of a tenant → the request fingerprint
+   * and the execution it created. The key text is hashed (`keyDigest`), since it may hold any
+   * printable character, braces included.
+   */
+  idempotency(tenant: string, keyDigest: string): string {
+    return `${this.prefix}:idem:{${tenant}/${keyDigest}}`;
   }
 
   /** ZSET of queued executions by deadline, swept by workers (member: tenant/session/id). */

@@ -7,8 +7,10 @@ import type Redis from 'ioredis';
  * emit events get `emit.lib.lua` prepended. They are registered as ioredis commands, which
  * EVALSHA and fall back to EVAL after a Redis restart.
  */
-const SCRIPT_FILES = ['accept-5', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1'] as const;
-type ScriptName = 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue';
+const SCRIPT_FILES = [
+  'accept-6', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
+] as const;
+type ScriptName = 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner';
 
 export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;
 

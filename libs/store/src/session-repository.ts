@@ -2,6 +2,9 @@ import type Redis from 'ioredis';
 import type { KeySpace, SessionRef } from './keys';
 import { registerScripts, type ScriptRunner } from './scripts';
 
+/** What taking an owner off a session did (see release-owner-1.lua). */
+export type OwnerRelease = 'not_owner' | 'detached' | 'last';
+
 /** `lost`: its worker or Jupyter server went away; `culled`: idle too long; `dead`: died or killed. */
 export type KernelState = 'none' | 'starting' | 'idle' | 'dead' | 'lost' | 'culled';
 
@@ -81,6 +84,52 @@ export class SessionRepository {
     const released = (await this.run('rehome', [this.keys.sessionInfo(ref)], [workerId, state])) === 1;
     await this.redis.srem(this.keys.workerSessions(workerId), sessionMember(ref));
     return released;
+  }
+
+  /** The session's owners (seed §2.4), sorted. */
+  async owners(ref: SessionRef): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.owners(ref))).sort();
+  }
+
+  /**
+   * The session ids the owner index lists for an owner of a tenant, sorted. A superset: each
+   * must be confirmed against the session's owners (`releaseOwner` does).
+   */
+  async indexedSessionsOf(tenant: string, ownerId: string): Promise<string[]> {
+    return (await this.redis.smembers(this.keys.ownerSessions(tenant, ownerId))).sort();
+  }
+
+  /**
+   * Takes the owner off the session in one script: `last` means it was the only owner (the
+   * caller disposes the session), `detached` that others keep it, `not_owner` that it held
+   * none (a stale index entry). The owner's index entry for the session goes either way.
+   */
+  async releaseOwner(ref: SessionRef, ownerId: string): Promise<OwnerRelease> {
+    const released = (await this.run('release-owner', [this.keys.owners(ref)], [ownerId])) as OwnerRelease;
+    await this.unindexOwner(ref, ownerId);
+    return released;
+  }
+
+  /** Removes every owner of the session (it is being disposed) and their index entries. */
+  async clearOwners(ref: SessionRef): Promise<string[]> {
+    const key = this.keys.owners(ref);
+    const [[, owners]] = (await this.redis.multi().smembers(key).del(key).exec()) as [[null, string[]], ...unknown[]];
+    await Promise.all(owners.map((ownerId) => this.unindexOwner(ref, ownerId)));
+    return owners.sort();
+  }
+
+  /**
+   * Drops the owner → session index entry, then puts it back if the owner holds the session
+   * after all. Accept adds the owner (script) before the index entry, so an accept racing this
+   * either re-adds the entry after our SREM, or had added the owner before our check: the index
+   * never misses a live owner. At worst it keeps a stale entry, which the next release drops.
+   */
+  private async unindexOwner(ref: SessionRef, ownerId: string): Promise<void> {
+    const index = this.keys.ownerSessions(ref.tenant, ownerId);
+    await this.redis.srem(index, ref.sessionId);
+    if ((await this.redis.sismember(this.keys.owners(ref), ownerId)) === 1) {
+      await this.redis.multi().sadd(index, ref.sessionId).expire(index, this.retentionSeconds).exec();
+    }
   }
 
   /** Sessions homed on a worker. */

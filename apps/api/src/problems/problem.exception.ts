@@ -8,6 +8,7 @@ const TITLES: Record<ProblemKind, string> = {
   unauthorized: 'Unauthorized',
   notFound: 'Not found',
   conflict: 'Conflict',
+  unprocessable: 'Unprocessable request',
   payloadTooLarge: 'Payload too large',
   unsupportedMediaType: 'Unsupported media type',
   methodNotAllowed: 'Method not allowed',

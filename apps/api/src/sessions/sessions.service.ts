@@ -13,29 +13,44 @@ export class SessionsService {
 
   async get(tenant: string, sessionId: string): Promise<SessionView> {
     const ref = this.ref(tenant, sessionId);
-    const info = await this.store.sessions.get(ref);
+    const [info, owners] = await Promise.all([this.store.sessions.get(ref), this.store.sessions.owners(ref)]);
     if (!info) throw notFound(`session ${sessionId}`);
-    return { ...info, owners: [] };
+    return { ...info, owners };
   }
 
   /** Cancels every queued execution of the session; a running one is left to finish. */
   async cancelPending(tenant: string, sessionId: string): Promise<{ sessionId: string; cancelled: number }> {
     const ref = this.ref(tenant, sessionId);
     if (!(await this.store.sessions.get(ref))) throw notFound(`session ${sessionId}`);
-    let cancelled = 0;
-    for (const execution of await this.store.executions.laneOf(ref)) {
-      if ((await this.store.lanes.endQueued(execution, 'cancelled')).kind === 'finished') cancelled += 1;
-    }
-    return { sessionId, cancelled };
+    return { sessionId, cancelled: await this.cancelQueued(ref) };
   }
 
   /** Cancels what is queued and has the home worker shut the kernel down (after a running one). */
   async dispose(tenant: string, sessionId: string): Promise<{ sessionId: string; cancelled: number }> {
     const ref = this.ref(tenant, sessionId);
-    const outcome = await this.cancelPending(tenant, sessionId);
+    if (!(await this.store.sessions.get(ref))) throw notFound(`session ${sessionId}`);
+    return { sessionId, cancelled: await this.shutDown(ref) };
+  }
+
+  /**
+   * What disposing a session does, for `DELETE /v1/sessions/{id}` and dispose by owner: queued
+   * executions cancelled, owners cleared, the home worker told to shut the kernel down (after
+   * a running execution). Answers how many executions were cancelled.
+   */
+  async shutDown(ref: SessionRef): Promise<number> {
+    const cancelled = await this.cancelQueued(ref);
+    await this.store.sessions.clearOwners(ref);
     const home = await this.store.sessions.homeOf(ref);
-    if (home) await this.store.registry.sendControl(home, { op: 'dispose', tenant, sessionId });
-    return outcome;
+    if (home) await this.store.registry.sendControl(home, { op: 'dispose', tenant: ref.tenant, sessionId: ref.sessionId });
+    return cancelled;
+  }
+
+  private async cancelQueued(ref: SessionRef): Promise<number> {
+    let cancelled = 0;
+    for (const execution of await this.store.executions.laneOf(ref)) {
+      if ((await this.store.lanes.endQueued(execution, 'cancelled')).kind === 'finished') cancelled += 1;
+    }
+    return cancelled;
   }
 
   private ref(tenant: string, sessionId: string): SessionRef {
