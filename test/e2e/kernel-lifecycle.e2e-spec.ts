@@ -19,7 +19,7 @@ describe('kernel lifecycle (external Jupyter server)', () => {
 
   beforeAll(async () => {
     jupyter = await ExternalJupyter.start();
-    stack = await Stack.start({ workerEnv: jupyter.workerEnv });
+    stack = await Stack.start({ workerEnv: { ...jupyter.workerEnv, KERNEL_POOL_SIZE: '0' } });
   });
   afterAll(async () => {
     await stack?.stop();

@@ -111,8 +111,9 @@ export class Stack {
     return api;
   }
 
+  /** Starts a worker; `env.WORKER_ID` reuses an id (a restart of a worker that died), else a new one. */
   async startWorker(env: Record<string, string> = {}): Promise<AppProcess> {
-    const id = `w${this.workers.length + 1}-${this.prefix}`;
+    const id = env.WORKER_ID ?? `w${this.workers.length + 1}-${this.prefix}`;
     const worker = AppProcess.start(id, 'worker', { ...this.baseEnv(), WORKER_ID: id, WORKER_CONCURRENCY: '4', ...env });
     this.workers.push(worker);
     await worker.waitForOutput(/ready/, 90_000);

@@ -42,6 +42,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   async onApplicationBootstrap(): Promise<void> {
     const { workerId, concurrency } = this.config;
     await this.jupyter.start();
+    this.kernels.start();
     this.unlisten = await this.store.live.listen(this.store.keys.workerControl(workerId), (message) =>
       this.onControl(JSON.parse(message) as WorkerControlMessage),
     );

@@ -157,6 +157,12 @@ export class ExecutionRepository {
     return ((await this.redis.hget(this.keys.execution(ref), 'status')) as ExecutionStatus | null) || null;
   }
 
+  /** Just the seq, or null when the execution does not exist (cheap: reads one field). */
+  async seqOf(ref: ExecutionRef): Promise<number | null> {
+    const seq = await this.redis.hget(this.keys.execution(ref), 'seq');
+    return seq ? Number(seq) : null;
+  }
+
   async getRecord(ref: ExecutionRef): Promise<ExecutionRecord | null> {
     const h = await this.redis.hgetall(this.keys.execution(ref));
     return h.status ? toRecord(ref, h) : null;

@@ -25,6 +25,7 @@ export class ExecutionsController {
     @Tenant() tenant: string,
     @Param('sessionId') sessionId: string,
     @Query('wait') wait: string | undefined,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Body() body: unknown,
     @Req() req: Request,
     @Res() res: Response,
@@ -33,8 +34,9 @@ export class ExecutionsController {
     if (wait !== undefined && wait !== 'true' && wait !== 'false') {
       throw new ProblemException('validation', 400, 'wait: must be true or false');
     }
-    const { accepted, ref, deadlineAt } = await this.executions.submit(tenant, sessionId, body);
+    const { accepted, ref, deadlineAt, replayed } = await this.executions.submit(tenant, sessionId, body, idempotencyKey);
     res.setHeader('Location', `/v1/executions/${accepted.executionId}`);
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     if (wait !== 'true') {
       res.status(202).json(accepted);
       return;

@@ -1,13 +1,17 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   ID_PATTERN,
+  IDEMPOTENCY_KEY_HEADER,
+  IDEMPOTENCY_KEY_PATTERN,
   isTerminal,
   submitExecutionSchema,
   type Execution,
   type SubmitAccepted,
+  type SubmitExecution,
 } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
-import { FleetStore, type ExecutionRef } from '@kernelfleet/store';
+import { FleetStore, newExecutionId, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
 import { invalid, notFound, ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
 import { EventFollower } from './event-follower';
@@ -15,8 +19,34 @@ import { EventFollower } from './event-follower';
 /** How long `wait=true` may outlast the deadline: the interrupt grace plus a margin. */
 const WAIT_SLACK_MS = 15_000;
 
+/** How long a request waits for another one holding the same Idempotency-Key to accept. */
+const CLAIM_WAIT_MS = 5_000;
+/** A claim still pending after this long was left by a stalled or crashed api: take it over. */
+const STALE_CLAIM_MS = 10_000;
+const CLAIM_POLL_MS = 25;
+
 export function checkId(field: string, value: string): void {
   if (!ID_PATTERN.test(value)) throw invalid([{ field, message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : -' }]);
+}
+
+/** What a submit answers: the accepted (or, for a repeated Idempotency-Key, the earlier) execution. */
+export interface Submitted {
+  accepted: SubmitAccepted;
+  ref: ExecutionRef;
+  deadlineAt: number;
+  /** An Idempotency-Key repeated: this is the execution its first request created. */
+  replayed: boolean;
+}
+
+/**
+ * The request an Idempotency-Key stands for: the session and the validated body with its keys
+ * sorted, so the same JSON sent with its fields in another order is the same request.
+ */
+function fingerprintOf(sessionId: string, req: SubmitExecution): string {
+  const body = Object.entries(req)
+    .filter(([, value]) => value !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256').update(JSON.stringify([sessionId, body])).digest('hex');
 }
 
 @Injectable()
@@ -27,9 +57,16 @@ export class ExecutionsService {
     private readonly follower: EventFollower,
   ) {}
 
-  /** Validates, accepts (numbering it in its session) and dispatches when it heads the lane. */
-  async submit(tenant: string, sessionId: string, body: unknown): Promise<{ accepted: SubmitAccepted; ref: ExecutionRef; deadlineAt: number }> {
+  /**
+   * Validates, accepts (numbering it in its session) and dispatches when it heads the lane. With
+   * an Idempotency-Key: the same key and request answer the execution the first one created
+   * (`replayed`); the key with another request is a 422.
+   */
+  async submit(tenant: string, sessionId: string, body: unknown, idempotencyKey?: string): Promise<Submitted> {
     checkId('sessionId', sessionId);
+    if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
+      throw invalid([{ field: IDEMPOTENCY_KEY_HEADER, message: 'must be 1-255 printable ASCII characters' }]);
+    }
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw invalid([{ field: 'body', message: 'must be a JSON object' }]);
     }
@@ -38,26 +75,90 @@ export class ExecutionsService {
       throw invalid(parsed.error.issues.map((i) => ({ field: i.path.join('.') || 'body', message: i.message })));
     }
     const req = parsed.data;
-    const { maxCodeBytes, defaultTimeoutMs, maxTimeoutMs } = this.config.limits;
+    const { maxCodeBytes, maxTimeoutMs } = this.config.limits;
     const codeBytes = Buffer.byteLength(req.code);
     if (codeBytes > maxCodeBytes) {
       throw new ProblemException('payloadTooLarge', 413, `code is ${codeBytes} bytes; the limit is ${maxCodeBytes}`);
     }
     if (req.code.includes('\u0000')) throw invalid([{ field: 'code', message: 'must not contain NUL characters' }]);
-    const now = Date.now();
     if (req.timeoutMs !== undefined && req.timeoutMs > maxTimeoutMs) {
       throw invalid([{ field: 'timeoutMs', message: `must be at most ${maxTimeoutMs}` }]);
     }
-    if (req.deadlineAt !== undefined && req.deadlineAt <= now) {
-      throw invalid([{ field: 'deadlineAt', message: 'is in the past' }]);
+    if (idempotencyKey === undefined) return this.accept(tenant, sessionId, req, newExecutionId(), Date.now());
+    return this.submitOnce(tenant, sessionId, req, idempotencyKey, fingerprintOf(sessionId, req));
+  }
+
+  /**
+   * Submits under an Idempotency-Key: claims the key (SET NX, naming the execution id up front)
+   * and accepts, or answers what the key already stands for. A request that finds the key
+   * claimed but not yet accepted waits up to CLAIM_WAIT_MS, then answers 409 (retry); a claim
+   * pending for over STALE_CLAIM_MS is taken over by accepting its execution id, which the accept
+   * script creates at most once, so a slow first holder and the taker cannot both create it.
+   */
+  private async submitOnce(tenant: string, sessionId: string, req: SubmitExecution, key: string, fingerprint: string): Promise<Submitted> {
+    const repo = this.store.executions;
+    const waitUntil = Date.now() + CLAIM_WAIT_MS;
+    let record = await repo.readIdempotencyKey(tenant, key);
+    for (;;) {
+      if (!record) {
+        // Deadline checks first: a request refused with 400 leaves the key unclaimed.
+        const now = Date.now();
+        this.deadlineOf(req, now);
+        const claim: IdempotencyRecord = { fingerprint, sessionId, executionId: newExecutionId(), claimedAt: now };
+        record = await repo.claimIdempotencyKey(tenant, key, claim, this.config.idempotencyTtlSeconds);
+        if (!record) return this.accept(tenant, sessionId, req, claim.executionId, now, key, claim);
+        continue;
+      }
+      if (record.fingerprint !== fingerprint) {
+        throw new ProblemException(
+          'unprocessable',
+          422,
+          `${IDEMPOTENCY_KEY_HEADER} was already used with a different request (session or body); use a new key for a new request`,
+        );
+      }
+      const ref: ExecutionRef = { tenant, sessionId: record.sessionId, executionId: record.executionId };
+      if (record.seq !== undefined) return this.replay(ref);
+      // Pending: accepted already (its holder has not recorded the seq yet), or still coming.
+      const seq = await repo.seqOf(ref);
+      if (seq !== null) {
+        await repo.completeIdempotencyKey(tenant, key, { ...record, seq });
+        return this.replay(ref);
+      }
+      if (Date.now() - record.claimedAt > STALE_CLAIM_MS) {
+        return this.accept(tenant, sessionId, req, record.executionId, Date.now(), key, record);
+      }
+      if (Date.now() >= waitUntil) {
+        throw new ProblemException(
+          'conflict',
+          409,
+          `a request with this ${IDEMPOTENCY_KEY_HEADER} is still being accepted; retry shortly`,
+          {},
+          { 'Retry-After': '1' },
+        );
+      }
+      await new Promise((r) => setTimeout(r, CLAIM_POLL_MS));
+      record = await repo.readIdempotencyKey(tenant, key);
     }
-    if (req.deadlineAt !== undefined && req.deadlineAt > now + maxTimeoutMs) {
-      throw invalid([{ field: 'deadlineAt', message: `must be within ${maxTimeoutMs} ms from now` }]);
-    }
-    const deadlineAt = req.deadlineAt ?? now + (req.timeoutMs ?? defaultTimeoutMs);
+  }
+
+  /**
+   * Accepts under `executionId` at `now`, dispatches a new lane head and completes the key's
+   * claim. The deadline is checked against `now`, the time the request was validated at.
+   */
+  private async accept(
+    tenant: string,
+    sessionId: string,
+    req: SubmitExecution,
+    executionId: string,
+    now: number,
+    key?: string,
+    claim?: IdempotencyRecord,
+  ): Promise<Submitted> {
+    const deadlineAt = this.deadlineOf(req, now);
     const accepted = await this.store.executions.accept({
       tenant,
       sessionId,
+      executionId,
       code: req.code,
       acceptedAt: now,
       deadlineAt,
@@ -67,11 +168,44 @@ export class ExecutionsService {
       retryOnKernelLoss: req.retryOnKernelLoss ?? false,
     });
     if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home);
+    if (key !== undefined && claim) await this.store.executions.completeIdempotencyKey(tenant, key, { ...claim, seq: accepted.seq });
+    if (accepted.duplicate) return this.replay(accepted.ref);
     return {
       accepted: { executionId: accepted.ref.executionId, sessionId, seq: accepted.seq, status: 'queued' },
       ref: accepted.ref,
       deadlineAt,
+      replayed: false,
     };
+  }
+
+  /** The execution an Idempotency-Key created, as it is now. */
+  private async replay(ref: ExecutionRef): Promise<Submitted> {
+    const execution = await this.store.executions.get(ref);
+    if (!execution) {
+      throw new ProblemException(
+        'conflict',
+        409,
+        `execution ${ref.executionId}, created with this ${IDEMPOTENCY_KEY_HEADER}, is past its retention; use a new key for a new request`,
+      );
+    }
+    return {
+      accepted: { executionId: ref.executionId, sessionId: ref.sessionId, seq: execution.seq, status: execution.status },
+      ref,
+      deadlineAt: execution.timings.deadlineAt,
+      replayed: true,
+    };
+  }
+
+  /** The absolute deadline of a request accepted at `now`; 400 when `deadlineAt` is out of range. */
+  private deadlineOf(req: SubmitExecution, now: number): number {
+    const { defaultTimeoutMs, maxTimeoutMs } = this.config.limits;
+    if (req.deadlineAt !== undefined && req.deadlineAt <= now) {
+      throw invalid([{ field: 'deadlineAt', message: 'is in the past' }]);
+    }
+    if (req.deadlineAt !== undefined && req.deadlineAt > now + maxTimeoutMs) {
+      throw invalid([{ field: 'deadlineAt', message: `must be within ${maxTimeoutMs} ms from now` }]);
+    }
+    return req.deadlineAt ?? now + (req.timeoutMs ?? defaultTimeoutMs);
   }
 
   /** Waits for the terminal state (bounded by the deadline plus slack) and answers the execution. */

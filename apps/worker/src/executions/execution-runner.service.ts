@@ -66,7 +66,7 @@ export class ExecutionRunner {
     const me = this.config.workerId;
     if (queueName === SHARED_QUEUE) {
       const home = await this.store.sessions.homeOf(ref);
-      if (home && home !== me && (await this.store.registry.isAlive(home))) {
+      if (home && home !== me && (await this.store.registry.acceptsWork(home))) {
         await this.store.dispatcher.enqueue(workerQueueName(home), ref);
         return;
       }
@@ -139,6 +139,7 @@ export class ExecutionRunner {
     } finally {
       this.cancels.delete(ref.executionId);
       this.busySessions.delete(sessionKey);
+      this.kernels.done(ref);
       if (busy.disposeAfter) await this.kernels.dispose(ref).catch(() => undefined);
       if (kernel?.ephemeral) {
         await kernel.handle.shutdown().catch(() => undefined);

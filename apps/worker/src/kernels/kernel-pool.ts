@@ -127,14 +127,15 @@ export class KernelPool {
 
   /** Waits `ms`, or less when the pool is forgotten or disposed meanwhile. */
   private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        resolve();
+      };
       const timer = setTimeout(done, ms);
       timer.unref();
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
       this.wakeUp = done;
-    }).finally(() => (this.wakeUp = undefined)) as Promise<void>;
+    });
   }
 }

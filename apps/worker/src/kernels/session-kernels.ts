@@ -2,14 +2,22 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { KernelInfo } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
 import type { KernelHandle } from '@kernelfleet/kernel';
-import { FleetStore, type SessionRef } from '@kernelfleet/store';
+import { FleetStore, type KernelState, type SessionRef } from '@kernelfleet/store';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
+import { cullCheckIntervalMs, IdleCuller } from './kernel-culler';
+import { KernelPool } from './kernel-pool';
 
-interface LiveKernel {
-  handle: KernelHandle;
+/** A session homed on this worker and its kernel. */
+interface SessionEntry {
+  ref: SessionRef;
+  /** Undefined once the kernel was lost (died, killed, failed to be replaced): the next acquire starts one. */
+  handle?: KernelHandle;
   generation: number;
   dead: boolean;
+  /** An execution of the session holds the kernel (from `acquire` until `done`). */
+  inUse: boolean;
+  lastUsedAt: number;
 }
 
 export interface AcquiredKernel {
@@ -20,77 +28,301 @@ export interface AcquiredKernel {
 }
 
 const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
+/** A pool kernel that does not finish its move into the session's folder this fast is replaced. */
+const SETUP_MAX_MS = 5_000;
+const ignoreOutput = { onStream: () => undefined, onDisplay: () => undefined };
 
 /**
- * The kernels this worker holds, one per session homed here. Executions of a session never
- * overlap (the lane guarantees it), so there is no concurrent start for one session.
+ * The kernels this worker holds, one per session homed here, plus a warm pool of started kernels
+ * that new sessions and per-call executions take from. Executions of a session never overlap
+ * (the lane guarantees it); starts, shutdowns and culls of one session are serialised here.
+ *
+ * Capacity: while it holds `maxKernels` session kernels (pool kernels do not count), the worker
+ * stops consuming the shared queue, so new sessions go to other workers; its own queue (the
+ * sessions it already holds) keeps running. Idle culling: a session kernel unused for `idleMs`
+ * is shut down and the session released with state `culled`.
  */
 @Injectable()
 export class SessionKernels {
   private readonly logger = new Logger(SessionKernels.name);
-  private readonly kernels = new Map<string, LiveKernel>();
+  private readonly kernels = new Map<string, SessionEntry>();
+  /** Per-session chain of starts, shutdowns and culls. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly pool?: KernelPool;
+  private readonly culler: IdleCuller;
+  /** Acquires in flight for sessions not held yet: they will take a slot. */
+  private admitting = 0;
+  private sharedPaused = false;
+  /** Bumped by `forgetAll`: kernels started before belong to a Jupyter server that is gone. */
+  private epoch = 0;
+  private closed = false;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly jupyter: JupyterService,
     private readonly store: FleetStore,
-  ) {}
+  ) {
+    const { poolSize, idleMs, startMaxMs } = config.kernels;
+    if (poolSize > 0) {
+      this.pool = new KernelPool({
+        size: poolSize,
+        start: () => this.jupyter.client.startKernel({ timeoutMs: startMaxMs }),
+        log: { warn: (m) => this.logger.warn(m), debug: (m) => this.logger.debug(m) },
+      });
+    }
+    this.culler = new IdleCuller(cullCheckIntervalMs(idleMs), () => this.cullIdle(), { warn: (m) => this.logger.warn(m) });
+    jupyter.onRestart(() => void this.forgetAll().catch((e: unknown) => this.logger.error(`forgetting kernels failed: ${e}`)));
+  }
 
+  /** Session kernels held (pool kernels excluded). */
   get size(): number {
     return this.kernels.size;
+  }
+
+  /** Pool kernels ready to be taken. */
+  get pooled(): number {
+    return this.pool?.readyCount ?? 0;
+  }
+
+  /** After the Jupyter server is up: fill the warm pool in the background, start culling. */
+  start(): void {
+    this.pool?.start();
+    this.culler.start();
   }
 
   /** The session's kernel: reused, or started when it has none, was reset, or died. */
   async acquire(ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number }): Promise<AcquiredKernel> {
     const key = sessionKey(ref);
-    const live = this.kernels.get(key);
-    if (live && !live.dead && !opts.reset) {
-      return { handle: live.handle, ephemeral: false, info: this.info(live.generation, false, false) };
+    const admitting = !this.kernels.has(key);
+    if (admitting) {
+      this.admitting += 1;
+      this.updateCapacity();
+    }
+    try {
+      return await this.locked(key, () => this.acquireLocked(key, ref, opts));
+    } finally {
+      if (admitting) {
+        this.admitting -= 1;
+        this.updateCapacity();
+      }
+    }
+  }
+
+  private async acquireLocked(key: string, ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number }): Promise<AcquiredKernel> {
+    const entry = this.kernels.get(key);
+    if (entry?.handle && !entry.dead && !opts.reset) {
+      entry.inUse = true;
+      entry.lastUsedAt = Date.now();
+      return { handle: entry.handle, ephemeral: false, info: this.info(entry.generation, false, false) };
     }
     const before = await this.store.sessions.get(ref);
     // State is lost when the session had a kernel that nobody asked to go away.
-    const hadKernel = live !== undefined || (before !== null && before.kernel.generation > 0 && before.kernel.state !== 'none');
+    const hadKernel = entry !== undefined || (before !== null && before.kernel.generation > 0 && before.kernel.state !== 'none');
     const stateLost = !opts.reset && hadKernel;
-    if (live) await this.discard(key, live);
-    const handle = await this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: opts.startTimeoutMs });
+    if (entry) {
+      // The old kernel goes (reset, or dead); the session keeps its slot here meanwhile.
+      entry.inUse = true;
+      await this.shutDown(entry);
+    }
+    const handle = await this.kernelFor(ref, opts.startTimeoutMs);
     const generation = await this.store.sessions.beginGeneration(ref, this.config.workerId);
-    const entry: LiveKernel = { handle, generation, dead: false };
-    void handle.dead.then(() => (entry.dead = true));
-    this.kernels.set(key, entry);
+    const next: SessionEntry = { ref, handle, generation, dead: false, inUse: true, lastUsedAt: Date.now() };
+    void handle.dead.then(() => (next.dead = true));
+    this.kernels.set(key, next); // counted already while admitting (see acquire)
     await this.store.sessions.setKernelState(ref, 'idle');
     return { handle, ephemeral: false, info: this.info(generation, stateLost, true) };
   }
 
+  /** The execution that acquired the session's kernel has ended: the idle clock starts now. */
+  done(ref: SessionRef): void {
+    const entry = this.kernels.get(sessionKey(ref));
+    if (!entry?.inUse) return;
+    entry.inUse = false;
+    entry.lastUsedAt = Date.now();
+  }
+
   /** A fresh kernel for one per-call execution; never registered with the session. */
   async acquireEphemeral(ref: SessionRef, startTimeoutMs: number): Promise<AcquiredKernel> {
-    const handle = await this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: startTimeoutMs });
+    const handle = await this.kernelFor(ref, startTimeoutMs);
     return { handle, ephemeral: true, info: this.info(1, false, true) };
   }
 
   /** The session's kernel was killed or died: forget it; the next execution gets a new one. */
   async lose(ref: SessionRef): Promise<void> {
     const key = sessionKey(ref);
-    const live = this.kernels.get(key);
-    if (live) await this.discard(key, live);
-    await this.store.sessions.setKernelState(ref, 'dead');
+    await this.locked(key, async () => {
+      const entry = this.kernels.get(key);
+      if (entry) await this.shutDown(entry);
+      await this.store.sessions.setKernelState(ref, 'dead');
+    });
   }
 
   /** Shuts the session's kernel down on request (DELETE session). */
   async dispose(ref: SessionRef): Promise<void> {
     const key = sessionKey(ref);
-    const live = this.kernels.get(key);
-    if (live) await this.discard(key, live);
-    await this.store.sessions.release(ref, this.config.workerId, 'none');
+    await this.locked(key, async () => {
+      const entry = this.kernels.get(key);
+      this.kernels.delete(key);
+      try {
+        if (entry) await this.shutDown(entry);
+        await this.store.sessions.release(ref, this.config.workerId, 'none');
+      } finally {
+        this.updateCapacity();
+      }
+    });
+  }
+
+  /**
+   * Shuts down session kernels unused for `idleMs` (never one an execution holds) and releases
+   * their sessions as `culled` (`dead` if the kernel had died meanwhile): their next execution
+   * goes to whichever worker takes it and reports the lost state. Answers how many went.
+   */
+  async cullIdle(now = Date.now()): Promise<number> {
+    const { idleMs } = this.config.kernels;
+    const idle = (entry: SessionEntry, at: number) => !entry.inUse && at - entry.lastUsedAt >= idleMs;
+    const culls = [...this.kernels.entries()]
+      .filter(([, entry]) => idle(entry, now))
+      .map(([key, entry]) =>
+        this.locked(key, async () => {
+          // Re-checked under the session's lock: an execution may have taken it meanwhile.
+          if (this.closed || this.kernels.get(key) !== entry || !idle(entry, Math.max(now, Date.now()))) return false;
+          this.kernels.delete(key);
+          const state: KernelState = entry.handle && !entry.dead ? 'culled' : 'dead';
+          const kernelId = entry.handle?.id;
+          try {
+            await this.shutDown(entry);
+            await this.store.sessions.release(entry.ref, this.config.workerId, state);
+          } finally {
+            // Only now a new session may take the slot: this one is released by then.
+            this.updateCapacity();
+          }
+          this.logger.log(`culled ${state === 'culled' ? `idle kernel ${kernelId}` : 'dead kernel'} of session ${key}`);
+          return true;
+        }),
+      );
+    return (await Promise.all(culls)).filter(Boolean).length;
+  }
+
+  /**
+   * The Jupyter server went away (and was restarted): every kernel it held is gone. Handles are
+   * closed without a REST shutdown, each session is released as `lost` (its next execution says
+   * so), and the pool refills from the new server.
+   */
+  async forgetAll(): Promise<void> {
+    this.epoch += 1;
+    const entries = [...this.kernels.values()];
+    this.kernels.clear();
+    this.updateCapacity();
+    for (const entry of entries) {
+      entry.handle?.dispose();
+      entry.handle = undefined;
+      entry.dead = true;
+    }
+    this.pool?.forget();
+    if (entries.length) this.logger.warn(`Jupyter server restarted: ${entries.length} session kernel(s) lost`);
+    await Promise.all(
+      entries.map((entry) =>
+        this.store.sessions
+          .release(entry.ref, this.config.workerId, 'lost')
+          .catch((error: unknown) => this.logger.warn(`releasing ${sessionKey(entry.ref)} failed: ${error}`)),
+      ),
+    );
   }
 
   async disposeAll(): Promise<void> {
-    await Promise.all([...this.kernels.entries()].map(([key, live]) => this.discard(key, live)));
+    this.closed = true;
+    this.culler.stop();
+    const entries = [...this.kernels.values()];
+    this.kernels.clear();
+    await Promise.all([this.pool?.dispose(), ...entries.map((entry) => this.shutDown(entry))]);
   }
 
-  private async discard(key: string, live: LiveKernel): Promise<void> {
-    this.kernels.delete(key);
-    await live.handle.shutdown().catch((error: unknown) => this.logger.warn(`kernel shutdown failed: ${error}`));
-    live.handle.dispose();
+  /**
+   * A started kernel already in the session's working directory: a warm one from the pool
+   * (moved into the folder by a setup cell), else a new one. A kernel that landed after the
+   * Jupyter server was restarted belongs to the old server and is replaced once.
+   */
+  private async kernelFor(ref: SessionRef, startTimeoutMs: number): Promise<KernelHandle> {
+    for (let attempt = 0; ; attempt++) {
+      const epoch = this.epoch;
+      const handle =
+        (await this.fromPool(ref, startTimeoutMs)) ??
+        (await this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: startTimeoutMs }));
+      if (epoch === this.epoch || attempt > 0) return handle;
+      handle.dispose();
+    }
+  }
+
+  private async fromPool(ref: SessionRef, timeoutMs: number): Promise<KernelHandle | undefined> {
+    if (!this.pool || this.closed) return undefined;
+    for (let handle = this.pool.take(); handle; handle = this.pool.take()) {
+      if (await this.moveInto(handle, ref, Math.min(timeoutMs, SETUP_MAX_MS))) return handle;
+      void this.shutDownHandle(handle);
+    }
+    return undefined;
+  }
+
+  /**
+   * Moves a pool kernel (started in the server's root) into the session's folder, the one a
+   * kernel started for the session would get as its cwd. One warm round trip; no output.
+   */
+  private async moveInto(handle: KernelHandle, ref: SessionRef, timeoutMs: number): Promise<boolean> {
+    const dir = JSON.stringify(this.workingDir(ref));
+    const code = `__import__('os').makedirs(${dir}, exist_ok=True); __import__('os').chdir(${dir})`;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    try {
+      const outcome = await Promise.race([handle.execute(code, ignoreOutput), timeout]);
+      if (outcome === 'timeout' || outcome.status !== 'ok') {
+        this.logger.warn(`pool kernel ${handle.id} could not move into ${dir}: ${outcome === 'timeout' ? 'timed out' : outcome.status}`);
+        return false;
+      }
+      return true;
+    } catch (error) {
+      this.logger.warn(`pool kernel ${handle.id} unusable: ${(error as Error).message ?? error}`);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
+  private updateCapacity(): void {
+    const held = this.kernels.size + this.admitting;
+    const full = !this.closed && held >= this.config.kernels.maxKernels;
+    if (full === this.sharedPaused) return;
+    this.sharedPaused = full;
+    this.store.consumer.setSharedPaused(full);
+    this.logger.log(
+      full
+        ? `at capacity (${held}/${this.config.kernels.maxKernels} session kernels): takes no new sessions`
+        : `below capacity (${held}/${this.config.kernels.maxKernels}): takes new sessions again`,
+    );
+  }
+
+  /** Runs `work` after every earlier start, shutdown or cull of the same session. */
+  private locked<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(key) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    const tail = result.catch(() => undefined);
+    this.locks.set(key, tail);
+    void tail.then(() => {
+      if (this.locks.get(key) === tail) this.locks.delete(key);
+    });
+    return result;
+  }
+
+  /** The entry's kernel is shut down; the entry itself (the session's slot) stays unless removed. */
+  private async shutDown(entry: SessionEntry): Promise<void> {
+    const handle = entry.handle;
+    entry.handle = undefined;
+    entry.dead = true;
+    if (handle) await this.shutDownHandle(handle);
+  }
+
+  private async shutDownHandle(handle: KernelHandle): Promise<void> {
+    await handle.shutdown().catch((error: unknown) => this.logger.warn(`kernel shutdown failed: ${error}`));
+    handle.dispose();
   }
 
   /** `<tenant>/<session>` with `.` and `:` escaped, so ids like `..` stay one plain folder. */

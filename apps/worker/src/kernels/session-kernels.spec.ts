@@ -1,0 +1,388 @@
+import { Logger } from '@nestjs/common';
+import type { WorkerConfig } from '@kernelfleet/config';
+import { KernelClosedError, KernelDiedError, type ExecuteOutcome, type KernelHandle, type StartKernelOptions } from '@kernelfleet/kernel';
+import type { FleetStore, KernelState, SessionInfo, SessionRef } from '@kernelfleet/store';
+import type { JupyterService } from '../jupyter/jupyter.service';
+import { cullCheckIntervalMs } from './kernel-culler';
+import { KernelPool } from './kernel-pool';
+import { SessionKernels } from './session-kernels';
+
+let nextId = 0;
+
+/** A KernelHandle double that records what was done to it. */
+class FakeKernel implements KernelHandle {
+  readonly id = `k${++nextId}`;
+  readonly executed: string[] = [];
+  readonly dead: Promise<KernelDiedError>;
+  shutDown = false;
+  disposed = false;
+  outcome: ExecuteOutcome = { status: 'ok' };
+  private resolveDead!: (error: KernelDiedError) => void;
+
+  constructor(readonly cwd?: string) {
+    this.dead = new Promise((resolve) => (this.resolveDead = resolve));
+  }
+
+  async execute(code: string): Promise<ExecuteOutcome> {
+    if (this.disposed) throw new KernelClosedError(this.id);
+    this.executed.push(code);
+    return this.outcome;
+  }
+
+  async interrupt(): Promise<void> {}
+
+  async shutdown(): Promise<void> {
+    this.shutDown = true;
+    this.disposed = true;
+  }
+
+  async isAlive(): Promise<boolean> {
+    return !this.disposed;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+
+  die(): void {
+    this.resolveDead(new KernelDiedError(this.id, 'died'));
+  }
+}
+
+async function until(check: () => boolean, timeoutMs = 2_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const quietLog = { warn: jest.fn(), debug: jest.fn() };
+
+beforeAll(() => Logger.overrideLogger(false));
+
+describe('KernelPool', () => {
+  const started: FakeKernel[] = [];
+  const start = jest.fn(async () => {
+    const kernel = new FakeKernel();
+    started.push(kernel);
+    return kernel;
+  });
+  beforeEach(() => {
+    started.length = 0;
+    start.mockClear();
+  });
+
+  it('fills to its size in the background, hands kernels out, and refills after each take', async () => {
+    const pool = new KernelPool({ size: 2, start, log: quietLog });
+    expect(pool.take()).toBeUndefined(); // nothing ready yet: a miss, never a wait
+    await until(() => pool.readyCount === 2);
+    expect(start).toHaveBeenCalledTimes(2);
+
+    const taken = pool.take();
+    expect(taken).toBe(started[0]);
+    expect(pool.readyCount).toBe(1);
+    await until(() => pool.readyCount === 2);
+    expect(start).toHaveBeenCalledTimes(3);
+    await pool.dispose();
+    expect((taken as FakeKernel).shutDown).toBe(false); // the taker owns it
+  });
+
+  it('with size 0 never starts a kernel', async () => {
+    const pool = new KernelPool({ size: 0, start, log: quietLog });
+    pool.start();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(pool.take()).toBeUndefined();
+    expect(start).not.toHaveBeenCalled();
+  });
+
+  it('logs a failed start and retries with growing backoff', async () => {
+    const log = { warn: jest.fn() };
+    const attempts: number[] = [];
+    const failing = jest.fn(async () => {
+      attempts.push(Date.now());
+      if (attempts.length <= 3) throw new Error('server busy');
+      return new FakeKernel();
+    });
+    const pool = new KernelPool({ size: 1, start: failing, log, initialBackoffMs: 20, maxBackoffMs: 1_000 });
+    pool.start();
+    await until(() => pool.readyCount === 1);
+    expect(failing).toHaveBeenCalledTimes(4);
+    expect(log.warn).toHaveBeenCalledTimes(3);
+    expect(log.warn.mock.calls[0][0]).toMatch(/pool kernel start failed \(retry in 20 ms\): server busy/);
+    expect(log.warn.mock.calls[2][0]).toMatch(/retry in 80 ms/);
+    expect(attempts[3] - attempts[2]).toBeGreaterThanOrEqual(75);
+    await pool.dispose();
+  });
+
+  it('replaces a ready kernel that dies', async () => {
+    const pool = new KernelPool({ size: 1, start, log: quietLog });
+    pool.start();
+    await until(() => pool.readyCount === 1);
+    started[0].die();
+    await until(() => started.length === 2 && pool.readyCount === 1);
+    expect(pool.take()).toBe(started[1]);
+    await pool.dispose();
+  });
+
+  it('on dispose shuts ready kernels down, and a start that lands afterwards too', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = jest.fn(async () => {
+      if (slow.mock.calls.length === 2) await gate;
+      return new FakeKernel();
+    });
+    const pool = new KernelPool({ size: 2, start: slow, log: quietLog });
+    pool.start();
+    await until(() => pool.readyCount === 1 && slow.mock.calls.length === 2);
+    const ready = (pool as unknown as { ready: FakeKernel[] }).ready[0];
+    await pool.dispose();
+    expect(ready.shutDown).toBe(true);
+    release();
+    const late = (await slow.mock.results[1].value) as FakeKernel;
+    await until(() => late.shutDown);
+    expect(slow).toHaveBeenCalledTimes(2);
+  });
+
+  it('when the server is gone, drops its kernels without a REST shutdown and refills', async () => {
+    const pool = new KernelPool({ size: 1, start, log: quietLog });
+    pool.start();
+    await until(() => pool.readyCount === 1);
+    pool.forget();
+    expect(started[0].disposed).toBe(true);
+    expect(started[0].shutDown).toBe(false);
+    await until(() => pool.readyCount === 1);
+    expect(pool.take()).toBe(started[1]);
+    await pool.dispose();
+  });
+});
+
+describe('cullCheckIntervalMs', () => {
+  it('checks every quarter of the idle time, at most once a minute', () => {
+    expect(cullCheckIntervalMs(1_500)).toBe(375);
+    expect(cullCheckIntervalMs(30 * 60_000)).toBe(60_000);
+  });
+});
+
+describe('SessionKernels', () => {
+  const ref = (sessionId: string): SessionRef => ({ tenant: 'acme', sessionId });
+  const key = (r: SessionRef) => `${r.tenant}/${r.sessionId}`;
+
+  /** In-memory session bookkeeping with the semantics of SessionRepository. */
+  class FakeSessions {
+    readonly info = new Map<string, { generation: number; state: KernelState; home: string | null }>();
+    readonly releases: [string, KernelState][] = [];
+    async get(r: SessionRef): Promise<SessionInfo | null> {
+      const i = this.info.get(key(r));
+      return i ? { sessionId: r.sessionId, workerId: i.home, kernel: { generation: i.generation, state: i.state }, pending: 0, lastActivityAt: 1 } : null;
+    }
+    async beginGeneration(r: SessionRef, workerId: string): Promise<number> {
+      const i = this.info.get(key(r)) ?? { generation: 0, state: 'none' as KernelState, home: null };
+      i.generation += 1;
+      i.state = 'starting';
+      i.home = workerId;
+      this.info.set(key(r), i);
+      return i.generation;
+    }
+    async setKernelState(r: SessionRef, state: KernelState): Promise<void> {
+      const i = this.info.get(key(r));
+      if (i) i.state = state;
+    }
+    async release(r: SessionRef, workerId: string, state: KernelState): Promise<boolean> {
+      this.releases.push([key(r), state]);
+      const i = this.info.get(key(r));
+      if (!i || i.home !== workerId) return false;
+      i.home = null;
+      i.state = state;
+      return true;
+    }
+  }
+
+  let sessions: FakeSessions;
+  let setSharedPaused: jest.Mock;
+  let starts: FakeKernel[];
+  let restartListeners: (() => void)[];
+  let kernels: SessionKernels;
+
+  function make(overrides: Partial<WorkerConfig['kernels']> = {}, startKernel?: (opts: StartKernelOptions) => Promise<KernelHandle>) {
+    sessions = new FakeSessions();
+    setSharedPaused = jest.fn();
+    starts = [];
+    restartListeners = [];
+    const config = {
+      workerId: 'w1',
+      kernels: { interruptGraceMs: 5_000, startMaxMs: 5_000, maxKernels: 2, poolSize: 1, idleMs: 1_000, ...overrides },
+    } as WorkerConfig;
+    const jupyter = {
+      client: {
+        startKernel:
+          startKernel ??
+          (async (opts: StartKernelOptions) => {
+            const kernel = new FakeKernel(opts.cwd);
+            starts.push(kernel);
+            return kernel;
+          }),
+      },
+      onRestart: (listener: () => void) => restartListeners.push(listener),
+    } as unknown as JupyterService;
+    const store = { sessions, consumer: { setSharedPaused } } as unknown as FleetStore;
+    kernels = new SessionKernels(config, jupyter, store);
+    return kernels;
+  }
+  const pooled = () => starts.filter((k) => k.cwd === undefined);
+  afterEach(async () => {
+    await kernels?.disposeAll();
+  });
+
+  it('gives a new session a pool kernel moved into the session folder, and refills the pool', async () => {
+    make();
+    kernels.start();
+    await until(() => kernels.pooled === 1);
+    const poolKernel = starts[0];
+
+    const acquired = await kernels.acquire(ref('s.1'), { reset: false, startTimeoutMs: 5_000 });
+    expect(acquired.handle).toBe(poolKernel);
+    expect(acquired.info).toEqual({ workerId: 'w1', generation: 1, stateLost: false, restarted: true });
+    expect(poolKernel.executed).toEqual([
+      `__import__('os').makedirs("acme/s%2E1", exist_ok=True); __import__('os').chdir("acme/s%2E1")`,
+    ]);
+    expect(starts.filter((k) => k.cwd !== undefined)).toHaveLength(0);
+    await until(() => kernels.pooled === 1 && pooled().length === 2);
+  });
+
+  it('starts a kernel in the session folder when the pool is empty or its kernel cannot move', async () => {
+    make({ poolSize: 0 });
+    kernels.start();
+    const cold = await kernels.acquire(ref('s1'), { reset: false, startTimeoutMs: 5_000 });
+    expect((cold.handle as FakeKernel).cwd).toBe('acme/s1');
+    await kernels.disposeAll();
+
+    make();
+    kernels.start();
+    await until(() => kernels.pooled === 1);
+    const broken = starts[0];
+    broken.outcome = { status: 'error', ename: 'PermissionError', evalue: 'denied', traceback: [] };
+    const replaced = await kernels.acquire(ref('s2'), { reset: false, startTimeoutMs: 5_000 });
+    expect(broken.shutDown).toBe(true);
+    expect(replaced.handle).not.toBe(broken);
+    const kernel = replaced.handle as FakeKernel;
+    // The next pool kernel (moved in) or a cold start in the folder.
+    expect(kernel.cwd === 'acme/s2' || kernel.executed.some((code) => code.includes('chdir("acme/s2")'))).toBe(true);
+  });
+
+  it('takes per-call kernels from the pool too, without registering them', async () => {
+    make();
+    kernels.start();
+    await until(() => kernels.pooled === 1);
+    const perCall = await kernels.acquireEphemeral(ref('p'), 5_000);
+    expect(perCall.ephemeral).toBe(true);
+    expect(perCall.handle).toBe(starts[0]);
+    expect(starts[0].executed[0]).toContain('chdir("acme/p")');
+    expect(kernels.size).toBe(0);
+  });
+
+  it('pauses the shared queue at maxKernels session kernels (pool kernels not counted) and resumes below', async () => {
+    make({ maxKernels: 2, poolSize: 2 });
+    kernels.start();
+    await until(() => kernels.pooled === 2);
+    expect(setSharedPaused).not.toHaveBeenCalled();
+
+    await kernels.acquire(ref('a'), { reset: false, startTimeoutMs: 5_000 });
+    expect(setSharedPaused).not.toHaveBeenCalled();
+    const second = kernels.acquire(ref('b'), { reset: false, startTimeoutMs: 5_000 });
+    // Paused as soon as the second session is being admitted, not only once its kernel is up.
+    expect(setSharedPaused.mock.calls).toEqual([[true]]);
+    await second;
+    // Its own sessions still get their kernel (reuse, reset) without changing the count.
+    await kernels.acquire(ref('a'), { reset: true, startTimeoutMs: 5_000 });
+    expect(setSharedPaused.mock.calls).toEqual([[true]]);
+
+    await kernels.dispose(ref('a'));
+    expect(setSharedPaused.mock.calls).toEqual([[true], [false]]);
+    expect(sessions.releases).toContainEqual(['acme/a', 'none']);
+  });
+
+  it('culls a kernel idle for idleMs, releasing its session as culled; the next execution says state was lost', async () => {
+    make({ idleMs: 1_000 });
+    const a = ref('a');
+    const first = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    kernels.done(a);
+    expect(await kernels.cullIdle(Date.now() + 500)).toBe(0);
+    expect(await kernels.cullIdle(Date.now() + 1_000)).toBe(1);
+    expect((first.handle as FakeKernel).shutDown).toBe(true);
+    expect(kernels.size).toBe(0);
+    expect(await sessions.get(a)).toMatchObject({ workerId: null, kernel: { generation: 1, state: 'culled' } });
+
+    const next = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    expect(next.info).toMatchObject({ generation: 2, stateLost: true, restarted: true });
+  });
+
+  it('never culls a kernel an execution holds; its idle time starts when the execution is done', async () => {
+    make({ idleMs: 1_000 });
+    const a = ref('a');
+    const held = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    expect(await kernels.cullIdle(Date.now() + 60_000)).toBe(0);
+    expect((held.handle as FakeKernel).shutDown).toBe(false);
+
+    kernels.done(a);
+    const doneAt = Date.now();
+    expect(await kernels.cullIdle(doneAt + 900)).toBe(0);
+    const again = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    expect(again.handle).toBe(held.handle);
+    expect(again.info).toMatchObject({ generation: 1, stateLost: false, restarted: false });
+  });
+
+  it('releases a session whose kernel died while idle as dead once idle long enough', async () => {
+    make({ idleMs: 1_000 });
+    const a = ref('a');
+    await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    await kernels.lose(a);
+    kernels.done(a);
+    expect(kernels.size).toBe(1); // still homed here: its next execution comes back to this worker
+    expect(await kernels.cullIdle(Date.now() + 1_000)).toBe(1);
+    expect(sessions.releases).toEqual([['acme/a', 'dead']]);
+  });
+
+  it('on a Jupyter server restart forgets every kernel without REST calls and releases the sessions as lost', async () => {
+    make({ maxKernels: 1 });
+    kernels.start();
+    await until(() => kernels.pooled === 1);
+    const poolKernel = starts[0];
+    const a = await kernels.acquire(ref('a'), { reset: false, startTimeoutMs: 5_000 });
+    await until(() => kernels.pooled === 1);
+    const refill = starts[1];
+    expect(setSharedPaused.mock.calls).toEqual([[true]]);
+
+    expect(restartListeners).toHaveLength(1);
+    restartListeners[0]();
+    await until(() => sessions.releases.length === 1);
+    expect(a.handle).toBe(poolKernel);
+    expect([poolKernel.disposed, poolKernel.shutDown]).toEqual([true, false]);
+    expect([refill.disposed, refill.shutDown]).toEqual([true, false]);
+    expect(sessions.releases).toEqual([['acme/a', 'lost']]);
+    expect(kernels.size).toBe(0);
+    expect(setSharedPaused.mock.calls).toEqual([[true], [false]]);
+    await until(() => kernels.pooled === 1 && starts.length === 3);
+
+    const next = await kernels.acquire(ref('a'), { reset: false, startTimeoutMs: 5_000 });
+    expect(next.info).toMatchObject({ generation: 2, stateLost: true });
+  });
+
+  it('lets an acquire wait for a cull of the same session in progress, then start afresh', async () => {
+    let finishShutdown!: () => void;
+    make({ idleMs: 1_000, poolSize: 0 });
+    const a = ref('a');
+    const first = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    kernels.done(a);
+    const handle = first.handle as FakeKernel;
+    handle.shutdown = () => new Promise<void>((r) => (finishShutdown = () => ((handle.shutDown = true), r())));
+    const culling = kernels.cullIdle(Date.now() + 1_000);
+    const next = kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(starts).toHaveLength(1); // waits for the cull
+    finishShutdown();
+    expect(await culling).toBe(1);
+    expect((await next).info).toMatchObject({ generation: 2, stateLost: true });
+    expect(await sessions.get(a)).toMatchObject({ workerId: 'w1' });
+  });
+});
