@@ -8,15 +8,19 @@
  * CHAOS_KILL_EVERY_MS=4000 CHAOS_MAX_SECONDS=600 CHAOS_IN_FLIGHT=100 CHAOS_LEASE_MS=2000
  * CHAOS_RETRY_FRACTION=0.1 (share of executions sent with retryOnKernelLoss)
  * CHAOS_TIMEOUT_MS=300000 (each execution's timeoutMs) CHAOS_REPLAY_SAMPLE=300 (SSE replays
- * read at the end besides every outcome_unknown / retried / suspicious one) CHAOS_SEED
- * CHAOS_LOG_DIR (worker and api logs are written there; default a new dir under /tmp).
+ * read at the end besides every outcome_unknown / retried / suspicious one) CHAOS_STUCK_MS=15000
+ * (a lane head unchanged this long gets its Redis/BullMQ state dumped) CHAOS_SEED
+ * CHAOS_LOG_DIR (logs, problems.txt, executions.json, kills.json, stuck.json; default a new dir
+ * under /tmp). What is checked: docs/benchmarks.md, "Chaos".
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import type { Execution, ExecutionStatus } from '@kernelfleet/contracts';
 import { TestRedis } from '../test/support/redis-server';
+import { snapshotApps } from './app-snapshot';
 import { readSse, type SseEvent } from '../test/support/sse-client';
 import { Stack, TEST_TENANT, type AppProcess } from '../test/support/stack';
 
@@ -125,6 +129,22 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** Every process below `root` (its Jupyter server and the kernels), read from `ps`. */
+function descendants(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const line of execFileSync('ps', ['-eo', 'pid=,ppid=']).toString().split('\n')) {
+    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
+    if (pid && ppid) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  }
+  const out: number[] = [];
+  for (let todo = [root]; todo.length; ) {
+    const next = children.get(todo.pop()!) ?? [];
+    out.push(...next);
+    todo.push(...next);
+  }
+  return out;
+}
+
 interface WorkerSlot {
   id: string;
   proc?: AppProcess;
@@ -138,7 +158,48 @@ interface Kill {
   workerId: string;
   replacement: 'new-id' | 'same-id';
   jupyterPid?: number;
-  jupyterAliveAfter5s?: boolean;
+  /** The worker's Jupyter server and kernels: how many, and how long the last one outlived the kill. */
+  orphans?: number;
+  orphansGoneAfterMs?: number;
+  orphansAliveAt60s?: number;
+}
+
+/** A lane head that stayed queued (or running) far longer than any execution here takes. */
+interface Stuck {
+  at: number;
+  sessionId: string;
+  executionId: string;
+  headForMs: number;
+  detail: Record<string, unknown>;
+}
+
+/** Redis and BullMQ state of a lane head, for the report of a stuck one. */
+async function redisState(redis: Redis, prefix: string, sessionId: string, executionId: string, slots: WorkerSlot[]): Promise<Record<string, unknown>> {
+  const base = `${prefix}:{${TEST_TENANT}/${sessionId}}`;
+  const exec = await redis.hgetall(`${base}:x:${executionId}`);
+  delete exec.code;
+  delete exec.doc;
+  delete exec.request;
+  const info = await redis.hgetall(`${base}:info`);
+  const workerIds = [...new Set(slots.map((s) => s.id))];
+  const leases: Record<string, boolean> = {};
+  for (const id of workerIds) leases[id] = (await redis.exists(`${prefix}:worker:${id}:lease`)) === 1;
+  const jobs: Record<string, unknown> = {};
+  for (const queue of ['kf-shared', ...workerIds.map((id) => `kf-worker-${id}`)]) {
+    const q = `${prefix}:bull:${queue}`;
+    const job = await redis.hgetall(`${q}:${executionId}`);
+    if (!Object.keys(job).length) continue;
+    const [wait, active, paused] = await Promise.all(['wait', 'active', 'paused'].map((l) => redis.lpos(`${q}:${l}`, executionId)));
+    const [delayed, prioritized, failed, completed] = await Promise.all(['delayed', 'prioritized', 'failed', 'completed'].map((z) => redis.zscore(`${q}:${z}`, executionId)));
+    jobs[queue] = {
+      in: { wait, active, paused, delayed, prioritized, failed, completed },
+      lock: await redis.get(`${q}:${executionId}:lock`),
+      stalled: await redis.sismember(`${q}:stalled`, executionId),
+      fields: Object.fromEntries(Object.entries(job).filter(([k]) => ['timestamp', 'processedOn', 'finishedOn', 'failedReason', 'stc', 'atm', 'ats', 'attemptsMade', 'stalledCounter'].includes(k))),
+    };
+  }
+  const members = await redis.zrange(`${prefix}:workers`, 0, -1);
+  return { now: Date.now(), exec, info, lane: await redis.lrange(`${base}:lane`, 0, 5), leases, members, jobs };
 }
 
 async function main(): Promise<void> {
@@ -150,6 +211,16 @@ async function main(): Promise<void> {
   mkdirSync(logDir, { recursive: true });
   console.error(`chaos: seed=${CFG.seed} ${JSON.stringify(CFG)} logs in ${logDir}`);
 
+  const apps = process.env.KF_APP_ROOT ? { dir: process.env.KF_APP_ROOT, remove: () => undefined } : snapshotApps();
+  const build = (() => {
+    try {
+      const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: join(__dirname, '..') }).toString().trim();
+      const dirty = execFileSync('git', ['status', '--porcelain', 'apps', 'libs'], { cwd: join(__dirname, '..') }).toString().trim().split('\n').filter(Boolean).length;
+      return `${head}${dirty ? ` + ${dirty} changed file(s) in apps/libs` : ''}`;
+    } catch {
+      return 'unknown';
+    }
+  })();
   const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
   process.env.KF_TEST_REDIS_URL ??= redis!.url;
   const workerEnv = { WORKER_LEASE_MS: String(CFG.leaseMs), LOG_LEVEL: 'info' };
@@ -209,16 +280,25 @@ async function main(): Promise<void> {
         if (ready.length < 2) continue; // never below one live worker
         const victim = pick(ready);
         victim.state = 'killed';
+        const below = victim.proc!.child.pid ? descendants(victim.proc!.child.pid) : [];
         const exited = new Promise((r) => victim.proc!.child.once('exit', r));
         victim.proc!.child.kill('SIGKILL');
         await exited;
         const replacement = kills.length % 2 === 0 ? 'new-id' : 'same-id';
-        const kill: Kill = { at: Date.now(), workerId: victim.id, replacement, jupyterPid: victim.jupyterPid };
+        const kill: Kill = { at: Date.now(), workerId: victim.id, replacement, jupyterPid: victim.jupyterPid, orphans: below.length };
         kills.push(kill);
         console.error(`chaos: t=${since(t0)} s kill #${kills.length} ${victim.id} (replacement: ${replacement})`);
-        setTimeout(() => {
-          if (kill.jupyterPid) kill.jupyterAliveAfter5s = processAlive(kill.jupyterPid);
-        }, 5_000).unref();
+        // How long the killed worker's Jupyter server and kernels (code still running!) live on.
+        void (async () => {
+          while (Date.now() - kill.at < 60_000) {
+            if (!below.some(processAlive)) {
+              kill.orphansGoneAfterMs = Date.now() - kill.at;
+              return;
+            }
+            await sleep(250);
+          }
+          kill.orphansAliveAt60s = below.filter(processAlive).length;
+        })();
         void startSlot(replacement === 'same-id' ? victim.id : newId());
       }
     })();
@@ -298,6 +378,39 @@ async function main(): Promise<void> {
     }, 10_000);
     progress.unref();
 
+    // --- watcher: a lane head queued/running for long gets its Redis and BullMQ state dumped.
+    const stuck: Stuck[] = [];
+    const watchRedis = new Redis(process.env.KF_TEST_REDIS_URL!);
+    const headSeen = new Map<string, { id: string; since: number; dumped: boolean }>();
+    const stuckMs = env('CHAOS_STUCK_MS', 15_000);
+    const watcher = (async () => {
+      const sessionIds = [...new Set(plan.map((p) => p.sessionId))];
+      while (!finished && !stopAll.signal.aborted) {
+        await sleep(2_000);
+        try {
+          for (const sessionId of sessionIds) {
+            const base = `${stack.prefix}:{${TEST_TENANT}/${sessionId}}`;
+            const head = await watchRedis.lindex(`${base}:lane`, 0);
+            const seen = headSeen.get(sessionId);
+            if (!head) {
+              headSeen.delete(sessionId);
+              continue;
+            }
+            if (!seen || seen.id !== head) {
+              headSeen.set(sessionId, { id: head, since: Date.now(), dumped: false });
+              continue;
+            }
+            if (seen.dumped || Date.now() - seen.since < stuckMs) continue;
+            seen.dumped = true;
+            stuck.push({ at: Date.now(), sessionId, executionId: head, headForMs: Date.now() - seen.since, detail: await redisState(watchRedis, stack.prefix, sessionId, head, slots) });
+            console.error(`chaos: t=${since(t0)} s lane head ${head} of ${sessionId} unchanged for ${stuckMs / 1000} s (state dumped)`);
+          }
+        } catch (error) {
+          console.error(`chaos: watcher: ${error}`);
+        }
+      }
+    })();
+
     runner = (async () => {
       const followers: Promise<void>[] = [];
       for (const p of plan) {
@@ -325,6 +438,8 @@ async function main(): Promise<void> {
     clearInterval(progress);
     stopAll.abort(); // ends any follower still reading
     await killer;
+    await watcher;
+    watchRedis.disconnect();
     await runner.catch(() => undefined);
     // Replacements that are still booting: let them come up so their recovery runs, bounded.
     for (let i = 0; i < 100 && slots.some((s) => s.state === 'booting'); i++) await sleep(200);
@@ -568,6 +683,36 @@ async function main(): Promise<void> {
       }
     }
 
+    // How long each lane head waited to start (from accept, or from its predecessor's end).
+    const headWaits: { ms: number; p: Planned }[] = [];
+    let neverRan = 0;
+    for (const list of sessions.values()) {
+      const bySeq = [...list].sort((a, b) => a.seq! - b.seq!);
+      bySeq.forEach((p, i) => {
+        const startedAt = p.final?.timings.startedAt;
+        if (startedAt === undefined) return;
+        const prevEnd = i > 0 ? bySeq[i - 1].final?.timings.finishedAt ?? 0 : 0;
+        headWaits.push({ ms: startedAt - Math.max(p.final!.timings.acceptedAt, prevEnd), p });
+      });
+      // outcome_unknown whose code cannot have run: its worker never had the session's kernel
+      // (that generation ran elsewhere, or there was none yet) — it was lost during kernel start.
+      for (const p of bySeq.filter((x) => x.final?.status === 'outcome_unknown')) {
+        const k = p.final!.kernel;
+        if (!k) continue;
+        const sameGenElsewhere = bySeq.some((q) => q !== p && q.final?.kernel?.generation === k.generation && q.final.kernel.workerId !== k.workerId && q.final.status !== 'outcome_unknown');
+        if (k.generation === 0 || sameGenElsewhere) {
+          neverRan += 1;
+          note('outcome_unknown, never ran', `${p.executionId} (${p.sessionId} seq ${p.seq}) on ${k.workerId} gen ${k.generation}: that kernel was not on this worker`);
+        }
+      }
+    }
+    headWaits.sort((a, b) => a.ms - b.ms);
+    const slowHeads = headWaits.filter((h) => h.ms > 10_000);
+    for (const h of slowHeads.slice(-20)) {
+      note('slow lane head', `${h.p.executionId} (${h.p.sessionId} seq ${h.p.seq}${h.p.retry ? ', retryOnKernelLoss' : ''}) waited ${(h.ms / 1000).toFixed(1)} s to start; ${h.p.final?.status} on ${h.p.final?.kernel?.workerId}; events ${h.p.live.map((e) => e.event).join(',')}`);
+    }
+    for (const st of stuck) note('stuck head (dump)', `${st.executionId} ${st.sessionId} t=${((st.at - t0) / 1000).toFixed(1)} s: ${JSON.stringify(st.detail).slice(0, 1500)}`);
+
     // --- leftovers in Redis: lanes that still hold ids, running indexes, queued jobs.
     const probe = new Redis(process.env.KF_TEST_REDIS_URL!);
     let laneLeft = 0;
@@ -625,12 +770,17 @@ async function main(): Promise<void> {
       ),
     );
     writeFileSync(join(logDir, 'kills.json'), JSON.stringify(kills, null, 1));
+    writeFileSync(join(logDir, 'stuck.json'), JSON.stringify(stuck, null, 1));
 
     // --- table.
     const wallS = (Date.now() - t0) / 1000;
-    const orphanJupyter = kills.filter((k) => k.jupyterAliveAfter5s).length;
+    const orphanMax = Math.max(0, ...kills.map((k) => k.orphansGoneAfterMs ?? 60_000));
+    const orphanLeft = kills.reduce((n, k) => n + (k.orphansAliveAt60s ?? 0), 0);
+    const pct = (q: number) => (headWaits.length ? headWaits[Math.min(headWaits.length - 1, Math.floor(q * headWaits.length))].ms : 0);
     const rows: [string, string, string][] = [];
-    const row = (what: string, value: string | number, ok?: boolean) => rows.push([what, String(value), ok === undefined ? '' : ok ? 'ok' : 'FAIL']);
+    /** ok: a check (FAIL fails the run); 'warn': worth a look, does not fail the run. */
+    const row = (what: string, value: string | number, ok?: boolean | 'warn') =>
+      rows.push([what, String(value), ok === undefined ? '' : ok === 'warn' ? 'warn' : ok ? 'ok' : 'FAIL']);
     row('executions planned / accepted', `${plan.length} / ${acceptedPlan.length}`, notAccepted === 0);
     for (const s of TERMINAL) row(`  terminal: ${s}`, counts[s]);
     row('  retryOnKernelLoss requested / re-run', `${acceptedPlan.filter((p) => p.retry).length} / ${acceptedPlan.filter((p) => p.live.filter((e) => e.event === 'started').length > 1).length}`);
@@ -648,10 +798,13 @@ async function main(): Promise<void> {
     row('  stateLost where nothing was lost', stateLostSpurious, stateLostSpurious === 0);
     row('lanes not empty at the end', laneLeft, laneLeft === 0);
     row('running-index entries left', runningLeft.length, runningLeft.length === 0);
-    row('deadline index entries left', deadlinesLeft);
+    row('deadline index entries left', deadlinesLeft, deadlinesLeft ? 'warn' : undefined);
     row('kills (SIGKILL) performed', `${kills.length} (${kills.filter((k) => k.replacement === 'same-id').length} restarted under the same id)`);
     row('worker boots failed', bootErrors.length, bootErrors.length === 0);
-    row('Jupyter servers alive 5 s after their worker died', orphanJupyter, orphanJupyter === 0);
+    row('killed workers\' Jupyter+kernels: last gone after', `max ${(orphanMax / 1000).toFixed(1)} s (alive at 60 s: ${orphanLeft})`, orphanLeft === 0);
+    row('lane head wait p50 / p99 / max', `${pct(0.5)} / ${pct(0.99)} / ${headWaits.at(-1)?.ms ?? 0} ms`);
+    row('  heads waiting > 10 s / dumped stuck > ' + stuckMs / 1000 + ' s', `${slowHeads.length} / ${stuck.length}`, stuck.length ? 'warn' : undefined);
+    row('outcome_unknown that provably never ran', neverRan, neverRan ? 'warn' : undefined);
     row('error lines in api/worker logs', errorLines.length);
     row('wall time', `${wallS.toFixed(1)} s (run ${(runWallMs / 1000).toFixed(1)} s${timedOut ? ', TIME LIMIT' : ''})`, !timedOut);
 
@@ -659,6 +812,7 @@ async function main(): Promise<void> {
     if (problems.length) console.log(`problems (${problems.length}, all in ${join(logDir, 'problems.txt')}):\n${first(problems, 40)}`);
     if (bootErrors.length) console.log(`worker boot errors:\n${first(bootErrors, 5)}`);
     if (errorLines.length) console.log(`log lines with errors (${errorLines.length}):\n${first(errorLines, 20)}`);
+    console.log(`build ${build} (apps copied to ${apps.dir} for the run)`);
     console.log(`seed ${CFG.seed}; ${CFG.executions} executions, ${CFG.sessions} sessions, ${CFG.workers} workers, kill every ${CFG.killEveryMs} ms, lease ${CFG.leaseMs} ms; logs in ${logDir}`);
     const widths = [50, 42, 4];
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ');
@@ -674,6 +828,7 @@ async function main(): Promise<void> {
     stopAll.abort();
     await stack.stop();
     await redis?.stop();
+    apps.remove();
   }
 }
 

@@ -1,7 +1,10 @@
 /**
  * `npm run bench`: the raw kernel round trip (@jupyterlab/services, no queue) — the floor —
- * and the same work end to end through api → Redis/BullMQ → worker → kernel → api, in one run.
+ * and the same work end to end through api → Redis/BullMQ → worker → kernel → api, in one run;
+ * then the fleet section (bench/fleet.bench.ts: new sessions with and without the kernel pool,
+ * sleep-bound throughput on 1, 2 and 4 workers) on stacks of its own.
  * Prints a table, then `raw_p50_ms=… e2e_p50_ms=… overhead_p50_ms=… overhead_p99_ms=…`.
+ * BENCH_FLEET=0 skips the fleet section.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +12,8 @@ import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
+import { snapshotApps } from './app-snapshot';
+import { fleetRows, type Row } from './fleet.bench';
 
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 300);
 const WARMUP = 30;
@@ -56,20 +61,24 @@ const rawExecute = (kernel: KernelHandle) => async () => {
 };
 
 async function main(): Promise<void> {
+  // @jupyterlab/services narrates every websocket on console.debug (as the worker, keep it quiet).
+  if (!process.env.BENCH_DEBUG) console.debug = () => undefined;
+  // The api and workers run a copy of dist/ taken now, whatever is rebuilt during the run.
+  const apps = process.env.KF_APP_ROOT ? undefined : snapshotApps();
   const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
   process.env.KF_TEST_REDIS_URL ??= redis!.url;
   const python = process.env.KERNELFLEET_PYTHON ?? join(__dirname, '..', '.venv', 'bin', 'python');
   const rootDir = mkdtempSync(join(tmpdir(), 'kf-bench-'));
   const server = await JupyterServer.start({ python, rootDir, env: kernelEnvironment(process.env) });
   const client = new KernelClient({ baseUrl: server.url, token: server.token });
-  const stack = await Stack.start({ workerEnv: { WORKER_CONCURRENCY: '16' } });
-  const rows: [string, string, string, string][] = [];
+  let stack: Stack | undefined = await Stack.start({ workerEnv: { WORKER_CONCURRENCY: '16' } });
+  const rows: Row[] = [];
   try {
     // Round trip of a warm `1+1`, raw and end to end, interleaved in blocks to share the noise.
     const kernel = await client.startKernel({ timeoutMs: 30_000 });
     const raw = rawExecute(kernel);
     const e2e = async () => {
-      const execution = await stack.run('bench-rt', { code: CODE });
+      const execution = await stack!.run('bench-rt', { code: CODE });
       if (execution.status !== 'completed') throw new Error(`e2e execution ${execution.status}`);
     };
     await timeEach(WARMUP, raw);
@@ -90,11 +99,20 @@ async function main(): Promise<void> {
       const kernels = await Promise.all(Array.from({ length: parallel }, () => client.startKernel({ timeoutMs: 60_000 })));
       const rawRate = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane])());
       await Promise.all(kernels.map(async (k) => (await k.shutdown(), k.dispose())));
-      await Promise.all(Array.from({ length: parallel }, (_, lane) => stack.run(`bench-tp-${parallel}-${lane}`, { code: CODE })));
+      await Promise.all(Array.from({ length: parallel }, (_, lane) => stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE })));
       const e2eRate = await throughput(parallel, THROUGHPUT_MS, async (lane) => {
-        await stack.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
+        await stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
       });
       rows.push([`throughput, ${parallel} parallel sessions`, `raw ${rawRate.toFixed(0)}/s`, `e2e ${e2eRate.toFixed(0)}/s`, `×${(e2eRate / rawRate).toFixed(2)} of raw`]);
+    }
+
+    // The fleet section runs on stacks of its own: this one and the baseline server go first.
+    let fleet: Row[] = [];
+    if (process.env.BENCH_FLEET !== '0') {
+      await stack.stop();
+      stack = undefined;
+      await server.stop();
+      fleet = (await fleetRows(e.p50)).rows;
     }
 
     const widths = [46, 16, 16, 16];
@@ -102,14 +120,20 @@ async function main(): Promise<void> {
     console.log(line(['measure', 'p50 / raw', 'p99 / e2e', 'note']));
     console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
     for (const row of rows) console.log(line(row));
+    if (fleet.length) {
+      console.log(line(['fleet (own stacks; WORKER_CONCURRENCY=4)', 'p50 / rate', 'p90 / ideal', 'note']));
+      console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+      for (const row of fleet) console.log(line(row));
+    }
     console.log(
       `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} ` +
         `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)}`,
     );
   } finally {
-    await stack.stop();
+    await stack?.stop();
     await server.stop();
     await redis?.stop();
+    apps?.remove();
   }
 }
 

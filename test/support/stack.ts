@@ -30,8 +30,11 @@ export class AppProcess {
   }
 
   static start(name: string, app: 'api' | 'worker', env: Record<string, string>): AppProcess {
-    const child = spawn(process.execPath, ['-r', join(ROOT, 'scripts', 'paths.js'), join(ROOT, 'dist', 'apps', app, 'src', 'main.js')], {
-      cwd: ROOT,
+    // KF_APP_ROOT: a copy of the compiled apps (bench/app-snapshot.ts), so a long run is not
+    // switched to another build halfway when dist/ is rebuilt meanwhile.
+    const root = process.env.KF_APP_ROOT ?? ROOT;
+    const child = spawn(process.execPath, ['-r', join(root, 'scripts', 'paths.js'), join(root, 'dist', 'apps', app, 'src', 'main.js')], {
+      cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

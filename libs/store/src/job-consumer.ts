@@ -1,4 +1,4 @@
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { WaitingError, Worker, type Job } from 'bullmq';
 import type Redis from 'ioredis';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, type RunExecutionJob } from '@kernelfleet/contracts';
 import type { KeySpace } from './keys';
@@ -6,8 +6,8 @@ import { workerQueueName } from './dispatcher';
 
 export type RunExecutionHandler = (job: RunExecutionJob, queueName: string) => Promise<void>;
 
-/** A shared-queue job fetched just as consumption paused goes back to the queue for this long. */
-const DEFER_MS = 100;
+/** How often a retired shared-queue consumer is checked for having stopped, to close it. */
+const RETIRE_CHECK_MS = 250;
 
 /**
  * Consumes a worker's own queue and the shared queue. Every job name has exactly one handler;
@@ -15,17 +15,27 @@ const DEFER_MS = 100;
  *
  * The shared queue (new sessions) can be paused while the worker is at capacity; its own queue
  * (sessions it already holds) always runs.
+ *
+ * BullMQ details this relies on (bullmq 5): `pause(true)` stops fetching but lets a fetch that
+ * is already blocked on the queue complete (while `pause()` would abort it by dropping the
+ * blocking connection, which can swallow the wake-up marker of a job added at that instant and
+ * leave the job unnoticed until some worker's block times out). A job fetched that way while we
+ * are paused goes straight back to the head of the queue with a fresh marker (`moveToWait`).
+ * `resume()` is a no-op until the paused worker's loop has ended, i.e. until its running jobs
+ * (possibly a long execution) are done; resuming earlier starts a fresh consumer instead, and
+ * the old one is closed once it has stopped.
  */
 export class JobConsumer {
   private own?: Worker;
   private shared?: Worker;
-  /** Paused shared-queue consumers still finishing jobs they took before the pause. */
+  /** Paused shared-queue consumers replaced by a fresh one, closed once their loop ends. */
   private readonly retiring = new Set<Worker>();
+  private retireTimer?: NodeJS.Timeout;
   private sharedPaused = false;
   private closed = false;
   private concurrency = 1;
   private handler?: RunExecutionHandler;
-  /** Shared-queue consumers (a replacement and the one it retires) share one command connection. */
+  /** Shared-queue consumers (a replacement and those it retires) share one command connection. */
   private sharedConnection?: Redis;
 
   constructor(
@@ -38,7 +48,7 @@ export class JobConsumer {
     this.handler = handler;
     this.own = this.consume(workerQueueName(workerId));
     this.shared = this.consume(SHARED_QUEUE);
-    if (this.sharedPaused) void this.shared.pause().catch(() => undefined);
+    if (this.sharedPaused) void this.shared.pause(true).catch(() => undefined);
   }
 
   /** Whether the shared queue is paused (as asked by `setSharedPaused`). */
@@ -47,8 +57,8 @@ export class JobConsumer {
   }
 
   /**
-   * Stops (true) or resumes (false) taking jobs from the shared queue. Jobs already running go
-   * on. May be called before `start`; the state applies once consumption starts.
+   * Stops (true) or resumes (false) taking jobs from the shared queue; jobs already running go
+   * on. May be called before `start`: the state applies once consumption starts.
    */
   setSharedPaused(paused: boolean): void {
     if (paused === this.sharedPaused) return;
@@ -56,41 +66,48 @@ export class JobConsumer {
     const worker = this.shared;
     if (!worker || this.closed) return;
     if (paused) {
-      // Not awaited: pause() resolves only when the running jobs end. It aborts the blocking
-      // fetch at once, so no job is taken after this point (see the processor's check too).
-      void worker.pause().catch(() => undefined);
+      void worker.pause(true).catch(() => undefined);
     } else if (!worker.isRunning()) {
       worker.resume();
     } else {
-      // resume() is a no-op until the paused consumer's running jobs end (a long execution
-      // may be one): a fresh consumer takes over now, the old one closes when they are done.
       this.retiring.add(worker);
-      void worker
-        .close()
-        .catch(() => undefined)
-        .finally(() => this.retiring.delete(worker));
       this.shared = this.consume(SHARED_QUEUE);
+      this.closeRetired();
     }
   }
 
   /** Stops taking jobs; waits for running handlers to finish unless `force`. */
   async close(force = false): Promise<void> {
     this.closed = true;
+    clearTimeout(this.retireTimer);
     const workers = [this.own, this.shared, ...this.retiring].filter((w): w is Worker => w !== undefined);
     await Promise.all(workers.map((w) => w.close(force)));
   }
 
+  /** Closes retired consumers whose loop has ended (nothing running, no fetch in flight). */
+  private closeRetired(): void {
+    clearTimeout(this.retireTimer);
+    for (const worker of this.retiring) {
+      if (worker.isRunning()) continue;
+      this.retiring.delete(worker);
+      void worker.close().catch(() => undefined);
+    }
+    if (this.retiring.size && !this.closed) {
+      this.retireTimer = setTimeout(() => this.closeRetired(), RETIRE_CHECK_MS);
+      this.retireTimer.unref();
+    }
+  }
+
   private consume(name: string): Worker {
     const shared = name === SHARED_QUEUE;
-    // BullMQ keeps a passed connection open (only its own blocking duplicate is closed).
+    // BullMQ keeps a passed connection open (it closes only its own blocking duplicate).
     const connection = shared ? (this.sharedConnection ??= this.connection()) : this.connection();
     const worker = new Worker(
       name,
       async (job: Job<RunExecutionJob>, token?: string) => {
         if (shared && this.sharedPaused && !this.closed) {
-          // Fetched as the pause began: back to the queue for another worker (or for us later).
-          await job.moveToDelayed(Date.now() + DEFER_MS, token);
-          throw new DelayedError();
+          await job.moveToWait(token);
+          throw new WaitingError();
         }
         if (job.name !== RUN_EXECUTION_JOB) throw new Error(`no handler for job ${job.name}`);
         await this.handler!(job.data, name);

@@ -204,13 +204,18 @@ describe('SessionKernels', () => {
   let restartListeners: (() => void)[];
   let kernels: SessionKernels;
 
-  function make(overrides: Partial<WorkerConfig['kernels']> = {}, startKernel?: (opts: StartKernelOptions) => Promise<KernelHandle>) {
+  function make(
+    overrides: Partial<WorkerConfig['kernels']> = {},
+    startKernel?: (opts: StartKernelOptions) => Promise<KernelHandle>,
+    jupyterUrl?: string,
+  ) {
     sessions = new FakeSessions();
     setSharedPaused = jest.fn();
     starts = [];
     restartListeners = [];
     const config = {
       workerId: 'w1',
+      jupyter: { url: jupyterUrl, python: 'python', rootDir: '/tmp' },
       kernels: { interruptGraceMs: 5_000, startMaxMs: 5_000, maxKernels: 2, poolSize: 1, idleMs: 1_000, ...overrides },
     } as WorkerConfig;
     const jupyter = {
@@ -366,6 +371,31 @@ describe('SessionKernels', () => {
 
     const next = await kernels.acquire(ref('a'), { reset: false, startTimeoutMs: 5_000 });
     expect(next.info).toMatchObject({ generation: 2, stateLost: true });
+  });
+
+  it('lets a start that finds our Jupyter server down wait for its restart, within the start budget', async () => {
+    let serverUp = false;
+    const start = async (opts: StartKernelOptions) => {
+      if (!serverUp) throw new TypeError('fetch failed');
+      const kernel = new FakeKernel(opts.cwd);
+      starts.push(kernel);
+      return kernel;
+    };
+    make({ poolSize: 0 }, start);
+    const waiting = kernels.acquire(ref('a'), { reset: false, startTimeoutMs: 5_000 });
+    await new Promise((r) => setTimeout(r, 30));
+    serverUp = true;
+    restartListeners[0]();
+    expect((await waiting).handle).toBe(starts[0]);
+
+    make({ poolSize: 0 }, start);
+    serverUp = false;
+    const began = Date.now();
+    await expect(kernels.acquire(ref('b'), { reset: false, startTimeoutMs: 100 })).rejects.toThrow('fetch failed');
+    expect(Date.now() - began).toBeGreaterThanOrEqual(90);
+
+    make({ poolSize: 0 }, start, 'http://jupyter.example:8888'); // an external server is not ours to wait for
+    await expect(kernels.acquire(ref('c'), { reset: false, startTimeoutMs: 5_000 })).rejects.toThrow('fetch failed');
   });
 
   it('lets an acquire wait for a cull of the same session in progress, then start afresh', async () => {

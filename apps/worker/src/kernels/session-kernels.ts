@@ -31,6 +31,8 @@ const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
 /** A pool kernel that does not finish its move into the session's folder this fast is replaced. */
 const SETUP_MAX_MS = 5_000;
 const ignoreOutput = { onStream: () => undefined, onDisplay: () => undefined };
+/** The Jupyter server did not answer at all (as the kernel library tells it apart). */
+const isConnectionFailure = (error: unknown) => error instanceof TypeError && /fetch failed/i.test(error.message);
 
 /**
  * The kernels this worker holds, one per session homed here, plus a warm pool of started kernels
@@ -56,6 +58,8 @@ export class SessionKernels {
   /** Bumped by `forgetAll`: kernels started before belong to a Jupyter server that is gone. */
   private epoch = 0;
   private closed = false;
+  /** Kernel starts waiting for the Jupyter server to come back. */
+  private readonly restartWaiters = new Set<() => void>();
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -125,7 +129,13 @@ export class SessionKernels {
       await this.shutDown(entry);
     }
     const handle = await this.kernelFor(ref, opts.startTimeoutMs);
-    const generation = await this.store.sessions.beginGeneration(ref, this.config.workerId);
+    let generation: number;
+    try {
+      generation = await this.store.sessions.beginGeneration(ref, this.config.workerId);
+    } catch (error) {
+      void this.shutDownHandle(handle);
+      throw error;
+    }
     const next: SessionEntry = { ref, handle, generation, dead: false, inUse: true, lastUsedAt: Date.now() };
     void handle.dead.then(() => (next.dead = true));
     this.kernels.set(key, next); // counted already while admitting (see acquire)
@@ -219,6 +229,7 @@ export class SessionKernels {
       entry.dead = true;
     }
     this.pool?.forget();
+    for (const wake of [...this.restartWaiters]) wake();
     if (entries.length) this.logger.warn(`Jupyter server restarted: ${entries.length} session kernel(s) lost`);
     await Promise.all(
       entries.map((entry) =>
@@ -240,17 +251,42 @@ export class SessionKernels {
   /**
    * A started kernel already in the session's working directory: a warm one from the pool
    * (moved into the folder by a setup cell), else a new one. A kernel that landed after the
-   * Jupyter server was restarted belongs to the old server and is replaced once.
+   * Jupyter server was restarted belongs to the old server and is replaced once. When our own
+   * server has just died, the start waits (within its budget) for the restarted one.
    */
   private async kernelFor(ref: SessionRef, startTimeoutMs: number): Promise<KernelHandle> {
+    const until = Date.now() + startTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       const epoch = this.epoch;
-      const handle =
-        (await this.fromPool(ref, startTimeoutMs)) ??
-        (await this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: startTimeoutMs }));
+      let handle: KernelHandle;
+      try {
+        handle =
+          (await this.fromPool(ref, startTimeoutMs)) ??
+          (await this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: Math.max(1, until - Date.now()) }));
+      } catch (error) {
+        const ownServerDown = !this.config.jupyter.url && isConnectionFailure(error);
+        if (attempt > 0 || !ownServerDown) throw error;
+        if (epoch === this.epoch && !(await this.restarted(until - Date.now()))) throw error;
+        continue;
+      }
       if (epoch === this.epoch || attempt > 0) return handle;
       handle.dispose();
     }
+  }
+
+  /** Resolves true at the next Jupyter server restart (`forgetAll`), false after `ms`. */
+  private restarted(ms: number): Promise<boolean> {
+    if (ms <= 0) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (restarted: boolean) => {
+        clearTimeout(timer);
+        this.restartWaiters.delete(onRestart);
+        resolve(restarted);
+      };
+      const onRestart = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.restartWaiters.add(onRestart);
+    });
   }
 
   private async fromPool(ref: SessionRef, timeoutMs: number): Promise<KernelHandle | undefined> {
