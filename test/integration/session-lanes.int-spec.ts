@@ -64,8 +64,8 @@ describe('session lanes in Redis (Lua scripts)', () => {
   it('lets only the lane head be claimed, and only once', async () => {
     const first = await store.executions.accept(request('claims'));
     const second = await store.executions.accept(request('claims'));
-    expect(await store.executions.claim(second.ref, 'w1', Date.now())).toEqual({ kind: 'not_head' });
-    const claims = await Promise.all(stores.map((s) => s.executions.claim(first.ref, 'w1', Date.now())));
+    expect(await store.executions.claim(second.ref, 'w1', 'boot-1', Date.now())).toEqual({ kind: 'not_head' });
+    const claims = await Promise.all(stores.map((s) => s.executions.claim(first.ref, 'w1', 'boot-1', Date.now())));
     expect(claims.filter((c) => c.kind === 'claimed')).toHaveLength(1);
     expect(claims.filter((c) => c.kind === 'not_queued')).toHaveLength(stores.length - 1);
   });
@@ -73,7 +73,7 @@ describe('session lanes in Redis (Lua scripts)', () => {
   it('ends an execution once, emits result last and hands the lane to the next', async () => {
     const first = await store.executions.accept(request('finish'));
     const second = await store.executions.accept(request('finish'));
-    const claim = await store.executions.claim(first.ref, 'w1', Date.now());
+    const claim = await store.executions.claim(first.ref, 'w1', 'boot-1', Date.now());
     if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
     await store.executions.emit(first.ref, 'stdout', { text: 'hello\n' });
     const outcomes = await Promise.all(stores.map((s) => s.executions.finish(first.ref, completed(claim.record), 'running')));
@@ -110,7 +110,7 @@ describe('session lanes in Redis (Lua scripts)', () => {
   it('refuses to claim past the deadline, and the sweep ends it timed_out in phase queue', async () => {
     const now = Date.now();
     const late = await store.executions.accept(request('late', { acceptedAt: now, deadlineAt: now + 50 }));
-    expect(await store.executions.claim(late.ref, 'w1', now + 60)).toEqual({ kind: 'expired' });
+    expect(await store.executions.claim(late.ref, 'w1', 'boot-1', now + 60)).toEqual({ kind: 'expired' });
     const overdue = await store.executions.overdue(now + 60, 1_000);
     expect(overdue.map((r) => r.executionId)).toContain(late.ref.executionId);
     await store.lanes.endQueued(late.ref, 'timed_out');

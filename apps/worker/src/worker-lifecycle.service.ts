@@ -87,6 +87,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
 
   private beat(): Promise<void> {
     return this.store.registry.startHeartbeat(this.config.workerId, () => ({
+      bootId: this.config.bootId,
       maxKernels: this.config.kernels.maxKernels,
       kernels: this.kernels.size,
       running: this.runner.runningCount,

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { z } from 'zod';
@@ -41,6 +42,8 @@ export interface ApiConfig {
 export interface WorkerConfig {
   store: StoreConfig;
   workerId: string;
+  /** Random per process: tells a restarted worker apart from its previous life (same id). */
+  bootId: string;
   concurrency: number;
   jupyter: { url?: string; token?: string; python: string; rootDir: string };
   kernels: {
@@ -97,6 +100,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
   return {
     store: storeConfig(e),
     workerId: e.WORKER_ID ?? `${hostname()}-${process.pid}`,
+    bootId: randomBytes(6).toString('hex'),
     concurrency: e.WORKER_CONCURRENCY,
     jupyter: {
       url: e.JUPYTER_URL,

@@ -25,18 +25,21 @@ export class Dispatcher {
     private readonly retentionSeconds: number,
   ) {}
 
-  /** `home` may be passed when the caller already read it (accept does). */
-  async dispatch(ref: ExecutionRef, knownHome?: string | null): Promise<string> {
+  /**
+   * `home` may be passed when the caller already read it (accept does). `attempt` > 0 names a
+   * re-run after a kernel loss, dispatched under a job id of its own.
+   */
+  async dispatch(ref: ExecutionRef, knownHome?: string | null, attempt = 0): Promise<string> {
     const home = knownHome === undefined ? await this.sessions.homeOf(ref) : knownHome;
     const target = home && (await this.registry.acceptsWork(home)) ? workerQueueName(home) : SHARED_QUEUE;
-    await this.enqueue(target, ref);
+    await this.enqueue(target, ref, attempt > 0 ? `${ref.executionId}-a${attempt}` : ref.executionId);
     return target;
   }
 
-  async enqueue(queueName: string, ref: ExecutionRef): Promise<void> {
+  async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId): Promise<void> {
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
-      jobId: ref.executionId,
+      jobId,
       attempts: 1,
       removeOnComplete: true,
       removeOnFail: { age: this.retentionSeconds },

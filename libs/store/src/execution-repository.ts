@@ -46,7 +46,7 @@ export interface IdempotencyRecord {
 export type ClaimOutcome =
   | { kind: 'claimed'; record: ExecutionRecord }
   | { kind: 'expired' | 'missing' | 'not_head' }
-  | { kind: 'not_queued'; status: string; runner?: string };
+  | { kind: 'not_queued'; status: string; runner?: string; runnerBoot?: string };
 
 export type FinishOutcome =
   | { kind: 'finished'; nextHead?: ExecutionRef }
@@ -169,11 +169,11 @@ export class ExecutionRepository {
   }
 
   /** A worker takes the execution it was handed (queued, lane head, deadline not passed). */
-  async claim(ref: ExecutionRef, workerId: string, now: number): Promise<ClaimOutcome> {
+  async claim(ref: ExecutionRef, workerId: string, bootId: string, now: number): Promise<ClaimOutcome> {
     const reply = (await this.run(
       'claim',
       [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref)],
-      [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
+      [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents, bootId],
     )) as string[];
     const [kind, ...rest] = reply;
     if (kind === 'claimed') {
@@ -182,7 +182,7 @@ export class ExecutionRepository {
       return { kind, record: toRecord(ref, h) };
     }
     if (kind === 'expired' || kind === 'missing' || kind === 'not_head') return { kind };
-    return { kind: 'not_queued', status: kind, runner: rest[0] || undefined };
+    return { kind: 'not_queued', status: kind, runner: rest[0] || undefined, runnerBoot: rest[1] || undefined };
   }
 
   /** Emits an event of a running execution; 0 when it is no longer running. */
@@ -233,9 +233,21 @@ export class ExecutionRepository {
     return members.map(decodeRef).filter((r): r is ExecutionRef => r !== null);
   }
 
-  /** Back to queued for its one re-run after a kernel loss; false if not allowed (see script). */
-  async requeue(ref: ExecutionRef, workerId: string): Promise<boolean> {
-    return (await this.run('requeue', [this.keys.execution(ref)], [workerId])) === 1;
+  /**
+   * Back to queued after its kernel was lost: always when its code was never sent
+   * (`unstarted`), once with retryOnKernelLoss (`retry`). Answers the new attempt number, or 0.
+   */
+  async requeue(ref: ExecutionRef, workerId: string, mode: 'unstarted' | 'retry'): Promise<number> {
+    return (await this.run('requeue', [this.keys.execution(ref)], [workerId, mode])) as number;
+  }
+
+  /**
+   * Marks that the code is about to reach a kernel: from here a lost execution may have had side
+   * effects and is not re-run silently. Not awaited on the hot path: the command is written to
+   * the Redis socket before the execute request goes to the kernel.
+   */
+  markCodeSent(ref: ExecutionRef): Promise<unknown> {
+    return this.redis.hset(this.keys.execution(ref), 'codeSent', '1');
   }
 
   /** The execution used its one re-run (on the same worker, after its kernel died). */

@@ -27,7 +27,10 @@ export class Failover {
     private readonly dispatcher: Dispatcher,
   ) {}
 
-  /** An execution marked running on `workerId`, which lost its kernel. */
+  /**
+   * An execution marked running on `workerId`, which lost its kernel: run it elsewhere when its
+   * code never reached a kernel (or once more with retryOnKernelLoss), else `outcome_unknown`.
+   */
   async recoverExecution(ref: ExecutionRef, workerId: string): Promise<'requeued' | 'ended' | 'skipped'> {
     const record = await this.executions.getRecord(ref);
     if (!record || record.status !== 'running' || record.workerId !== workerId) {
@@ -37,8 +40,12 @@ export class Failover {
     const info = await this.sessions.get(ref);
     if (record.kernelMode === 'session') await this.sessions.release(ref, workerId, 'lost');
     let outcome: 'requeued' | 'ended';
-    if (record.retryOnKernelLoss && (await this.executions.requeue(ref, workerId))) {
-      await this.dispatcher.dispatch(ref);
+    const attempt =
+      (await this.executions.requeue(ref, workerId, 'unstarted')) ||
+      (record.retryOnKernelLoss ? await this.executions.requeue(ref, workerId, 'retry') : 0);
+    if (attempt > 0) {
+      // A fresh job id: the lost attempt's job may still sit active in BullMQ until its lock expires.
+      await this.dispatcher.dispatch(ref, undefined, attempt);
       outcome = 'requeued';
     } else {
       const ending: Ending = {
@@ -86,7 +93,8 @@ export class Failover {
     const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'paused']);
     for (const job of jobs) {
       if (!job.id) continue;
-      await this.dispatcher.enqueue(SHARED_QUEUE, { ...(job.data as SessionRef), executionId: job.id });
+      const data = job.data as ExecutionRef;
+      await this.dispatcher.enqueue(SHARED_QUEUE, data, job.id);
       await job.remove().catch(() => undefined);
     }
     return jobs.length;

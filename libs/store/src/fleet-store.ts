@@ -59,7 +59,7 @@ export class FleetStore {
   }
 
   get consumer(): JobConsumer {
-    this.jobConsumer ??= new JobConsumer(() => this.connection('blocking', 'consumer'), this.keys);
+    this.jobConsumer ??= new JobConsumer(() => this.connection('blocking', 'consumer'), this.keys, this.options.workerLeaseMs);
     return this.jobConsumer;
   }
 

@@ -41,6 +41,8 @@ export class JobConsumer {
   constructor(
     private readonly connection: () => Redis,
     private readonly keys: KeySpace,
+    /** BullMQ's job lock and stalled-job check follow the worker lease, not its 30 s default. */
+    private readonly leaseMs: number,
   ) {}
 
   start(workerId: string, concurrency: number, handler: RunExecutionHandler): void {
@@ -112,7 +114,14 @@ export class JobConsumer {
         if (job.name !== RUN_EXECUTION_JOB) throw new Error(`no handler for job ${job.name}`);
         await this.handler!(job.data, name);
       },
-      { connection, prefix: this.keys.bullPrefix(), concurrency: this.concurrency, autorun: true },
+      {
+        connection,
+        prefix: this.keys.bullPrefix(),
+        concurrency: this.concurrency,
+        autorun: true,
+        lockDuration: this.leaseMs,
+        stalledInterval: this.leaseMs,
+      },
     );
     worker.on('error', () => undefined);
     return worker;

@@ -9,6 +9,7 @@ export type WorkerControlMessage =
 /** What a worker says of itself in its lease. */
 export interface WorkerLease {
   workerId: string;
+  bootId: string;
   maxKernels: number;
   kernels: number;
   running: number;
@@ -40,6 +41,13 @@ export class WorkerRegistry {
 
   async isAlive(workerId: string): Promise<boolean> {
     return (await this.redis.exists(this.keys.workerLease(workerId))) === 1;
+  }
+
+  /** Whether the process that claimed an execution still lives (same id and boot id). */
+  async isRunnerAlive(workerId: string, bootId: string | undefined): Promise<boolean> {
+    const raw = await this.redis.get(this.keys.workerLease(workerId));
+    if (!raw) return false;
+    return bootId === undefined || (JSON.parse(raw) as WorkerLease).bootId === bootId;
   }
 
   /**

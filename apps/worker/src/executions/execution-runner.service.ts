@@ -17,7 +17,7 @@ import {
 } from '@kernelfleet/store';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
 import { WORKER_CONFIG } from '../tokens';
-import { Deadline, NOTICES } from './deadline';
+import { Deadline, messageSeconds, NOTICES } from './deadline';
 import { ExecutionOutput } from './execution-output';
 import { runOnKernel, type KernelRunEnd } from './kernel-run';
 
@@ -71,9 +71,14 @@ export class ExecutionRunner {
         return;
       }
     }
-    const claim = await this.store.executions.claim(ref, me, Date.now());
+    // Indexed before the claim (same connection, so in order): a worker that dies right after
+    // claiming is found by its reaper; a stale entry is dropped on recovery.
+    const indexed = this.store.executions.markRunning(ref, me);
+    const claim = await this.store.executions.claim(ref, me, this.config.bootId, Date.now());
+    await indexed;
+    const runningHere = claim.kind === 'not_queued' && claim.runner === me && claim.runnerBoot === this.config.bootId;
+    if (claim.kind !== 'claimed' && !runningHere) await this.store.executions.unmarkRunning(ref, me);
     if (claim.kind === 'claimed') {
-      await this.store.executions.markRunning(ref, me);
       try {
         return await this.run(claim.record);
       } finally {
@@ -84,9 +89,12 @@ export class ExecutionRunner {
       await this.store.lanes.endQueued(ref, 'timed_out');
       return;
     }
-    if (claim.kind === 'not_queued' && claim.status === 'running' && claim.runner && claim.runner !== me) {
-      // Handed again while marked running elsewhere: only a lost runner makes it ours to end.
-      if (!(await this.store.registry.isAlive(claim.runner))) await this.store.failover.recoverExecution(ref, claim.runner);
+    if (claim.kind === 'not_queued' && claim.status === 'running' && claim.runner && !runningHere) {
+      // Handed again while marked running elsewhere (or by this worker's previous process):
+      // only a lost runner makes it ours to recover.
+      if (!(await this.store.registry.isRunnerAlive(claim.runner, claim.runnerBoot))) {
+        await this.store.failover.recoverExecution(ref, claim.runner);
+      }
     }
   }
 
@@ -105,8 +113,11 @@ export class ExecutionRunner {
       let ending: Ending;
       const started = await this.startKernel(record, deadline);
       if (typeof started === 'string') {
-        ending = { status: started, phase: 'kernel_start', exitCode: null };
-        const message = started === 'timed_out' ? QUEUE_TIMEOUT_MESSAGE : '';
+        const timedOut = started === 'timed_out';
+        ending = { status: started, phase: 'kernel_start', exitCode: timedOut ? null : 1 };
+        const message = timedOut
+          ? QUEUE_TIMEOUT_MESSAGE
+          : `[the kernel did not start within ${messageSeconds(this.config.kernels.startMaxMs)}s; nothing ran. Retry the execution.]`;
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, message)), busy);
       }
       kernel = started;
@@ -114,6 +125,7 @@ export class ExecutionRunner {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), busy);
       }
+      void this.store.executions.markCodeSent(ref);
       let end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
         await this.store.executions.markRetried(ref);

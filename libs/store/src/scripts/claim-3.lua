@@ -4,10 +4,11 @@
 
   KEYS[1] execution hash  KEYS[2] session lane  KEYS[3] execution event stream
   ARGV[1] executionId  ARGV[2] workerId  ARGV[3] now (ms)  ARGV[4] live channel
-  ARGV[5] max replay events
+  ARGV[5] max replay events  ARGV[6] boot id of the worker process (tells a restart apart)
 
   Returns {'claimed', field, value, …} (the execution hash, now `running`), or
-  {'missing'} | {'not_head'} | {'expired'} | {<current status>, <runner workerId or ''>}.
+  {'missing'} | {'not_head'} | {'expired'} |
+  {<current status>, <runner workerId or ''>, <runner boot id or ''>}.
   Emits `started` when claimed.
 ]]
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -15,7 +16,7 @@ if not status then
   return {'missing'}
 end
 if status ~= 'queued' then
-  return {status, redis.call('HGET', KEYS[1], 'workerId') or ''}
+  return {status, redis.call('HGET', KEYS[1], 'workerId') or '', redis.call('HGET', KEYS[1], 'workerBoot') or ''}
 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then
   return {'not_head'}
@@ -23,7 +24,7 @@ end
 if tonumber(ARGV[3]) >= tonumber(redis.call('HGET', KEYS[1], 'deadlineAt')) then
   return {'expired'}
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3], 'workerId', ARGV[2])
+redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3], 'workerId', ARGV[2], 'workerBoot', ARGV[6])
 emit(KEYS[1], KEYS[3], ARGV[4], ARGV[5], 'started', '{"workerId":' .. cjson.encode(ARGV[2]) .. '}')
 local reply = redis.call('HGETALL', KEYS[1])
 table.insert(reply, 1, 'claimed')
