@@ -76,7 +76,8 @@ export class ExecutionRunner {
     const indexed = this.store.executions.markRunning(ref, me);
     const claim = await this.store.executions.claim(ref, me, this.config.bootId, Date.now());
     await indexed;
-    const runningHere = claim.kind === 'not_queued' && claim.runner === me && claim.runnerBoot === this.config.bootId;
+    const runningHere =
+      claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === me && claim.runnerBoot === this.config.bootId;
     if (claim.kind !== 'claimed' && !runningHere) await this.store.executions.unmarkRunning(ref, me);
     if (claim.kind === 'claimed') {
       try {
