@@ -246,8 +246,10 @@ export class ExecutionRepository {
    * effects and is not re-run silently. Not awaited on the hot path: the command is written to
    * the Redis socket before the execute request goes to the kernel.
    */
-  markCodeSent(ref: ExecutionRef): Promise<unknown> {
-    return this.redis.hset(this.keys.execution(ref), 'codeSent', '1');
+  markCodeSent(ref: ExecutionRef, sessionGeneration: number | null): Promise<unknown> {
+    const pipeline = this.redis.pipeline().hset(this.keys.execution(ref), 'codeSent', '1');
+    if (sessionGeneration !== null) pipeline.hset(this.keys.sessionInfo(ref), 'usedGeneration', sessionGeneration);
+    return pipeline.exec();
   }
 
   /** The execution used its one re-run (on the same worker, after its kernel died). */

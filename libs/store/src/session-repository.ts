@@ -54,6 +54,15 @@ export class SessionRepository {
     };
   }
 
+  /**
+   * Whether the session's latest kernel ever received code: only then does losing it lose state
+   * (a kernel that died while starting, or before its first execution, held nothing).
+   */
+  async latestKernelWasUsed(ref: SessionRef): Promise<boolean> {
+    const [generation, used] = await this.redis.hmget(this.keys.sessionInfo(ref), 'generation', 'usedGeneration');
+    return Number(generation ?? 0) > 0 && Number(used ?? 0) >= Number(generation ?? 0);
+  }
+
   async homeOf(ref: SessionRef): Promise<string | null> {
     return (await this.redis.hget(this.keys.sessionInfo(ref), 'home')) || null;
   }

@@ -126,12 +126,13 @@ export class ExecutionRunner {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), busy);
       }
-      void this.store.executions.markCodeSent(ref);
+      void this.store.executions.markCodeSent(ref, kernel.ephemeral ? null : kernel.info.generation);
       let end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
         await this.store.executions.markRetried(ref);
         await this.kernels.lose(ref);
         kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
+        void this.store.executions.markCodeSent(ref, kernel.info.generation);
         end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
       }
       if (end.kind === 'finished' && end.outcome.status === 'error' && !end.interruptedBy) {

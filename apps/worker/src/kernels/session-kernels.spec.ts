@@ -188,6 +188,10 @@ describe('SessionKernels', () => {
       const i = this.info.get(key(r));
       if (i) i.state = state;
     }
+    /** Every kernel in these tests ran code before it went away. */
+    async latestKernelWasUsed(r: SessionRef): Promise<boolean> {
+      return (this.info.get(key(r))?.generation ?? 0) > 0;
+    }
     async release(r: SessionRef, workerId: string, state: KernelState): Promise<boolean> {
       this.releases.push([key(r), state]);
       const i = this.info.get(key(r));
