@@ -6,7 +6,8 @@ token is neither on the command line (world-readable via /proc) nor in the
 environment (which every kernel inherits). When stdin reaches EOF (the Node
 process went away, however it died) the server stops itself.
 
-Findings (jupyter_server 2.17.0, tornado 6.6.1, ipykernel 7.1.0; measured on this
+Findings (jupyter_server 2.17.0, tornado 6.6.1, ipykernel 7.1.0 — now pinned to 6.29.5, see
+python/requirements.txt; measured on this
 machine, 2 vCPUs, Node client in libs/kernel, warm `1+1`, execute -> reply + idle):
 - TCP_NODELAY: jupyter_server's KernelWebsocketHandler
   (jupyter_server/services/kernels/websocket.py) never calls tornado's
