@@ -149,7 +149,11 @@ describe('kernel lifecycle (external Jupyter server)', () => {
     const warm = await stack.run('kl-crash', { code: 'y = 1' });
     expect(warm.kernel?.generation).toBe(1);
 
-    const crashed = await stack.run('kl-crash', { code: "print('about to crash', flush=True)\nimport os\nos._exit(1)" });
+    // Output printed before the crash is kept (given time to leave the kernel: os._exit does not
+    // wait for ipykernel's IOPub thread).
+    const crashed = await stack.run('kl-crash', {
+      code: "print('about to crash', flush=True)\nimport os, time\ntime.sleep(0.5)\nos._exit(1)",
+    });
     expect(crashed.status).toBe('outcome_unknown');
     expect(crashed.result?.exitCode).toBeNull();
     expect(crashed.result?.output).toContain('about to crash\n');
