@@ -114,7 +114,7 @@ export class JupyterServer {
       try {
         return await JupyterServer.launch(opts, launcher, await findFreePort());
       } catch (error) {
-        const portTaken = error instanceof JupyterServerStartError && error.logTail.some((l) => /address already in use/i.test(l));
+        const portTaken = error instanceof JupyterServerStartError && error.logTail.some((l) => /address already in use|port \d+ is not available/i.test(l));
         if (!portTaken || attempt >= MAX_PORT_ATTEMPTS) throw error;
       }
     }

@@ -63,6 +63,20 @@ export class SessionRepository {
     return Number(generation ?? 0) > 0 && Number(used ?? 0) >= Number(generation ?? 0);
   }
 
+  /**
+   * A loss of state the client has not been told about yet: set when a new kernel replaces one
+   * that held state, cleared once a result saying `stateLost` is written. It carries the news
+   * across a replacement kernel that is itself lost before any result (a chain of failovers).
+   */
+  async isStateLossPending(ref: SessionRef): Promise<boolean> {
+    return (await this.redis.hget(this.keys.sessionInfo(ref), 'stateLossPending')) === '1';
+  }
+
+  async setStateLossPending(ref: SessionRef, pending: boolean): Promise<void> {
+    if (pending) await this.redis.hset(this.keys.sessionInfo(ref), 'stateLossPending', '1');
+    else await this.redis.hdel(this.keys.sessionInfo(ref), 'stateLossPending');
+  }
+
   async homeOf(ref: SessionRef): Promise<string | null> {
     return (await this.redis.hget(this.keys.sessionInfo(ref), 'home')) || null;
   }

@@ -210,6 +210,8 @@ export class ExecutionRunner {
       await this.kernels.dispose(record.ref).catch(() => undefined);
     }
     await this.finish(record, execution, 'running');
+    // The client has now heard of the lost state (see SessionRepository.isStateLossPending).
+    if (execution.kernel?.stateLost && record.kernelMode === 'session') await this.store.sessions.setStateLossPending(record.ref, false);
   }
 
   private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {

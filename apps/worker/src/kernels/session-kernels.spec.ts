@@ -188,6 +188,10 @@ describe('SessionKernels', () => {
       const i = this.info.get(key(r));
       if (i) i.state = state;
     }
+    async isStateLossPending(): Promise<boolean> {
+      return false;
+    }
+    async setStateLossPending(): Promise<void> {}
     /** Every kernel in these tests ran code before it went away. */
     async latestKernelWasUsed(r: SessionRef): Promise<boolean> {
       return (this.info.get(key(r))?.generation ?? 0) > 0;

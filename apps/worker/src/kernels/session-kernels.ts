@@ -124,7 +124,9 @@ export class SessionKernels {
     const hadKernel =
       (entry !== undefined || (before !== null && before.kernel.generation > 0 && before.kernel.state !== 'none')) &&
       (await this.store.sessions.latestKernelWasUsed(ref));
-    const stateLost = !opts.reset && hadKernel;
+    const lossUntold = before !== null && before.kernel.state !== 'none' && (await this.store.sessions.isStateLossPending(ref));
+    const stateLost = !opts.reset && (hadKernel || lossUntold);
+    if (stateLost !== lossUntold) await this.store.sessions.setStateLossPending(ref, stateLost);
     if (entry) {
       // The old kernel goes (reset, or dead); the session keeps its slot here meanwhile.
       entry.inUse = true;
