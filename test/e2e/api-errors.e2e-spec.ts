@@ -1,5 +1,6 @@
 import type { Execution } from '@kernelfleet/contracts';
 import { Stack } from '../support/stack';
+import { expectProblem, type Answer } from '../support/problem-assertions';
 
 jest.setTimeout(60_000);
 
@@ -8,19 +9,8 @@ jest.setTimeout(60_000);
  * 9). Every error is an RFC 9457 application/problem+json document.
  */
 
-type Answer = Awaited<ReturnType<Stack['request']>>;
 
 const MAX_CODE_BYTES = 1000;
-
-function expectProblem(res: Answer, status: number, detail?: RegExp): void {
-  expect({ status: res.status, contentType: res.headers.get('content-type') }).toEqual({
-    status,
-    contentType: expect.stringMatching(/^application\/problem\+json/),
-  });
-  expect(res.json).toMatchObject({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) });
-  expect(res.json.type).toMatch(/^https?:\/\//);
-  if (detail) expect(res.json.detail).toMatch(detail);
-}
 
 /** The problem with one id replaced by a placeholder, to compare two 404s. */
 function normalised(res: Answer, id: string): unknown {

@@ -1,6 +1,7 @@
 import type { Execution, SubmitAccepted } from '@kernelfleet/contracts';
 import { Stack } from '../support/stack';
 import { readSse } from '../support/sse-client';
+import { expectProblem } from '../support/problem-assertions';
 
 jest.setTimeout(60_000);
 
@@ -10,12 +11,6 @@ jest.setTimeout(60_000);
  */
 
 const SLEEP = (seconds: number, flag: string) => `import time\ntime.sleep(${seconds})\n${flag} = True`;
-
-function expectProblem(res: { status: number; headers: Headers; json: any }, status: number): void {
-  expect(res.status).toBe(status);
-  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-  expect(res.json).toMatchObject({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) });
-}
 
 function expectCancelledInQueue(execution: Execution): void {
   expect(execution.status).toBe('cancelled');

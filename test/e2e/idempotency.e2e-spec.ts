@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import Redis from 'ioredis';
 import type { Execution, SubmitAccepted } from '@kernelfleet/contracts';
 import { Stack, TEST_TENANT } from '../support/stack';
+import { expectProblem } from '../support/problem-assertions';
 
 jest.setTimeout(60_000);
 
@@ -10,19 +11,9 @@ jest.setTimeout(60_000);
  * request answer the same execution, which runs once; the key with another request is refused.
  */
 
-type Answer = Awaited<ReturnType<Stack['request']>>;
 
 /** Adds one to a global and prints it: the printed value counts how often the code ran. */
 const COUNT = "counter = globals().get('counter', 0) + 1\nprint(counter)";
-
-function expectProblem(res: Answer, status: number, detail?: RegExp): void {
-  expect({ status: res.status, contentType: res.headers.get('content-type') }).toEqual({
-    status,
-    contentType: expect.stringMatching(/^application\/problem\+json/),
-  });
-  expect(res.json).toMatchObject({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) });
-  if (detail) expect(res.json.detail).toMatch(detail);
-}
 
 const newKey = () => `key-${randomBytes(6).toString('hex')}`;
 

@@ -1,5 +1,6 @@
 import type { Execution, OwnerDisposal } from '@kernelfleet/contracts';
 import { Stack } from '../support/stack';
+import { expectProblem, type Answer } from '../support/problem-assertions';
 
 jest.setTimeout(60_000);
 
@@ -9,16 +10,6 @@ jest.setTimeout(60_000);
  * loses that owner.
  */
 
-type Answer = Awaited<ReturnType<Stack['request']>>;
-
-function expectProblem(res: Answer, status: number, detail?: RegExp): void {
-  expect({ status: res.status, contentType: res.headers.get('content-type') }).toEqual({
-    status,
-    contentType: expect.stringMatching(/^application\/problem\+json/),
-  });
-  expect(res.json).toMatchObject({ type: expect.any(String), title: expect.any(String), status, detail: expect.any(String) });
-  if (detail) expect(res.json.detail).toMatch(detail);
-}
 
 describe('owners', () => {
   let stack: Stack;
