@@ -1,33 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { FleetStore, newExecutionId, type AcceptRequest, type IdempotencyRecord } from '@kernelfleet/store';
+import { newExecutionId, type FleetStore, type IdempotencyRecord } from '@kernelfleet/store';
+import { acceptRequest as request, connectStore, testPrefix } from '../support/store-fixtures';
 
 /**
  * The Redis side of owners (accept registers them, release-owner-1.lua takes them off) and of
  * Idempotency-Key claims, raced from many connections.
  */
 
-const prefix = `owners${randomBytes(3).toString('hex')}`;
-
-function connect(): FleetStore {
-  const redisUrl = process.env.KF_TEST_REDIS_URL;
-  if (!redisUrl) throw new Error('KF_TEST_REDIS_URL is not set');
-  return FleetStore.connect({ redisUrl, keyPrefix: prefix, retentionSeconds: 600, workerLeaseMs: 10_000, clientName: 'owners-test' });
-}
-
-function request(sessionId: string, overrides: Partial<AcceptRequest> = {}): AcceptRequest {
-  const now = Date.now();
-  return {
-    tenant: 'acme',
-    sessionId,
-    code: 'print(1)',
-    acceptedAt: now,
-    deadlineAt: now + 30_000,
-    kernelMode: 'session',
-    reset: false,
-    retryOnKernelLoss: false,
-    ...overrides,
-  };
-}
+const prefix = testPrefix('owners');
+const connect = () => connectStore(prefix, 'owners-test');
 
 describe('owners and idempotency keys in Redis', () => {
   const stores: FleetStore[] = [];

@@ -1,36 +1,15 @@
-import { randomBytes } from 'node:crypto';
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
 import {
-  FleetStore,
   resultWithoutRun,
   terminalExecution,
-  type AcceptRequest,
+  type FleetStore,
   type Ending,
   type ExecutionRecord,
 } from '@kernelfleet/store';
+import { acceptRequest as request, connectStore, testPrefix } from '../support/store-fixtures';
 
-function connect(): FleetStore {
-  const redisUrl = process.env.KF_TEST_REDIS_URL;
-  if (!redisUrl) throw new Error('KF_TEST_REDIS_URL is not set');
-  return FleetStore.connect({ redisUrl, keyPrefix: prefix, retentionSeconds: 600, workerLeaseMs: 10_000, clientName: 'lanes-test' });
-}
-
-const prefix = `lanes${randomBytes(3).toString('hex')}`;
-
-function request(sessionId: string, overrides: Partial<AcceptRequest> = {}): AcceptRequest {
-  const now = Date.now();
-  return {
-    tenant: 'acme',
-    sessionId,
-    code: 'print(1)',
-    acceptedAt: now,
-    deadlineAt: now + 30_000,
-    kernelMode: 'session',
-    reset: false,
-    retryOnKernelLoss: false,
-    ...overrides,
-  };
-}
+const prefix = testPrefix('lanes');
+const connect = () => connectStore(prefix, 'lanes-test');
 
 function completed(record: ExecutionRecord) {
   const ending: Ending = { status: 'completed', phase: 'run', exitCode: 0 };
