@@ -147,6 +147,15 @@ describe('kernel library against a real Jupyter server', () => {
     expect(r.stdout.trim()).toBe(join(root, 'sessions', 's-1'));
   });
 
+  it('starts kernels at once in one new folder without tripping over each other', async () => {
+    const kernels = await Promise.all(Array.from({ length: 4 }, () => client.startKernel({ cwd: 'racing/tenant/s-2', timeoutMs: 30_000 })));
+    try {
+      for (const k of kernels) expect((await run(k, 'import os\nprint(os.getcwd())')).stdout.trim()).toBe(join(root, 'racing', 'tenant', 's-2'));
+    } finally {
+      await Promise.all(kernels.map((k) => k.shutdown().catch(() => undefined)));
+    }
+  }, 60_000);
+
   it('rejects an execution with KernelDiedError promptly when the kernel exits', async () => {
     const doomed = await client.startKernel({ timeoutMs: 30_000 });
     await run(doomed, 'import os');

@@ -76,12 +76,22 @@ export class JupyterRestClient {
     await this.request('DELETE', `/api/kernels/${encodeURIComponent(id)}`, { timeoutMs, allow404: true });
   }
 
-  /** Creates `path` (relative to root_dir) and its parents through the contents API. */
+  /**
+   * Creates `path` (relative to root_dir) and its parents through the contents API. Another
+   * kernel start (or another worker sharing the folder) may create the same folder at the same
+   * moment; the server then answers 500 "File exists", so a failed PUT is checked with a GET.
+   */
   async ensureDirectory(path: string, signal?: AbortSignal): Promise<void> {
     const segments = kernelPathSegments(path);
     for (let i = 1; i <= segments.length; i++) {
-      const apiPath = segments.slice(0, i).map(encodeURIComponent).join('/');
-      await this.request('PUT', `/api/contents/${apiPath}`, { body: { type: 'directory' }, signal });
+      const apiPath = `/api/contents/${segments.slice(0, i).map(encodeURIComponent).join('/')}`;
+      try {
+        await this.request('PUT', apiPath, { body: { type: 'directory' }, signal });
+      } catch (error) {
+        if (!(error instanceof JupyterApiError)) throw error;
+        const existing = (await this.request('GET', `${apiPath}?content=0`, { signal, allow404: true })) as { type?: string } | undefined;
+        if (existing?.type !== 'directory') throw error;
+      }
     }
   }
 
