@@ -65,14 +65,26 @@ async def _open_with_nodelay(self: KernelWebsocketHandler, *args: Any, **kwargs:
     await _original_open(self, *args, **kwargs)
 
 
+PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
+SANDBOX_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernelfleet_sandbox.py")
+
+
 class KernelfleetKernelSpecManager(KernelSpecManager):
-    """Starts ipykernel without IPython's sqlite history (see the docstring at the top)."""
+    """Starts ipykernel without IPython's sqlite history (see the docstring at the top), inside
+    python/kernelfleet_sandbox.py when the launch settings carry a `sandbox` object."""
+
+    sandbox: dict[str, Any] | None = None
 
     def get_kernel_spec(self, kernel_name: str) -> KernelSpec:
         spec = super().get_kernel_spec(kernel_name)
         is_ipykernel = any("ipykernel" in arg for arg in spec.argv)
         if is_ipykernel and not any(arg.startswith("--HistoryManager.") for arg in spec.argv):
             spec.argv = [*spec.argv, "--HistoryManager.enabled=False"]
+        if self.sandbox is not None and SANDBOX_SCRIPT not in spec.argv:
+            # jupyter_client swaps a leading bare "python" for sys.executable; once wrapped, the
+            # kernel's "python" is no longer leading, so swap it here (PATH may lead elsewhere).
+            kernel = [sys.executable if arg in PYTHON_NAMES and i == 0 else arg for i, arg in enumerate(spec.argv)]
+            spec.argv = [sys.executable, SANDBOX_SCRIPT, json.dumps(self.sandbox), "--", *kernel]
         return spec
 
 
@@ -155,6 +167,7 @@ def main() -> None:
     settings = json.loads(line)
     if settings.get("ws_nodelay", True):
         KernelWebsocketHandler.open = _open_with_nodelay  # type: ignore[method-assign]
+    KernelfleetKernelSpecManager.sandbox = settings.get("sandbox")
     app = KernelfleetServerApp.instance(config=build_config(settings))
     app.initialize(argv=[], find_extensions=False)
     stop_on_stdin_eof(app)

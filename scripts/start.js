@@ -50,8 +50,48 @@ function ensureNodeModules() {
   fs.utimesSync(nodeModules, now, now); // npm may leave the folder's own mtime alone
 }
 
-function checkSystemPython() {
-  const probe = spawnSync('python3', ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
+/** True when a user other than the owner may run `file` (o+x on it and on every folder above). */
+function reachableByOthers(file) {
+  try {
+    let current = fs.realpathSync(file);
+    if ((fs.statSync(current).mode & 0o005) !== 0o005) return false;
+    for (let dir = path.dirname(current); ; dir = path.dirname(dir)) {
+      if ((fs.statSync(dir).mode & 0o001) === 0) return false;
+      if (path.dirname(dir) === dir) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** The interpreter's own file and its standard library folder. */
+function interpreterPaths(python) {
+  const probe = spawnSync(python, ['-c', 'import os, sys; print(os.path.realpath(sys.executable)); print(sys.base_prefix)'], { encoding: 'utf8' });
+  return probe.status === 0 ? probe.stdout.trim().split('\n') : [];
+}
+
+/**
+ * The Python the venv is made from. Run as root, the worker starts kernels as unprivileged
+ * users (python/kernelfleet_sandbox.py), who must be able to run the venv's interpreter: an
+ * interpreter under a private home (pyenv in /root) is passed over for /usr/bin/python3.
+ */
+function basePython() {
+  if (process.env.KERNELFLEET_BASE_PYTHON) return process.env.KERNELFLEET_BASE_PYTHON;
+  const reachable = (python) => {
+    const paths = interpreterPaths(python);
+    return paths.length === 2 && reachableByOthers(paths[0]) && reachableByOthers(path.join(paths[1], 'lib'));
+  };
+  if (process.getuid?.() !== 0 || reachable('python3')) return 'python3';
+  if (fs.existsSync('/usr/bin/python3') && reachable('/usr/bin/python3')) {
+    log('python3 lives where sandboxed kernels cannot reach it; using /usr/bin/python3 for .venv');
+    return '/usr/bin/python3';
+  }
+  log('warning: python3 lives where sandboxed kernels cannot reach it; kernels will run as this user');
+  return 'python3';
+}
+
+function checkSystemPython(python) {
+  const probe = spawnSync(python, ['-c', 'import sys; print("%d.%d" % sys.version_info[:2])'], { encoding: 'utf8' });
   const install = 'install it with `apt-get install python3 python3-venv` (Debian/Ubuntu) or `brew install python` (macOS)';
   if (probe.error || probe.status !== 0) fail(`python3 was not found; kernelfleet needs Python ${MIN_PYTHON.join('.')}+: ${install}`);
   const [major, minor] = probe.stdout.trim().split('.').map(Number);
@@ -64,12 +104,12 @@ function checkSystemPython() {
 function ensureVenv() {
   if (process.env.KERNELFLEET_PYTHON) return log(`KERNELFLEET_PYTHON is set: not managing .venv`);
   const python = path.join(VENV, 'bin', 'python');
-  const wanted = sha256(REQUIREMENTS);
+  const base = basePython();
+  const wanted = `${sha256(REQUIREMENTS)} ${base}`;
   const stamp = fs.existsSync(STAMP) ? fs.readFileSync(STAMP, 'utf8').trim() : '';
   if (fs.existsSync(python) && stamp === wanted) return;
-  checkSystemPython();
-  const venvArgs = fs.existsSync(python) ? ['-m', 'venv', VENV] : ['-m', 'venv', '--clear', VENV];
-  run('python3', venvArgs, 'creating .venv (if ensurepip is missing: apt-get install python3-venv)');
+  checkSystemPython(base);
+  run(base, ['-m', 'venv', '--clear', VENV], 'creating .venv (if ensurepip is missing: apt-get install python3-venv)');
   run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', REQUIREMENTS], 'installing python/requirements.txt');
   fs.writeFileSync(STAMP, `${wanted}\n`);
 }

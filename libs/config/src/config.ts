@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { apiEnvSchema, workerEnvSchema } from './env-schema';
+
+const MIB = 1_048_576;
 
 /** Thrown at start-up with one line per bad environment variable. */
 export class ConfigError extends Error {
@@ -46,6 +48,15 @@ export interface WorkerConfig {
   bootId: string;
   concurrency: number;
   jupyter: { url?: string; token?: string; python: string; rootDir: string };
+  /** What python/kernelfleet_sandbox.py applies to the kernels of the Jupyter server the worker starts. */
+  sandbox: {
+    mode: 'auto' | 'limits' | 'off';
+    /** Host-wide (every worker on the machine shares the uid range): uid locks and private HOMEs. */
+    dir: string;
+    uidBase: number;
+    uidCount: number;
+    limits: { addressSpaceBytes: number; cpuSeconds: number; processes: number; fileSizeBytes: number; openFiles: number };
+  };
   kernels: {
     interruptGraceMs: number;
     startMaxMs: number;
@@ -107,6 +118,19 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       token: e.JUPYTER_TOKEN,
       python: e.KERNELFLEET_PYTHON ?? resolve(root, '.venv', 'bin', 'python'),
       rootDir: e.KERNEL_ROOT_DIR ?? resolve(root, '.kernelfleet', 'kernels'),
+    },
+    sandbox: {
+      mode: e.KERNEL_SANDBOX,
+      dir: e.KERNEL_SANDBOX_DIR ?? join(tmpdir(), 'kernelfleet-sandbox'),
+      uidBase: e.KERNEL_UID_BASE,
+      uidCount: e.KERNEL_UID_COUNT,
+      limits: {
+        addressSpaceBytes: e.KERNEL_MEMORY_MB * MIB,
+        cpuSeconds: e.KERNEL_CPU_SECONDS,
+        processes: e.KERNEL_MAX_PROCESSES,
+        fileSizeBytes: e.KERNEL_MAX_FILE_MB * MIB,
+        openFiles: e.KERNEL_MAX_OPEN_FILES,
+      },
     },
     kernels: {
       interruptGraceMs: e.INTERRUPT_GRACE_MS,

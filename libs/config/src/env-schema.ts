@@ -73,4 +73,14 @@ export const workerEnvSchema = z.object({
   MAX_KERNELS: int(1, 10_000).default(32),
   KERNEL_POOL_SIZE: int(0, 1_000).default(2),
   KERNEL_IDLE_MS: int(1_000).default(30 * 60_000),
+  /** auto: limits, and kernels as users of their own when root; limits: no user switch; off: neither. */
+  KERNEL_SANDBOX: z.enum(['auto', 'limits', 'off']).default('auto'),
+  KERNEL_SANDBOX_DIR: z.string().optional(),
+  KERNEL_UID_BASE: int(1_000, 4_000_000_000).default(2_000_000_000),
+  KERNEL_UID_COUNT: int(1, 1_000_000).default(4_096),
+  KERNEL_MEMORY_MB: int(0).default(4_096),
+  KERNEL_CPU_SECONDS: int(0).default(3_600),
+  KERNEL_MAX_PROCESSES: int(0).default(256),
+  KERNEL_MAX_FILE_MB: int(0).default(1_024),
+  KERNEL_MAX_OPEN_FILES: int(0).default(1_024),
 });

@@ -1,5 +1,5 @@
 export { JupyterServer, findFreePort, findLauncherScript } from './jupyter-server';
-export type { JupyterServerExit, JupyterServerOptions } from './jupyter-server';
+export type { JupyterServerExit, JupyterServerOptions, KernelSandboxSettings } from './jupyter-server';
 export { ALLOWED_HOST_VARIABLES, FORCED_KERNEL_VARIABLES, kernelEnvironment } from './kernel-environment';
 export { KernelClient } from './kernel-client';
 export type { StartKernelOptions } from './kernel-client';

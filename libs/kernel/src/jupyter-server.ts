@@ -26,6 +26,47 @@ export interface JupyterServerOptions {
   launcherScript?: string;
   /** Set TCP_NODELAY on kernel websockets (default true; false exists only to measure the effect). */
   wsNoDelay?: boolean;
+  /** Start every kernel inside python/kernelfleet_sandbox.py with these settings. */
+  sandbox?: KernelSandboxSettings;
+}
+
+/**
+ * What python/kernelfleet_sandbox.py applies to each kernel. Limits of 0 are not applied.
+ * `switchUser` takes effect only when the server runs as root.
+ */
+export interface KernelSandboxSettings {
+  switchUser: boolean;
+  uidBase: number;
+  uidCount: number;
+  /** Host-wide folder of the uid locks: every worker on the machine must use the same one. */
+  lockDir: string;
+  /** Where each sandbox uid gets its private HOME (emptied whenever the uid is taken). */
+  runDir: string;
+  limits: {
+    addressSpaceBytes: number;
+    cpuSeconds: number;
+    processes: number;
+    fileSizeBytes: number;
+    openFiles: number;
+  };
+}
+
+function sandboxLaunchSettings(sandbox: KernelSandboxSettings): Record<string, unknown> {
+  const { limits } = sandbox;
+  return {
+    switch_user: sandbox.switchUser,
+    uid_base: sandbox.uidBase,
+    uid_count: sandbox.uidCount,
+    lock_dir: resolve(sandbox.lockDir),
+    run_dir: resolve(sandbox.runDir),
+    limits: {
+      address_space_bytes: limits.addressSpaceBytes,
+      cpu_seconds: limits.cpuSeconds,
+      processes: limits.processes,
+      file_size_bytes: limits.fileSizeBytes,
+      open_files: limits.openFiles,
+    },
+  };
 }
 
 /** How the server process ended. */
@@ -155,7 +196,14 @@ export class JupyterServer {
     installExitHook();
     // Settings travel over stdin; the pipe stays open: its EOF tells the launcher to stop.
     child.stdin?.on('error', () => undefined);
-    child.stdin?.write(`${JSON.stringify({ port, token, root_dir: resolve(opts.rootDir), ws_nodelay: opts.wsNoDelay ?? true })}\n`);
+    const settings = {
+      port,
+      token,
+      root_dir: resolve(opts.rootDir),
+      ws_nodelay: opts.wsNoDelay ?? true,
+      sandbox: opts.sandbox ? sandboxLaunchSettings(opts.sandbox) : undefined,
+    };
+    child.stdin?.write(`${JSON.stringify(settings)}\n`);
 
     const server = new JupyterServer(`http://127.0.0.1:${port}`, token, child, exited);
     const rest = new JupyterRestClient({ baseUrl: server.url, token });

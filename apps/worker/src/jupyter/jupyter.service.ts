@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import type { WorkerConfig } from '@kernelfleet/config';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
 import { WORKER_CONFIG } from '../tokens';
+import { planSandbox, type SandboxPlan } from './kernel-sandbox';
 
 /** A server that dies again this soon after a restart is not restarted: the worker exits. */
 const MIN_UPTIME_FOR_RESTART_MS = 10_000;
@@ -21,12 +22,18 @@ export class JupyterService implements OnApplicationShutdown {
   private server?: JupyterServer;
   private kernelClient?: KernelClient;
   private stopping = false;
+  private sandbox?: SandboxPlan;
 
   constructor(@Inject(WORKER_CONFIG) private readonly config: WorkerConfig) {}
 
   get client(): KernelClient {
     if (!this.kernelClient) throw new Error('Jupyter server not started');
     return this.kernelClient;
+  }
+
+  /** Whether each kernel runs as a uid of its own (our own server, started as root). */
+  get kernelUsers(): boolean {
+    return this.sandbox?.kernelUsers ?? false;
   }
 
   /** Called after our Jupyter server died and a new one is up. */
@@ -52,9 +59,14 @@ export class JupyterService implements OnApplicationShutdown {
   private async spawn(): Promise<void> {
     const { python, rootDir } = this.config.jupyter;
     mkdirSync(rootDir, { recursive: true });
+    if (!this.sandbox) {
+      this.sandbox = planSandbox(this.config);
+      this.logger.log(this.sandbox.summary);
+    }
     const server = await JupyterServer.start({
       python,
       rootDir,
+      sandbox: this.sandbox.settings,
       env: kernelEnvironment(process.env),
       log: (line) => this.logger.debug(line),
     });

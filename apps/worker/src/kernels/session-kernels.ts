@@ -7,6 +7,7 @@ import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
 import { cullCheckIntervalMs, IdleCuller } from './kernel-culler';
 import { KernelPool } from './kernel-pool';
+import { prepareSessionFolder } from './session-folders';
 
 /** A session homed on this worker and its kernel. */
 interface SessionEntry {
@@ -31,6 +32,8 @@ const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
 /** A pool kernel that does not finish its move into the session's folder this fast is replaced. */
 const SETUP_MAX_MS = 5_000;
 const ignoreOutput = { onStream: () => undefined, onDisplay: () => undefined };
+/** Prints the kernel's uid (each kernel runs as a uid of its own in the sandbox). */
+const UID_CELL = "print(__import__('os').getuid())";
 /** The Jupyter server did not answer at all (as the kernel library tells it apart). */
 const isConnectionFailure = (error: unknown) => error instanceof TypeError && /fetch failed/i.test(error.message);
 
@@ -55,6 +58,8 @@ export class SessionKernels {
   /** Acquires in flight for sessions not held yet: they will take a slot. */
   private admitting = 0;
   private sharedPaused = false;
+  /** The uids of kernels that run as users of their own (see kernel-sandbox.ts). */
+  private readonly kernelUids = new WeakMap<KernelHandle, number>();
   /** Bumped by `forgetAll`: kernels started before belong to a Jupyter server that is gone. */
   private epoch = 0;
   private closed = false;
@@ -264,9 +269,7 @@ export class SessionKernels {
       const epoch = this.epoch;
       let handle: KernelHandle;
       try {
-        handle =
-          (await this.fromPool(ref, startTimeoutMs)) ??
-          (await this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: Math.max(1, until - Date.now()) }));
+        handle = (await this.fromPool(ref, startTimeoutMs)) ?? (await this.startSessionKernel(ref, until));
       } catch (error) {
         const ownServerDown = !this.config.jupyter.url && isConnectionFailure(error);
         if (attempt > 0 || !ownServerDown) throw error;
@@ -276,6 +279,33 @@ export class SessionKernels {
       if (epoch === this.epoch || attempt > 0) return handle;
       handle.dispose();
     }
+  }
+
+  /**
+   * A new kernel for the session. Kernels with users of their own start in the root folder and
+   * move into the session's folder once the worker has handed it to their uid.
+   */
+  private async startSessionKernel(ref: SessionRef, until: number): Promise<KernelHandle> {
+    const budget = () => Math.max(1, until - Date.now());
+    if (!this.jupyter.kernelUsers) return this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: budget() });
+    const handle = await this.jupyter.client.startKernel({ timeoutMs: budget() });
+    try {
+      await this.learnUid(handle);
+      if (await this.moveInto(handle, ref, budget())) return handle;
+      throw new Error(`kernel ${handle.id} could not move into the session's folder`);
+    } catch (error) {
+      void this.shutDownHandle(handle);
+      throw error;
+    }
+  }
+
+  /** Asks a kernel for its uid (one warm round trip) and remembers it. */
+  private async learnUid(handle: KernelHandle): Promise<void> {
+    let printed = '';
+    const outcome = await handle.execute(UID_CELL, { onStream: (_name, text) => (printed += text), onDisplay: () => undefined });
+    const uid = Number(printed.trim());
+    if (outcome.status !== 'ok' || !Number.isInteger(uid)) throw new Error(`kernel ${handle.id} did not tell its uid`);
+    this.kernelUids.set(handle, uid);
   }
 
   /** Resolves true at the next Jupyter server restart (`forgetAll`), false after `ms`. */
@@ -307,11 +337,13 @@ export class SessionKernels {
    * kernel started for the session would get as its cwd. One warm round trip; no output.
    */
   private async moveInto(handle: KernelHandle, ref: SessionRef, timeoutMs: number): Promise<boolean> {
-    const dir = JSON.stringify(this.workingDir(ref));
-    const code = `__import__('os').makedirs(${dir}, exist_ok=True); __import__('os').chdir(${dir})`;
+    let dir = JSON.stringify(this.workingDir(ref));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
     try {
+      const uid = this.kernelUids.get(handle);
+      if (uid !== undefined) dir = JSON.stringify(await prepareSessionFolder(this.config.jupyter.rootDir, this.workingDir(ref), uid));
+      const code = `__import__('os').makedirs(${dir}, exist_ok=True); __import__('os').chdir(${dir})`;
       const outcome = await Promise.race([handle.execute(code, ignoreOutput), timeout]);
       if (outcome === 'timeout' || outcome.status !== 'ok') {
         this.logger.warn(`pool kernel ${handle.id} could not move into ${dir}: ${outcome === 'timeout' ? 'timed out' : outcome.status}`);
@@ -379,6 +411,7 @@ export class SessionKernels {
     const handle = await this.jupyter.client.startKernel({ timeoutMs: startMaxMs });
     const ignore = { onStream: () => undefined, onDisplay: () => undefined };
     try {
+      if (this.jupyter.kernelUsers) await this.learnUid(handle);
       for (let i = 0; i < 2; i++) await handle.execute('None', ignore);
     } catch (error) {
       handle.dispose();

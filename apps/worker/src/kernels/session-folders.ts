@@ -1,0 +1,37 @@
+import { chmod, lchown, lstat, mkdir, opendir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+
+/**
+ * A session's working folder when each kernel runs as a uid of its own (the worker is root and
+ * shares the kernels' filesystem): `<root>/<tenant>/<session>`, created here and handed to the
+ * kernel's uid, mode 0700, so no other kernel can enter it. A tenant's folder is 0711: kernels
+ * pass through it but cannot list the sessions in it. When the session moves to a kernel with
+ * another uid (reset, a lost kernel), everything in the folder changes owner with it; symbolic
+ * links are re-owned themselves, never followed.
+ *
+ * @returns the folder's absolute path.
+ */
+export async function prepareSessionFolder(rootDir: string, relative: string, uid: number): Promise<string> {
+  const folder = join(rootDir, relative);
+  const tenantFolder = dirname(folder);
+  await mkdir(tenantFolder, { recursive: true });
+  await chmod(tenantFolder, 0o711);
+  await mkdir(folder, { recursive: true });
+  const stat = await lstat(folder);
+  if (!stat.isDirectory()) throw new Error(`${folder} is not a folder`);
+  if (stat.uid !== uid) await chownTree(folder, uid);
+  await chmod(folder, 0o700);
+  return folder;
+}
+
+async function chownTree(top: string, uid: number): Promise<void> {
+  const folders = [top];
+  await lchown(top, uid, uid);
+  for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
+    for await (const entry of await opendir(folder)) {
+      const path = join(folder, entry.name);
+      await lchown(path, uid, uid);
+      if (entry.isDirectory()) folders.push(path);
+    }
+  }
+}

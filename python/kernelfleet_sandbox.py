@@ -1,0 +1,282 @@
+"""Start one kernel inside kernelfleet's sandbox.
+
+The Jupyter server (python/kernelfleet_jupyter.py) launches every kernel as
+
+    python kernelfleet_sandbox.py '<settings json>' -- python -m ipykernel_launcher -f <file> ...
+
+and this process stays the kernel's parent for the kernel's whole life:
+
+- Limits (setrlimit, inherited by everything the kernel starts): address space, CPU seconds,
+  processes, file size, open files; no core files. A limit of 0 leaves that one alone.
+- When started as root (containers, CI), the kernel runs as an unprivileged user of its own: a
+  uid taken from [uid_base, uid_base + uid_count) and held with a lock file for as long as this
+  process and its cleaner live. Another uid means the kernel cannot signal or read the worker,
+  the Jupyter server, this process or other kernels (/proc/<pid>/environ is closed to it), the
+  process limit counts its processes only, and everything it left running can be found and
+  killed by uid. It gets a private, emptied HOME/TMPDIR and a copy of its connection file it can
+  read; umask 077.
+- A cleaner process in a session of its own (so the Jupyter server's kill of this process group
+  does not reach it) waits for this process to end, however it ends, then kills every process
+  of the kernel's uid before the uid is handed to another kernel. Whoever takes a uid also
+  kills what might be left of it first.
+- This process is a child subreaper: whatever the kernel starts stays below it, even after a
+  double fork or setsid. An interrupt (SIGINT: Jupyter signals the whole process group, the
+  kernel takes it as KeyboardInterrupt) ends every process below us except the kernel itself:
+  an execution stopped at its deadline or cancelled leaves nothing running (a fork bomb, a
+  forgotten subprocess). SIGTERM is passed on to the kernel. If this process dies, the kernel
+  gets SIGKILL (PR_SET_PDEATHSIG), so `os.kill(os.getppid(), 9)` ends one kernel at most (and
+  as another uid it is refused outright).
+
+Without root nothing changes uid and the limits still apply; the process limit then counts the
+user's other processes too, so it is raised by as many as that user runs when the kernel starts
+(root is exempt from it: as root without a uid switch it does not hold).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import random
+import resource
+import shutil
+import signal
+import sys
+import time
+from typing import Any, NoReturn
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+KILL_ROUNDS = 200
+
+LIMITS = {
+    "address_space_bytes": resource.RLIMIT_AS,
+    "cpu_seconds": resource.RLIMIT_CPU,
+    "processes": resource.RLIMIT_NPROC,
+    "file_size_bytes": resource.RLIMIT_FSIZE,
+    "open_files": resource.RLIMIT_NOFILE,
+}
+
+
+def fail(message: str) -> NoReturn:
+    print(f"kernelfleet_sandbox: {message}", file=sys.stderr, flush=True)
+    os._exit(70)
+
+
+def take_uid(settings: dict[str, Any]) -> tuple[int, int]:
+    """A free sandbox uid and the fd of its lock (held by this process and its cleaner)."""
+    lock_dir = settings["lock_dir"]
+    os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+    base, count = int(settings["uid_base"]), int(settings["uid_count"])
+    start = random.randrange(count)
+    for i in range(count):
+        uid = base + (start + i) % count
+        fd = os.open(os.path.join(lock_dir, f"{uid}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return uid, fd
+        except OSError:
+            os.close(fd)
+    fail(f"all {count} sandbox uids from {base} are in use")
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid` (a child that becomes `uid` signals all it may: -1)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            for _ in range(KILL_ROUNDS):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except OSError as error:
+                    if error.errno == errno.ESRCH:
+                        break
+                time.sleep(0.005)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below `root` (from the parent pids in /proc/<pid>/stat)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != b"Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def kill_strays(keep: set[int]) -> None:
+    """SIGKILL every process below us but `keep`, again until none is left (they may fork)."""
+    for _ in range(KILL_ROUNDS):
+        strays = descendants(os.getpid()) - keep
+        if not strays:
+            return
+        for pid in strays:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.001)
+        reap(strays)
+
+
+def reap(pids: set[int]) -> None:
+    """Collects those of `pids` that are our children and have exited (orphans land here)."""
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except OSError:
+            pass
+
+
+def private_home(settings: dict[str, Any], uid: int, connection_file: str | None) -> tuple[str, str | None]:
+    """An emptied HOME for the uid (with tmp/), and a copy of the connection file it can read."""
+    home = os.path.join(settings["run_dir"], str(uid))
+    shutil.rmtree(home, ignore_errors=True)  # never follows symlinks
+    os.makedirs(os.path.join(home, "tmp"), mode=0o700)
+    for path in (home, os.path.join(home, "tmp")):
+        os.chown(path, uid, uid)
+        os.chmod(path, 0o700)
+    copy = None
+    if connection_file:
+        copy = os.path.join(home, "connection.json")
+        shutil.copyfile(connection_file, copy)
+        os.chown(copy, uid, uid)
+        os.chmod(copy, 0o600)
+    return home, copy
+
+
+def start_cleaner(uid: int) -> int:
+    """A process outside our process group that kills the uid's processes once we are gone."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(write_end)
+        os.setsid()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            while os.read(read_end, 1):
+                pass
+        except OSError:
+            pass
+        kill_uid(uid)
+        os._exit(0)
+    os.close(read_end)
+    os.set_inheritable(write_end, False)  # the kernel must not keep the cleaner waiting
+    return pid
+
+
+def tasks_of(uid: int) -> int:
+    """Processes and threads of `uid` now: what RLIMIT_NPROC counts."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        if int(fields.get("Uid", "-1 0").split()[0]) == uid:
+            total += int(fields.get("Threads", "1").strip() or 1)
+    return total
+
+
+def set_limits(settings: dict[str, Any], as_other_user: bool) -> None:
+    """As the worker's own user the process limit counts the worker's tasks too: it gets room
+    for `processes` more than that user runs now (root ignores it altogether)."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    for name, which in LIMITS.items():
+        value = int(settings.get("limits", {}).get(name, 0))
+        if value <= 0:
+            continue
+        if which == resource.RLIMIT_NPROC and not as_other_user:
+            value += tasks_of(os.getuid())
+        resource.setrlimit(which, (value, value))
+
+
+def exec_kernel(argv: list[str], settings: dict[str, Any], uid: int | None, home: str | None) -> NoReturn:
+    try:
+        set_limits(settings, uid is not None)
+        if uid is not None and home is not None:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            tmp = os.path.join(home, "tmp")
+            os.environ.update({"HOME": home, "TMPDIR": tmp, "TMP": tmp, "TEMP": tmp, "MPLCONFIGDIR": tmp})
+            os.environ.pop("USER", None)
+            os.environ.pop("LOGNAME", None)
+        os.umask(0o077)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid: a uid change clears it
+        if os.getppid() == 1:
+            os._exit(70)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.execvp(argv[0], argv)
+    except BaseException as error:  # noqa: BLE001 - report anything and end this child
+        fail(f"could not start the kernel: {error!r}")
+
+
+def main() -> None:
+    if len(sys.argv) < 4 or sys.argv[2] != "--":
+        fail("usage: kernelfleet_sandbox.py '<settings json>' -- <kernel argv>")
+    settings = json.loads(sys.argv[1])
+    argv = sys.argv[3:]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    uid = home = None
+    cleaner = None
+    if settings.get("switch_user") and os.geteuid() == 0:
+        uid, _lock = take_uid(settings)
+        kill_uid(uid)  # whatever an earlier holder of this uid left behind
+        connection_file = argv[argv.index("-f") + 1] if "-f" in argv else None
+        home, copy = private_home(settings, uid, connection_file)
+        if copy and connection_file:
+            argv[argv.index("-f") + 1] = copy
+        cleaner = start_cleaner(uid)
+
+    child = os.fork()
+    if child == 0:
+        exec_kernel(argv, settings, uid, home)
+    keep = {child} if cleaner is None else {child, cleaner}
+    signal.signal(signal.SIGTERM, lambda signum, _frame: os.kill(child, signum))
+    signal.signal(signal.SIGINT, lambda _signum, _frame: kill_strays(keep))
+    status = 0
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if pid == child:
+            break
+    kill_strays({cleaner} if cleaner is not None else set())
+    if uid is not None:
+        kill_uid(uid)
+    sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
+
+
+if __name__ == "__main__":
+    main()
