@@ -4,7 +4,8 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
 import { ConfigError, loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { AppModule } from './app.module';
-import { bodyErrors } from './problems/body-errors.middleware';
+import { bodyErrors, rejectMalformedUtf8 } from './problems/body-errors.middleware';
+import { answerClientErrors } from './problems/client-errors';
 
 function configOrExit(): ApiConfig {
   try {
@@ -26,10 +27,11 @@ async function main(): Promise<void> {
   });
   // JSON escapes can make a body up to 6x its code; the code-size check gives the precise 413.
   const limit = config.limits.maxCodeBytes * 6 + 64 * 1024;
-  app.use(express.json({ limit, strict: false }));
+  app.use(express.json({ limit, strict: false, verify: rejectMalformedUtf8 }));
   app.use(bodyErrors);
   app.disable('x-powered-by');
   app.enableShutdownHooks();
+  answerClientErrors(app.getHttpServer());
   await app.listen(config.http.port, config.http.host);
   process.stdout.write(`kernelfleet api listening on http://${config.http.host}:${config.http.port}\n`);
 }

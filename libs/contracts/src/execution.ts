@@ -5,14 +5,21 @@ import { idSchema } from './ids';
 export const KERNEL_MODES = ['session', 'per-call'] as const;
 export type KernelMode = (typeof KERNEL_MODES)[number];
 
+/** A UTF-16 surrogate not part of a pair (with the `u` flag, pairs match as one code point). */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 /**
  * Body of `POST /v1/sessions/{sessionId}/executions` (wire contract). Unknown fields are an
  * error, not silently ignored: a typo in `timeoutMs` must not run code with the default.
  */
 export const submitExecutionSchema = z.strictObject({
-  code: z.string().min(1, 'must not be empty'),
-  timeoutMs: z.number().int().positive().optional(),
-  deadlineAt: z.number().int().positive().optional(),
+  code: z
+    .string()
+    .min(1, 'must not be empty')
+    // JSON lets a string hold a lone surrogate ("\ud800"); it is not text a kernel can run.
+    .refine((code) => !LONE_SURROGATE.test(code), 'must be well-formed Unicode (it holds a lone surrogate)'),
+  timeoutMs: z.number('must be a finite number').int('must be an integer').positive('must be positive').optional(),
+  deadlineAt: z.number('must be a finite number').int('must be an integer').positive('must be positive').optional(),
   reset: z.boolean().optional(),
   kernelMode: z.enum(KERNEL_MODES).optional(),
   ownerId: idSchema.optional(),

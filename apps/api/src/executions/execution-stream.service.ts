@@ -19,8 +19,8 @@ export class ExecutionStreamService {
     private readonly follower: EventFollower,
   ) {}
 
-  async stream(ref: ExecutionRef, lastEventId: string | undefined, req: Request, res: Response): Promise<void> {
-    const after = parseLastEventId(lastEventId);
+  /** Streams the events after seq `after` (from `parseLastEventId`) until `result`. */
+  async stream(ref: ExecutionRef, after: number, req: Request, res: Response): Promise<void> {
     res.status(200);
     res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
     res.setHeader('Cache-Control', 'no-cache, no-transform');
@@ -45,7 +45,11 @@ export function formatEvent(event: ExecutionEvent): string {
   return `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
 }
 
-function parseLastEventId(value: string | undefined): number {
+/**
+ * `Last-Event-ID`: absent or empty → from the start; else the decimal seq of the last event seen
+ * (up to 9 digits, surrounding spaces ignored). Anything else is a 400 naming the header.
+ */
+export function parseLastEventId(value: string | undefined): number {
   if (value === undefined || value === '') return 0;
   if (!/^\d{1,9}$/.test(value.trim())) {
     throw new ProblemException('validation', 400, 'Last-Event-ID: must be the non-negative integer id of an event');

@@ -4,7 +4,7 @@ import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
 import { ProblemException } from '../problems/problem.exception';
 import { ExecutionsService } from './executions.service';
-import { ExecutionStreamService } from './execution-stream.service';
+import { ExecutionStreamService, parseLastEventId } from './execution-stream.service';
 
 function requireJson(req: Request): void {
   if (!req.is('application/json')) {
@@ -60,7 +60,9 @@ export class ExecutionsController {
     @Req() req: Request,
     @Res() res: Response,
   ): Promise<void> {
-    await this.stream.stream(await this.executions.locate(tenant, id), lastEventId, req, res);
+    // The header is checked before the lookup: a malformed request is a 400 whether or not the id exists.
+    const after = parseLastEventId(lastEventId);
+    await this.stream.stream(await this.executions.locate(tenant, id), after, req, res);
   }
 
   @Get('executions/:executionId/artifact')

@@ -12,7 +12,7 @@ import {
 } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
 import { FleetStore, newExecutionId, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
-import { invalid, notFound, ProblemException } from '../problems/problem.exception';
+import { invalid, invalidBody, notFound, ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
 import { EventFollower } from './event-follower';
 
@@ -72,7 +72,7 @@ export class ExecutionsService {
     }
     const parsed = submitExecutionSchema.safeParse(body);
     if (!parsed.success) {
-      throw invalid(parsed.error.issues.map((i) => ({ field: i.path.join('.') || 'body', message: i.message })));
+      throw invalidBody(parsed.error.issues);
     }
     const req = parsed.data;
     const { maxCodeBytes, maxTimeoutMs } = this.config.limits;

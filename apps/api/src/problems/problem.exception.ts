@@ -1,4 +1,5 @@
 import { HttpException } from '@nestjs/common';
+import type { z } from 'zod';
 import { PROBLEM_TYPES, type Problem } from '@kernelfleet/contracts';
 
 type ProblemKind = keyof typeof PROBLEM_TYPES;
@@ -41,4 +42,14 @@ export const invalid = (errors: { field: string; message: string }[]) =>
     400,
     errors.map((e) => `${e.field}: ${e.message}`).join('; '),
     { errors },
+  );
+
+/** A 400 naming each field a zod schema refused; an unknown field is named itself. */
+export const invalidBody = (issues: readonly z.core.$ZodIssue[]) =>
+  invalid(
+    issues.flatMap((issue) =>
+      issue.code === 'unrecognized_keys'
+        ? issue.keys.map((key) => ({ field: [...issue.path, key].join('.'), message: 'is not a known field' }))
+        : [{ field: issue.path.join('.') || 'body', message: issue.message }],
+    ),
   );

@@ -1,7 +1,8 @@
-import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import { ArgumentsHost, Catch, HttpException, Logger, NotFoundException, type ExceptionFilter } from '@nestjs/common';
+import type { Request, Response } from 'express';
 import { PROBLEM_TYPES, type Problem } from '@kernelfleet/contracts';
-import { ProblemException } from './problem.exception';
+import { allowedMethods } from './allowed-methods';
+import { invalid, ProblemException } from './problem.exception';
 
 /** Redis errors that mean "not reachable right now" rather than a bug. */
 function isRedisUnavailable(error: unknown): boolean {
@@ -18,8 +19,10 @@ function isRedisUnavailable(error: unknown): boolean {
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger(ProblemFilter.name);
 
-  catch(error: unknown, host: ArgumentsHost): void {
-    const res = host.switchToHttp().getResponse<Response>();
+  catch(thrown: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const res = http.getResponse<Response>();
+    const error = fromRouter(thrown, http.getRequest<Request>()) ?? thrown;
     const problem = this.toProblem(error);
     if (res.headersSent) {
       res.end();
@@ -43,4 +46,29 @@ export class ProblemFilter implements ExceptionFilter {
     this.logger.error((error as Error)?.stack ?? String(error));
     return { type: PROBLEM_TYPES.internal, title: 'Internal error', status: 500, detail: 'unexpected error' };
   }
+}
+
+/**
+ * The router's own 4xx, as problems naming what was wrong: no route with this method and path
+ * (405 with `Allow` when other methods serve the path, else 404), or a path segment that is not
+ * valid percent-encoding (Nest maps Express's URIError to a BadRequestException).
+ */
+function fromRouter(error: unknown, req: Request): ProblemException | undefined {
+  if (error instanceof ProblemException || !(error instanceof HttpException)) return undefined;
+  // Nest throws a plain NotFoundException only when no route has this method and path.
+  if (error instanceof NotFoundException) {
+    const allowed = allowedMethods(req);
+    if (allowed.length === 0) return new ProblemException('notFound', 404, `no route ${req.method} ${req.path}`);
+    return new ProblemException(
+      'methodNotAllowed',
+      405,
+      `method ${req.method} is not allowed on ${req.path}; allowed: ${allowed.join(', ')}`,
+      {},
+      { Allow: allowed.join(', ') },
+    );
+  }
+  if (/^Failed to decode param/.test(error.message)) {
+    return invalid([{ field: 'path', message: `${error.message}: not valid percent-encoded UTF-8` }]);
+  }
+  return undefined;
 }
