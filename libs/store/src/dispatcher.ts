@@ -56,6 +56,9 @@ export class Dispatcher {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+      // Connection errors (Redis unreachable) surface on the commands; unhandled, BullMQ would
+      // print each reconnect attempt's error.
+      queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
     return queue;
