@@ -1,4 +1,4 @@
-import { Module, type OnApplicationShutdown } from '@nestjs/common';
+import { Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
@@ -22,7 +22,7 @@ import { API_CONFIG } from './tokens';
     {
       provide: FleetStore,
       inject: [API_CONFIG],
-      useFactory: (config: ApiConfig) => FleetStore.connect({ ...config.store, clientName: `api-${process.pid}` }),
+      useFactory: (config: ApiConfig) => FleetStore.connect({ ...config.store, clientName: `api-${process.pid}`, failFast: true }),
     },
     { provide: APP_FILTER, useClass: ProblemFilter },
     ApiKeyGuard,
@@ -33,8 +33,16 @@ import { API_CONFIG } from './tokens';
     OwnersService,
   ],
 })
-export class AppModule implements OnApplicationShutdown {
+export class AppModule implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(private readonly store: FleetStore) {}
+
+  /**
+   * The store refuses commands until connected: give it a moment before serving, but start
+   * anyway when Redis is down (requests answer 503 and /health/ready says so until it is up).
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.store.whenConnected(5_000);
+  }
 
   async onApplicationShutdown(): Promise<void> {
     await this.store.close();

@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import type Redis from 'ioredis';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, WORKER_QUEUE_PREFIX, type RunExecutionJob } from '@kernelfleet/contracts';
 import type { ExecutionRef, KeySpace } from './keys';
+import { StoreUnavailableError } from './redis-connection';
 import type { SessionRepository } from './session-repository';
 import type { WorkerRegistry } from './worker-registry';
 
@@ -37,6 +38,11 @@ export class Dispatcher {
   }
 
   async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId): Promise<void> {
+    // A fail-fast connection refuses commands while down, but a Queue created meanwhile would
+    // wait for the connection before its first command: refuse here instead.
+    if (this.connection.options.enableOfflineQueue === false && this.connection.status !== 'ready') {
+      throw new StoreUnavailableError();
+    }
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
       jobId,
@@ -50,6 +56,9 @@ export class Dispatcher {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+      // Connection errors (Redis unreachable) surface on the commands; unhandled, BullMQ would
+      // print each reconnect attempt's error.
+      queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
     return queue;

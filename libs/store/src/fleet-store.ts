@@ -6,7 +6,7 @@ import { Failover } from './failover';
 import { JobConsumer } from './job-consumer';
 import { KeySpace } from './keys';
 import { LiveEvents } from './live-events';
-import { createRedis } from './redis-connection';
+import { createRedis, type ConnectionRole } from './redis-connection';
 import { SessionLanes } from './session-lanes';
 import { SessionRepository } from './session-repository';
 import { WorkerRegistry } from './worker-registry';
@@ -15,6 +15,11 @@ export interface FleetStoreOptions extends StoreConfig {
   maxReplayEvents?: number;
   /** Name shown in `CLIENT LIST`, e.g. `api` or `worker-3`. */
   clientName: string;
+  /**
+   * Refuse commands at once while Redis is unreachable (the api: answer 503, never hang)
+   * instead of holding them until it is back (the worker: nothing it writes is lost).
+   */
+  failFast?: boolean;
 }
 
 /**
@@ -32,24 +37,58 @@ export class FleetStore {
   private readonly extra: Redis[] = [];
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
+  /** Since when the command connection has been ready; undefined while it is not. */
+  private readySince?: number;
 
   private constructor(
     readonly redis: Redis,
     private readonly options: FleetStoreOptions,
   ) {
     this.keys = new KeySpace(options.keyPrefix);
+    if (redis.status === 'ready') this.readySince = Date.now();
+    redis.on('ready', () => (this.readySince = Date.now()));
+    redis.on('close', () => (this.readySince = undefined));
     const retention = { retentionSeconds: options.retentionSeconds, maxReplayEvents: options.maxReplayEvents ?? 20_000 };
     this.executions = new ExecutionRepository(redis, this.keys, retention);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
     this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);
-    const bull = this.connection('blocking', 'queue');
+    const bull = this.connection('producer', 'queue');
     this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds);
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
     this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
   }
 
   static connect(options: FleetStoreOptions): FleetStore {
-    return new FleetStore(createRedis(options.redisUrl, 'command', options.clientName), options);
+    return new FleetStore(createRedis(options.redisUrl, 'command', options.clientName, options.failFast), options);
+  }
+
+  /** Whether the command connection is up right now. */
+  get connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  /**
+   * Whether the command connection has been up without a break for at least `ms`. After an
+   * outage every lease may have expired at once (Redis expiry is absolute); a worker that has
+   * been back for a whole lease has seen every live worker renew its own.
+   */
+  connectedFor(ms: number, now = Date.now()): boolean {
+    return this.readySince !== undefined && now - this.readySince >= ms;
+  }
+
+  /** Resolves once the command connection is ready, or after `timeoutMs` (whichever first). */
+  async whenConnected(timeoutMs: number): Promise<boolean> {
+    if (this.connected) return true;
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.redis.off('ready', onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(this.connected), timeoutMs);
+      this.redis.on('ready', onReady);
+    });
   }
 
   /** Pub/sub of live events, on its own connection, created on first use. */
@@ -79,8 +118,8 @@ export class FleetStore {
     this.redis.disconnect();
   }
 
-  private connection(role: 'blocking' | 'subscriber', purpose: string): Redis {
-    const connection = createRedis(this.options.redisUrl, role, `${this.options.clientName}-${purpose}`);
+  private connection(role: Exclude<ConnectionRole, 'command'>, purpose: string): Redis {
+    const connection = createRedis(this.options.redisUrl, role, `${this.options.clientName}-${purpose}`, this.options.failFast);
     this.extra.push(connection);
     return connection;
   }

@@ -10,3 +10,4 @@ export * from './worker-registry';
 export * from './terminal-execution';
 export * from './session-lanes';
 export * from './failover';
+export { isStoreUnavailable, StoreUnavailableError } from './redis-connection';

@@ -1,19 +1,70 @@
 import Redis, { type RedisOptions } from 'ioredis';
 
 /**
- * Connections for the three uses we have: `command` fails a request quickly while Redis is
- * unreachable (the api answers 503 instead of hanging), `blocking` is what BullMQ workers need
- * (no per-request retry limit), `subscriber` carries pub/sub only.
+ * Connections for the uses we have:
+ * - `command`: plain commands and our Lua scripts;
+ * - `producer`: what a BullMQ `Queue` adds jobs through;
+ * - `blocking`: what BullMQ workers consume through (no per-request retry limit, as BullMQ
+ *   requires for blocking commands);
+ * - `subscriber`: pub/sub only (re-subscribes by itself after a reconnect).
+ *
+ * `failFast` (the api) makes `command` and `producer` refuse a command at once while Redis is
+ * not connected, and drop a connection that stops answering, so an HTTP request gets a 503
+ * instead of hanging. Without it (the worker) commands wait in order until Redis is back: a
+ * terminal write or an output event made during an outage is sent after it, not lost.
  */
-export type ConnectionRole = 'command' | 'blocking' | 'subscriber';
+export type ConnectionRole = 'command' | 'producer' | 'blocking' | 'subscriber';
 
-export function createRedis(url: string, role: ConnectionRole, name: string): Redis {
+/**
+ * A fail-fast connection that waited this long for a reply gets dropped (and its commands
+ * fail): the bound on how long an api request can hang on a Redis that stopped answering
+ * without closing the connection (a network partition rather than a crash).
+ */
+export const FAIL_FAST_SOCKET_TIMEOUT_MS = 2_000;
+
+/** Reconnect backoff: 100 ms, 200 ms, … at most 1 s, so a returning Redis is noticed quickly. */
+const retryStrategy = (attempt: number) => Math.min(attempt * 100, 1_000);
+
+export function createRedis(url: string, role: ConnectionRole, name: string, failFast = false): Redis {
+  const fails = failFast && (role === 'command' || role === 'producer');
   const options: RedisOptions = {
     connectionName: name,
     lazyConnect: false,
-    maxRetriesPerRequest: role === 'command' ? 2 : null,
     enableReadyCheck: true,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
+    retryStrategy,
+    ...(fails
+      ? { enableOfflineQueue: false, maxRetriesPerRequest: 0, socketTimeout: FAIL_FAST_SOCKET_TIMEOUT_MS }
+      : { maxRetriesPerRequest: null }),
   };
-  return new Redis(url, options);
+  const redis = new Redis(url, options);
+  // Connection errors are expected during an outage and surface on the commands themselves.
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+/** Thrown instead of sending a command when Redis is not connected (fail-fast connections). */
+export class StoreUnavailableError extends Error {
+  constructor(message = 'Redis is not connected') {
+    super(message);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/**
+ * Whether an error means "Redis is unreachable right now" (refused while disconnected, dropped
+ * with the connection, timed out) rather than a bug or a script's answer. The api turns these
+ * into 503 + Retry-After; followers of an execution wait them out.
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  const e = error as { name?: string; message?: string; code?: string } | null;
+  if (!e || typeof e !== 'object') return false;
+  return (
+    e instanceof StoreUnavailableError ||
+    e.name === 'MaxRetriesPerRequestError' ||
+    e.code === 'ECONNREFUSED' ||
+    e.code === 'ECONNRESET' ||
+    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command aborted due to connection close|Socket timeout|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|LOADING/.test(
+      e.message ?? '',
+    )
+  );
 }

@@ -81,6 +81,15 @@ export class SessionRepository {
     return (await this.redis.hget(this.keys.sessionInfo(ref), 'home')) || null;
   }
 
+  /**
+   * Whether the session is still homed on `workerId` with kernel `generation`: false once a
+   * reaper took it away (the worker's lease lapsed) or another kernel replaced it.
+   */
+  async isHeldBy(ref: SessionRef, workerId: string, generation: number): Promise<boolean> {
+    const [home, current] = await this.redis.hmget(this.keys.sessionInfo(ref), 'home', 'generation');
+    return home === workerId && Number(current ?? 0) === generation;
+  }
+
   /** A worker starts a new kernel for the session: the next generation, homed on that worker. */
   async beginGeneration(ref: SessionRef, workerId: string): Promise<number> {
     const key = this.keys.sessionInfo(ref);

@@ -29,6 +29,7 @@ const VIEW_TTL_MS = 1_000;
  */
 export class WorkerRegistry {
   private timer?: NodeJS.Timeout;
+  private onReconnect?: () => void;
   private view = new Map<string, WorkerLease>();
   private viewAt = 0;
   private viewLoading?: Promise<void>;
@@ -73,18 +74,28 @@ export class WorkerRegistry {
     return new Map(ids.map((id, i) => [id, replies[i]?.[1] ? (JSON.parse(replies[i][1] as string) as WorkerLease) : null]));
   }
 
-  /** Registers the worker and renews its lease until `stop()`. */
+  /**
+   * Registers the worker and renews its lease until `stop()`. A renewal still waiting (Redis
+   * unreachable) is not stacked with more; when the connection comes back the lease is renewed
+   * at once, before other workers' reapers can think this one lost (see WorkerReaper).
+   */
   async startHeartbeat(workerId: string, describe: () => Omit<WorkerLease, 'workerId' | 'at'>): Promise<void> {
-    const beat = () =>
-      this.redis
+    let inFlight: Promise<unknown> | undefined;
+    const beat = () => {
+      inFlight ??= this.redis
         .multi()
         .set(this.keys.workerLease(workerId), JSON.stringify({ workerId, ...describe(), at: Date.now() }), 'PX', this.leaseMs)
         .zadd(this.keys.workers(), 'NX', Date.now(), workerId)
-        .exec();
+        .exec()
+        .finally(() => (inFlight = undefined));
+      return inFlight;
+    };
+    this.stopHeartbeat();
     await beat();
-    clearInterval(this.timer);
     this.timer = setInterval(() => void beat().catch(() => undefined), Math.floor(this.leaseMs / 3));
     this.timer.unref();
+    this.onReconnect = () => void beat().catch(() => undefined);
+    this.redis.on('ready', this.onReconnect);
   }
 
   /** Sends a control message (cancel, dispose) to one worker over pub/sub. */
@@ -94,13 +105,19 @@ export class WorkerRegistry {
 
   /** Leaves the fleet: no lease, no membership. */
   async stop(workerId: string): Promise<void> {
-    clearInterval(this.timer);
+    this.stopHeartbeat();
     await this.redis
       .multi()
       .del(this.keys.workerLease(workerId))
       .zrem(this.keys.workers(), workerId)
       .exec()
       .catch(() => undefined);
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.timer);
+    if (this.onReconnect) this.redis.off('ready', this.onReconnect);
+    this.onReconnect = undefined;
   }
 
   /** Takes the right to reap a lost worker for `ms` (one reaper at a time). */

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isTerminal, type ExecutionEvent } from '@kernelfleet/contracts';
-import { FleetStore, type ExecutionRef } from '@kernelfleet/store';
+import { FleetStore, isStoreUnavailable, type ExecutionRef } from '@kernelfleet/store';
 
 /** Safety net: re-read the replay stream this often in case a pub/sub message was missed. */
 const CATCH_UP_EVERY_MS = 2_000;
@@ -9,6 +9,10 @@ const CATCH_UP_EVERY_MS = 2_000;
  * Delivers an execution's events after `afterSeq`, each exactly once and in order, until the
  * `result` event (or until `signal` aborts). Live events come over pub/sub; the replay stream
  * fills whatever came before the subscription or was missed.
+ *
+ * While Redis is unreachable the follower waits (the SSE stream stays open with its keepalives,
+ * `wait=true` keeps waiting within its bound): a failed read is retried at the next catch-up,
+ * the subscription comes back with the connection, and the replay stream fills the gap.
  */
 @Injectable()
 export class EventFollower {
@@ -62,7 +66,9 @@ export class EventFollower {
         stop();
       };
       const enqueue = (step: () => Promise<void> | void) => {
-        chain = chain.then(step).catch((error: unknown) => stop(error));
+        chain = chain.then(step).catch((error: unknown) => {
+          if (!isStoreUnavailable(error)) stop(error);
+        });
       };
 
       signal.addEventListener('abort', onAbort);

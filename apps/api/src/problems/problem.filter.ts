@@ -1,18 +1,9 @@
 import { ArgumentsHost, Catch, HttpException, Logger, NotFoundException, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { PROBLEM_TYPES, type Problem } from '@kernelfleet/contracts';
+import { isStoreUnavailable } from '@kernelfleet/store';
 import { allowedMethods } from './allowed-methods';
 import { invalid, ProblemException } from './problem.exception';
-
-/** Redis errors that mean "not reachable right now" rather than a bug. */
-function isRedisUnavailable(error: unknown): boolean {
-  const e = error as { name?: string; message?: string; code?: string };
-  return (
-    e?.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|Stream isn't writeable|ECONNREFUSED|ETIMEDOUT/.test(e?.message ?? '') ||
-    e?.code === 'ECONNREFUSED'
-  );
-}
 
 /** Answers every error as application/problem+json (RFC 9457), never an HTML or bare 500. */
 @Catch()
@@ -40,7 +31,7 @@ export class ProblemFilter implements ExceptionFilter {
       const kind = status === 404 ? 'notFound' : status === 401 ? 'unauthorized' : 'validation';
       return { type: PROBLEM_TYPES[kind], title: error.message, status, detail: error.message };
     }
-    if (isRedisUnavailable(error)) {
+    if (isStoreUnavailable(error)) {
       return { type: PROBLEM_TYPES.unavailable, title: 'Service unavailable', status: 503, detail: 'the queue store is unreachable; retry shortly' };
     }
     this.logger.error((error as Error)?.stack ?? String(error));

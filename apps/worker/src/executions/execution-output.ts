@@ -4,12 +4,28 @@ import type { ExecutionRef, ExecutionRepository } from '@kernelfleet/store';
 
 /** Coalesce small stream chunks into one event up to this size, or until the next tick. */
 const COALESCE_BYTES = 32 * 1024;
+/** Live events held while Redis is unreachable, at most (the oldest go first beyond it). */
+const HOLD_MAX_BYTES = 1024 * 1024;
+/** How often held events check whether Redis is back. */
+const HOLD_RETRY_MS = 250;
+
+type EventType = 'stdout' | 'stderr' | 'display' | 'status';
+interface HeldEvent {
+  type: EventType;
+  data: unknown;
+  bytes: number;
+}
 
 /**
  * The output of one running execution: every piece goes through the sink (sanitised,
  * counted, bounded) and out as events in the order it arrived; once the output overflows,
  * the full text is appended to the artifact. Redis commands are pipelined on one connection,
  * so events keep their order without awaiting each one.
+ *
+ * While Redis is unreachable, events are held here (in order, stream text coalesced) and sent
+ * once it is back. What is held is capped at HOLD_MAX_BYTES: beyond it the oldest held output is
+ * dropped from the live stream and a notice says so (the sink's result and the artifact still
+ * have all of it; output that large has overflowed into the artifact).
  */
 export class ExecutionOutput {
   readonly sink: OutputSink;
@@ -19,11 +35,17 @@ export class ExecutionOutput {
   private inFlight: Promise<unknown>[] = [];
   private artifactBytes = 0;
   private artifactCapped = false;
+  private held: HeldEvent[] = [];
+  private heldBytes = 0;
+  private droppedBytes = 0;
+  private holdTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly ref: ExecutionRef,
     private readonly executions: ExecutionRepository,
     private readonly artifactMaxBytes: number,
+    /** Whether Redis is reachable now; events are held while it is not. */
+    private readonly connected: () => boolean = () => true,
   ) {
     this.sink = new OutputSink({ onArtifact: (text) => this.appendArtifact(text) });
   }
@@ -48,17 +70,21 @@ export class ExecutionOutput {
   display(output: DisplayOutput): void {
     this.flush();
     if (output.type === 'status') {
-      this.track(this.executions.emit(this.ref, 'status', output.data));
+      this.send('status', output.data);
       return;
     }
     this.displays.push(output);
     if (output.type === 'text') this.sink.push(output.text);
-    this.track(this.executions.emit(this.ref, 'display', output));
+    this.send('display', output);
   }
 
-  /** Flushes what is buffered and waits until Redis has every event and artifact byte. */
+  /**
+   * Flushes what is buffered and waits until Redis has every event and artifact byte (after an
+   * outage: until Redis is back; the connection holds the commands until then, in order).
+   */
   async settle(): Promise<void> {
     this.flush();
+    this.release(true);
     const inFlight = this.inFlight;
     this.inFlight = [];
     await Promise.all(inFlight);
@@ -73,7 +99,71 @@ export class ExecutionOutput {
     if (!this.pending) return;
     const { name, text } = this.pending;
     this.pending = null;
-    this.track(this.executions.emit(this.ref, name, { text }));
+    this.send(name, { text });
+  }
+
+  private send(type: EventType, data: unknown): void {
+    if (this.held.length === 0 && this.connected()) {
+      this.track(this.executions.emit(this.ref, type, data));
+      return;
+    }
+    this.hold(type, data);
+  }
+
+  private hold(type: EventType, data: unknown): void {
+    const last = this.held[this.held.length - 1];
+    const isStream = type === 'stdout' || type === 'stderr';
+    const bytes = isStream ? (data as { text: string }).text.length : JSON.stringify(data).length;
+    if (isStream && last?.type === type) (last.data as { text: string }).text += (data as { text: string }).text;
+    else this.held.push({ type, data: isStream ? { text: (data as { text: string }).text } : data, bytes: 0 });
+    this.held[this.held.length - 1].bytes += bytes;
+    this.heldBytes += bytes;
+    while (this.heldBytes > HOLD_MAX_BYTES && this.held.length) {
+      const first = this.held[0];
+      const excess = this.heldBytes - HOLD_MAX_BYTES;
+      if ((first.type === 'stdout' || first.type === 'stderr') && first.bytes > excess) {
+        const held = first.data as { text: string };
+        held.text = held.text.slice(excess);
+        first.bytes -= excess;
+        this.heldBytes -= excess;
+        this.droppedBytes += excess;
+      } else {
+        this.held.shift();
+        this.heldBytes -= first.bytes;
+        this.droppedBytes += first.bytes;
+      }
+    }
+    if (!this.holdTimer) {
+      this.holdTimer = setTimeout(() => {
+        this.holdTimer = undefined;
+        this.release(false);
+      }, HOLD_RETRY_MS);
+      this.holdTimer.unref();
+    }
+  }
+
+  /** Sends the held events once Redis is back (or now, with `force`: the connection queues them). */
+  private release(force: boolean): void {
+    if (this.held.length === 0) return;
+    if (!force && !this.connected()) {
+      this.holdTimer ??= setTimeout(() => {
+        this.holdTimer = undefined;
+        this.release(false);
+      }, HOLD_RETRY_MS);
+      this.holdTimer.unref();
+      return;
+    }
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    const held = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    if (this.droppedBytes > 0) {
+      const notice = `[kernelfleet: ${this.droppedBytes} characters of output were not streamed live while Redis was unreachable; the result and the artifact have all of it]\n`;
+      this.track(this.executions.emit(this.ref, 'stderr', { text: notice }));
+      this.droppedBytes = 0;
+    }
+    for (const event of held) this.track(this.executions.emit(this.ref, event.type, event.data));
   }
 
   private appendArtifact(text: string): void {

@@ -11,6 +11,11 @@ const FORGET_AFTER_MS = 5_000;
  * loss) and hands their work back: sessions re-homed with their state marked lost, queued lane
  * heads moved to the shared queue, the running execution ended `outcome_unknown` (or re-run once
  * with `retryOnKernelLoss`). A lock makes one reaper do each worker; every step is idempotent.
+ *
+ * After a Redis outage (or a restart of Redis) every lease may have expired at once, since
+ * nobody could renew them and key expiry is absolute. So a reaper reaps only once its own
+ * connection has been up for a whole lease: by then every live worker has renewed its lease
+ * (each renews as soon as it reconnects), and a missing lease again means a lost worker.
  */
 @Injectable()
 export class WorkerReaper implements OnApplicationShutdown {
@@ -34,11 +39,14 @@ export class WorkerReaper implements OnApplicationShutdown {
     if (this.reaping) return;
     this.reaping = true;
     try {
+      if (!this.trustsLeases()) return;
       for (const [workerId, lease] of await this.store.registry.members()) {
         if (lease || workerId === this.config.workerId) {
           this.lostSince.delete(workerId);
           continue;
         }
+        // Checked again: the read may have waited out an outage and found leases it cannot judge.
+        if (!this.trustsLeases()) return;
         await this.reap(workerId);
       }
     } catch (error) {
@@ -46,6 +54,11 @@ export class WorkerReaper implements OnApplicationShutdown {
     } finally {
       this.reaping = false;
     }
+  }
+
+  /** Missing leases mean lost workers only after a whole lease of unbroken connection. */
+  private trustsLeases(): boolean {
+    return this.store.connectedFor(this.config.store.workerLeaseMs);
   }
 
   private async reap(workerId: string): Promise<void> {

@@ -42,6 +42,10 @@ describe('SessionKernels', () => {
     async latestKernelWasUsed(r: SessionRef): Promise<boolean> {
       return (this.info.get(key(r))?.generation ?? 0) > 0;
     }
+    async isHeldBy(r: SessionRef, workerId: string, generation: number): Promise<boolean> {
+      const i = this.info.get(key(r));
+      return i?.home === workerId && i.generation === generation;
+    }
     async release(r: SessionRef, workerId: string, state: KernelState): Promise<boolean> {
       this.releases.push([key(r), state]);
       const i = this.info.get(key(r));
@@ -203,6 +207,21 @@ describe('SessionKernels', () => {
     expect(kernels.size).toBe(1); // still homed here: its next execution comes back to this worker
     expect(await kernels.cullIdle(Date.now() + 1_000)).toBe(1);
     expect(sessions.releases).toEqual([['acme/a', 'dead']]);
+  });
+
+  it('does not reuse the kernel of a session a reaper took away: a fresh one, with the state loss said', async () => {
+    make({ poolSize: 0 });
+    const a = ref('a');
+    const first = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    kernels.done(a);
+    // Another worker's reaper released the session while this worker's lease had lapsed.
+    await sessions.release(a, 'w1', 'lost');
+
+    const next = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    expect(next.handle).not.toBe(first.handle);
+    expect(next.info).toEqual({ workerId: 'w1', generation: 2, stateLost: true, restarted: true });
+    expect((first.handle as FakeKernel).shutDown).toBe(true);
+    expect(kernels.size).toBe(1);
   });
 
   it('on a Jupyter server restart forgets every kernel without REST calls and releases the sessions as lost', async () => {

@@ -118,11 +118,19 @@ export class SessionKernels {
   }
 
   private async acquireLocked(key: string, ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number }): Promise<AcquiredKernel> {
-    const entry = this.kernels.get(key);
+    let entry = this.kernels.get(key);
     if (entry?.handle && !entry.dead && !opts.reset) {
-      entry.inUse = true;
-      entry.lastUsedAt = Date.now();
-      return { handle: entry.handle, ephemeral: false, info: this.info(entry.generation, false, false) };
+      if (await this.store.sessions.isHeldBy(ref, this.config.workerId, entry.generation)) {
+        entry.inUse = true;
+        entry.lastUsedAt = Date.now();
+        return { handle: entry.handle, ephemeral: false, info: this.info(entry.generation, false, false) };
+      }
+      // Reaped while this worker could not renew its lease (or replaced elsewhere): the session
+      // was handed on with its state marked lost, so this kernel must not serve it any more.
+      this.logger.warn(`session ${key} was taken from this worker; its kernel ${entry.handle.id} goes`);
+      this.kernels.delete(key);
+      await this.shutDown(entry);
+      entry = undefined;
     }
     const before = await this.store.sessions.get(ref);
     // State is lost when the session had a kernel that nobody asked to go away.
