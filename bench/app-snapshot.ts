@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,6 +12,7 @@ const ROOT = join(__dirname, '..');
  */
 export function snapshotApps(): { dir: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'kf-apps-'));
+  chmodSync(dir, 0o711); // sandboxed kernels (users of their own) pass through to .venv
   for (const part of ['dist', 'scripts', 'python', 'libs']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
   for (const link of ['node_modules', '.venv']) symlinkSync(join(ROOT, link), join(dir, link));
   process.env.KF_APP_ROOT = dir;
