@@ -25,7 +25,7 @@ describe('TenantKeysService', () => {
   let store: FakeKeyStore;
   let now: number;
   const service = (cacheMs = 5_000, env: [string, string][] = [['env-key-aaaaaaaa', 'local']]) =>
-    new TenantKeysService({ tenantByKey: new Map(env), keyCacheMs: cacheMs }, store, cacheMs, () => now);
+    new TenantKeysService({ tenantByKey: new Map(env), keyCacheMs: cacheMs }, store, () => now);
 
   beforeEach(() => {
     store = new FakeKeyStore();

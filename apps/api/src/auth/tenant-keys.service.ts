@@ -27,13 +27,15 @@ export class TenantKeysService {
   private readonly envKeys: [digest: string, tenant: string][];
   private readonly cache = new Map<string, CacheEntry>();
 
+  private readonly keyCacheMs: number;
+
   constructor(
     options: TenantKeysOptions,
     private readonly store: { find(keyId: string): Promise<StoredApiKey | null> },
-    private readonly keyCacheMs = options.keyCacheMs,
     private readonly now: () => number = Date.now,
   ) {
     this.envKeys = [...options.tenantByKey].map(([key, tenant]) => [digestApiKey(key), tenant]);
+    this.keyCacheMs = options.keyCacheMs;
   }
 
   /**
