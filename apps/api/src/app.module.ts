@@ -2,7 +2,11 @@ import { Module, type OnApplicationBootstrap, type OnApplicationShutdown } from 
 import { APP_FILTER } from '@nestjs/core';
 import { loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
+import { AdminKeysController } from './admin/admin-keys.controller';
+import { AdminKeysService } from './admin/admin-keys.service';
+import { AdminGuard } from './auth/admin.guard';
 import { ApiKeyGuard } from './auth/api-key.guard';
+import { TenantKeysService } from './auth/tenant-keys.service';
 import { EventFollower } from './executions/event-follower';
 import { ExecutionStreamService } from './executions/execution-stream.service';
 import { ExecutionsController } from './executions/executions.controller';
@@ -16,7 +20,7 @@ import { SessionsService } from './sessions/sessions.service';
 import { API_CONFIG } from './tokens';
 
 @Module({
-  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController],
+  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController, AdminKeysController],
   providers: [
     { provide: API_CONFIG, useFactory: () => loadApiConfig() },
     {
@@ -25,7 +29,14 @@ import { API_CONFIG } from './tokens';
       useFactory: (config: ApiConfig) => FleetStore.connect({ ...config.store, clientName: `api-${process.pid}`, failFast: true }),
     },
     { provide: APP_FILTER, useClass: ProblemFilter },
+    {
+      provide: TenantKeysService,
+      inject: [API_CONFIG, FleetStore],
+      useFactory: (config: ApiConfig, store: FleetStore) => new TenantKeysService(config.auth, store.apiKeys),
+    },
     ApiKeyGuard,
+    AdminGuard,
+    AdminKeysService,
     EventFollower,
     ExecutionStreamService,
     ExecutionsService,

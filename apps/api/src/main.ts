@@ -34,6 +34,9 @@ async function main(): Promise<void> {
   answerClientErrors(app.getHttpServer());
   await app.listen(config.http.port, config.http.host);
   process.stdout.write(`kernelfleet api listening on http://${config.http.host}:${config.http.port}\n`);
+  if (config.auth.tenantByKey.size === 0) {
+    process.stdout.write('API_KEYS is empty: only keys stored in Redis are accepted (npm run keys -- create <tenant>)\n');
+  }
 }
 
 void main().catch((error: unknown) => {

@@ -1,4 +1,4 @@
-import { ConfigError, loadApiConfig, loadWorkerConfig } from './config';
+import { ConfigError, loadApiConfig, loadKeysCliConfig, loadWorkerConfig } from './config';
 
 describe('configuration from the environment', () => {
   it('reads the api defaults and the tenant of each key', () => {
@@ -24,10 +24,26 @@ describe('configuration from the environment', () => {
     expect(problems).toMatch(/^MAX_CODE_BYTES: /m);
   });
 
-  it('refuses an api without keys and malformed key pairs', () => {
-    expect(() => loadApiConfig({})).toThrow(/API_KEYS/);
+  it('refuses malformed key pairs; without API_KEYS only stored keys are accepted', () => {
+    expect(loadApiConfig({}).auth.tenantByKey.size).toBe(0);
     expect(() => loadApiConfig({ API_KEYS: 'no-colon-here' })).toThrow(/API_KEYS/);
     expect(() => loadApiConfig({ API_KEYS: 'acme:short' })).toThrow(/API_KEYS/);
+  });
+
+  it('takes an optional ADMIN_KEY of 32+ characters that is no tenant key, and a key cache bound', () => {
+    const admin = 'a'.repeat(32);
+    expect(loadApiConfig({}).auth.adminKey).toBeUndefined();
+    expect(loadApiConfig({}).auth.keyCacheMs).toBe(5_000);
+    expect(loadApiConfig({ ADMIN_KEY: admin, API_KEY_CACHE_MS: '0' }).auth).toMatchObject({ adminKey: admin, keyCacheMs: 0 });
+    expect(() => loadApiConfig({ ADMIN_KEY: 'a'.repeat(31) })).toThrow(/ADMIN_KEY/);
+    expect(() => loadApiConfig({ ADMIN_KEY: `${'a'.repeat(32)} b` })).toThrow(/ADMIN_KEY/);
+    expect(() => loadApiConfig({ ADMIN_KEY: admin, API_KEYS: `acme:${admin}` })).toThrow(/ADMIN_KEY: must not also be a tenant key/);
+    expect(() => loadApiConfig({ API_KEY_CACHE_MS: '60001' })).toThrow(/API_KEY_CACHE_MS/);
+  });
+
+  it('reads the keys CLI settings like the apps do', () => {
+    expect(loadKeysCliConfig({})).toEqual({ redisUrl: 'redis://127.0.0.1:6379', keyPrefix: 'kf' });
+    expect(() => loadKeysCliConfig({ KEY_PREFIX: 'Bad Prefix' })).toThrow(/KEY_PREFIX/);
   });
 
   it('requires a token with an external Jupyter server and bounds worker concurrency', () => {

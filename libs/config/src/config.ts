@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { z } from 'zod';
-import { apiEnvSchema, workerEnvSchema } from './env-schema';
+import { apiEnvSchema, keysCliEnvSchema, workerEnvSchema } from './env-schema';
 
 const MIB = 1_048_576;
 
@@ -35,7 +35,14 @@ export interface StoreConfig {
 export interface ApiConfig {
   store: StoreConfig;
   http: { port: number; host: string; sseKeepaliveMs: number };
-  auth: { tenantByKey: Map<string, string> };
+  auth: {
+    /** API_KEYS: keys given in the environment (local use); stored keys live in Redis. */
+    tenantByKey: Map<string, string>;
+    /** ADMIN_KEY: the operator key of the /admin endpoints, which do not exist without it. */
+    adminKey?: string;
+    /** How long a replica may answer from what it learnt about a stored key (revocation bound). */
+    keyCacheMs: number;
+  };
   limits: { maxCodeBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number };
   idempotencyTtlSeconds: number;
   logLevel: string;
@@ -85,12 +92,12 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const e = parse(apiEnvSchema, env);
   const problems: string[] = [];
   if (e.DEFAULT_TIMEOUT_MS > e.MAX_TIMEOUT_MS) problems.push('DEFAULT_TIMEOUT_MS: must not exceed MAX_TIMEOUT_MS');
-  if (e.API_KEYS.size === 0) problems.push('API_KEYS: must name at least one tenant:key');
+  if (e.ADMIN_KEY !== undefined && e.API_KEYS.has(e.ADMIN_KEY)) problems.push('ADMIN_KEY: must not also be a tenant key in API_KEYS');
   if (problems.length) throw new ConfigError(problems);
   return {
     store: storeConfig(e),
     http: { port: e.PORT, host: e.HOST, sseKeepaliveMs: e.SSE_KEEPALIVE_MS },
-    auth: { tenantByKey: e.API_KEYS },
+    auth: { tenantByKey: e.API_KEYS, adminKey: e.ADMIN_KEY, keyCacheMs: e.API_KEY_CACHE_MS },
     limits: {
       maxCodeBytes: e.MAX_CODE_BYTES,
       defaultTimeoutMs: e.DEFAULT_TIMEOUT_MS,
@@ -142,4 +149,10 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS },
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** Reads and validates the keys CLI's environment (REDIS_URL, KEY_PREFIX, as the apps read them). */
+export function loadKeysCliConfig(env: NodeJS.ProcessEnv = process.env): { redisUrl: string; keyPrefix: string } {
+  const e = parse(keysCliEnvSchema, env);
+  return { redisUrl: e.REDIS_URL, keyPrefix: e.KEY_PREFIX };
 }

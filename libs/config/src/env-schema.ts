@@ -53,6 +53,13 @@ export const apiEnvSchema = z.object({
   MAX_TIMEOUT_MS: int(1).default(600_000),
   SSE_KEEPALIVE_MS: int(100).default(15_000),
   IDEMPOTENCY_TTL_SECONDS: int(1).default(86_400),
+  /** Operator key for the /admin endpoints; unset, they do not exist. */
+  ADMIN_KEY: z
+    .string()
+    .regex(/^[\x21-\x7E]{32,512}$/, 'must be 32-512 printable ASCII characters without spaces')
+    .optional(),
+  /** How long an api replica trusts what it learnt about a stored key (revocation takes this long at most). */
+  API_KEY_CACHE_MS: int(0, 60_000).default(5_000),
 });
 
 export const workerEnvSchema = z.object({
@@ -84,3 +91,6 @@ export const workerEnvSchema = z.object({
   KERNEL_MAX_FILE_MB: int(0).default(1_024),
   KERNEL_MAX_OPEN_FILES: int(0).default(1_024),
 });
+
+/** The keys CLI: only where the store is. */
+export const keysCliEnvSchema = z.object({ REDIS_URL: shared.REDIS_URL, KEY_PREFIX: shared.KEY_PREFIX });

@@ -1,3 +1,4 @@
+export * from './api-keys';
 export * from './display';
 export * from './events';
 export * from './execution';

@@ -1,5 +1,6 @@
 import type Redis from 'ioredis';
 import type { StoreConfig } from '@kernelfleet/config';
+import { ApiKeyRepository } from './api-key-repository';
 import { Dispatcher } from './dispatcher';
 import { ExecutionRepository } from './execution-repository';
 import { Failover } from './failover';
@@ -34,6 +35,7 @@ export class FleetStore {
   readonly dispatcher: Dispatcher;
   readonly lanes: SessionLanes;
   readonly failover: Failover;
+  readonly apiKeys: ApiKeyRepository;
   private readonly extra: Redis[] = [];
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
@@ -56,6 +58,7 @@ export class FleetStore {
     this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds);
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
     this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
+    this.apiKeys = new ApiKeyRepository(redis, this.keys);
   }
 
   static connect(options: FleetStoreOptions): FleetStore {

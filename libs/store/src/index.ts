@@ -1,3 +1,5 @@
+export * from './api-key-format';
+export * from './api-key-repository';
 export * from './dispatcher';
 export * from './execution-record';
 export * from './execution-repository';

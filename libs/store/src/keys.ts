@@ -128,6 +128,19 @@ export class KeySpace {
   bullPrefix(): string {
     return `${this.prefix}:bull`;
   }
+
+  /**
+   * HASH: one stored API key: `digest` (SHA-256 of the key, never the key), `tenant`, `label`,
+   * `createdAt`. All API keys share the `{apikeys}` slot, so create and revoke are one MULTI.
+   */
+  apiKey(keyId: string): string {
+    return `${this.prefix}:{apikeys}:key:${keyId}`;
+  }
+
+  /** ZSET of stored API key ids by creation time, for listings. */
+  apiKeyIndex(): string {
+    return `${this.prefix}:{apikeys}:index`;
+  }
 }
 
 export function encodeRef(ref: ExecutionRef): string {

@@ -1,9 +1,7 @@
-import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { timingSafeEqual } from 'node:crypto';
+import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
-import type { ApiConfig } from '@kernelfleet/config';
-import { ProblemException } from '../problems/problem.exception';
-import { API_CONFIG } from '../tokens';
+import { bearerToken, unauthorized } from './bearer';
+import { TenantKeysService } from './tenant-keys.service';
 
 export interface TenantRequest extends Request {
   tenant: string;
@@ -12,30 +10,14 @@ export interface TenantRequest extends Request {
 /** `Authorization: Bearer <api key>`; the key decides the tenant every call acts for. */
 @Injectable()
 export class ApiKeyGuard implements CanActivate {
-  private readonly keys: [Buffer, string][];
+  constructor(private readonly keys: TenantKeysService) {}
 
-  constructor(@Inject(API_CONFIG) config: ApiConfig) {
-    this.keys = [...config.auth.tenantByKey].map(([key, tenant]) => [Buffer.from(key), tenant]);
-  }
-
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<TenantRequest>();
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    const tenant = match ? this.tenantOf(Buffer.from(match[1])) : undefined;
-    if (!tenant) {
-      throw new ProblemException('unauthorized', 401, 'missing or unknown API key (Authorization: Bearer <key>)', {}, {
-        'WWW-Authenticate': 'Bearer',
-      });
-    }
+    const token = bearerToken(req.headers.authorization);
+    const tenant = token ? await this.keys.tenantOf(token) : null;
+    if (!tenant) throw unauthorized('missing or unknown API key (Authorization: Bearer <key>)');
     req.tenant = tenant;
     return true;
-  }
-
-  private tenantOf(presented: Buffer): string | undefined {
-    let found: string | undefined;
-    for (const [key, tenant] of this.keys) {
-      if (key.length === presented.length && timingSafeEqual(key, presented)) found = tenant;
-    }
-    return found;
   }
 }
