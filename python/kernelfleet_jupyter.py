@@ -26,6 +26,10 @@ machine, 2 vCPUs, Node client in libs/kernel, warm `1+1`, execute -> reply + idl
   the kernel (REST lookup -> 404); time_to_dead=0.5 s bounds detection (an
   os._exit(1) cell is reported dead after ~0.4 s). No auto-restart: a restarted
   kernel has lost its globals; the worker decides what to do.
+- Output floods: ipykernel's OutStream sends what a busy cell wrote as one message every 0.2 s,
+  however large (256 MiB printed arrived as one message); kernels use
+  kernel_site/kernelfleet_outstream.py, which sends pieces of about 4 MiB and makes the writer
+  wait for them (PYTHONPATH names kernel_site for the kernel only).
 - stdin: the client executes with allow_stdin=False; ipykernel then raises
   StdinNotImplementedError from input()/getpass(), which ends the cell with an
   error reply (ename StdinNotImplementedError) and leaves the kernel usable.
@@ -66,6 +70,8 @@ async def _open_with_nodelay(self: KernelWebsocketHandler, *args: Any, **kwargs:
 
 
 PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
+KERNEL_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_site")
+OUTSTREAM_CLASS = "kernelfleet_outstream.BoundedOutStream"
 SANDBOX_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernelfleet_sandbox.py")
 
 
@@ -79,7 +85,8 @@ class KernelfleetKernelSpecManager(KernelSpecManager):
         spec = super().get_kernel_spec(kernel_name)
         is_ipykernel = any("ipykernel" in arg for arg in spec.argv)
         if is_ipykernel and not any(arg.startswith("--HistoryManager.") for arg in spec.argv):
-            spec.argv = [*spec.argv, "--HistoryManager.enabled=False"]
+            spec.argv = [*spec.argv, "--HistoryManager.enabled=False", f"--IPKernelApp.outstream_class={OUTSTREAM_CLASS}"]
+            spec.env = {**spec.env, "PYTHONPATH": KERNEL_SITE}
         if self.sandbox is not None and SANDBOX_SCRIPT not in spec.argv:
             # jupyter_client swaps a leading bare "python" for sys.executable; once wrapped, the
             # kernel's "python" is no longer leading, so swap it here (PATH may lead elsewhere).

@@ -106,6 +106,20 @@ describe('kernels as a sandbox', () => {
     }
   });
 
+  it("lets a per-call execution work in the session's folder, and the session kernel after it", async () => {
+    await stack.run('shared-folder', { code: "open('from-session.txt', 'w').write('s')" });
+    const perCall = await stack.run('shared-folder', {
+      code: "print(open('from-session.txt').read())\nopen('from-per-call.txt', 'w').write('p')",
+      kernelMode: 'per-call',
+    });
+    expect(perCall.result?.output).toBe('s\n');
+    const after = await stack.run('shared-folder', {
+      code: "open('from-per-call.txt', 'a').write('+s')\nprint(open('from-per-call.txt').read())",
+    });
+    expect(after.status).toBe('completed');
+    expect(after.result?.output).toBe('p+s\n');
+  });
+
   it('turns an allocation of 20 GB into a MemoryError and keeps the kernel', async () => {
     await stack.run('greedy', { code: 'y = 7' });
     const r = await stack.run('greedy', { code: 'big = bytearray(20 * 1024**3)' });

@@ -156,8 +156,7 @@ export class ExecutionRunner {
       this.kernels.done(ref);
       if (busy.disposeAfter) await this.kernels.dispose(ref).catch(() => undefined);
       if (kernel?.ephemeral) {
-        await kernel.handle.shutdown().catch(() => undefined);
-        kernel.handle.dispose();
+        await this.kernels.releaseEphemeral(kernel.handle).catch((e: unknown) => this.logger.warn(`per-call kernel clean-up failed: ${e}`));
       }
     }
   }

@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { WorkerConfig } from '@kernelfleet/config';
-import type { KernelSandboxSettings } from '@kernelfleet/kernel';
+import { findLauncherScript, type KernelSandboxSettings } from '@kernelfleet/kernel';
 
 const PROBE_TIMEOUT_MS = 30_000;
 
@@ -17,7 +17,7 @@ export interface SandboxPlan {
 /**
  * Decides the sandbox of the kernels this worker's own Jupyter server starts (see
  * python/kernelfleet_sandbox.py). Users of their own need root, and an interpreter and kernel
- * folder those users can reach: a probe runs `import ipykernel` as a uid just outside the
+ * folder those users can reach: a probe imports what a kernel imports first as a uid just outside the
  * kernels' range, in the kernels' root folder. Otherwise the limits alone apply.
  */
 export function planSandbox(config: WorkerConfig): SandboxPlan {
@@ -64,11 +64,12 @@ export function planSandbox(config: WorkerConfig): SandboxPlan {
 
 /** Undefined when `uid` can start a kernel's interpreter in `rootDir`; else why not. */
 function probeKernelUser(python: string, rootDir: string, uid: number): string | undefined {
-  const probe = spawnSync(python, ['-c', 'import ipykernel'], {
+  const kernelSite = join(dirname(findLauncherScript()), 'kernel_site');
+  const probe = spawnSync(python, ['-c', 'import ipykernel, kernelfleet_outstream'], {
     uid,
     gid: uid,
     cwd: rootDir,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/' },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/', PYTHONPATH: kernelSite },
     timeout: PROBE_TIMEOUT_MS,
     encoding: 'utf8',
   });

@@ -13,6 +13,8 @@ import { dirname, join } from 'node:path';
  */
 export async function prepareSessionFolder(rootDir: string, relative: string, uid: number): Promise<string> {
   const folder = join(rootDir, relative);
+  const ready = await lstat(folder).catch(() => undefined);
+  if (ready?.isDirectory() && ready.uid === uid && (ready.mode & 0o777) === 0o700) return folder;
   const tenantFolder = dirname(folder);
   await mkdir(tenantFolder, { recursive: true });
   await chmod(tenantFolder, 0o711);

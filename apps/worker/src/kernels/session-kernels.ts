@@ -121,6 +121,9 @@ export class SessionKernels {
     let entry = this.kernels.get(key);
     if (entry?.handle && !entry.dead && !opts.reset) {
       if (await this.store.sessions.isHeldBy(ref, this.config.workerId, entry.generation)) {
+        // A per-call execution of the session had the folder handed to its own kernel's uid.
+        const uid = this.kernelUids.get(entry.handle);
+        if (uid !== undefined) await prepareSessionFolder(this.config.jupyter.rootDir, this.workingDir(ref), uid);
         entry.inUse = true;
         entry.lastUsedAt = Date.now();
         return { handle: entry.handle, ephemeral: false, info: this.info(entry.generation, false, false) };
@@ -172,6 +175,11 @@ export class SessionKernels {
   async acquireEphemeral(ref: SessionRef, startTimeoutMs: number): Promise<AcquiredKernel> {
     const handle = await this.kernelFor(ref, startTimeoutMs);
     return { handle, ephemeral: true, info: this.info(1, false, true) };
+  }
+
+  /** A per-call kernel's execution is over: the kernel goes. */
+  async releaseEphemeral(handle: KernelHandle): Promise<void> {
+    await this.shutDownHandle(handle);
   }
 
   /** The session's kernel was killed or died: forget it; the next execution gets a new one. */
