@@ -74,7 +74,8 @@ export interface WorkerConfig {
     /** A session kernel unused this long is shut down; the session's next execution says so. */
     idleMs: number;
   };
-  output: { artifactMaxBytes: number; replayMaxEvents: number };
+  /** liveMaxChars: stream characters sent live per execution (the result and artifact keep the rest). */
+  output: { artifactMaxBytes: number; replayMaxEvents: number; liveMaxChars: number };
   logLevel: string;
 }
 
@@ -146,7 +147,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       poolSize: e.KERNEL_POOL_SIZE,
       idleMs: e.KERNEL_IDLE_MS,
     },
-    output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS },
+    output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS, liveMaxChars: e.LIVE_OUTPUT_MAX_CHARS },
     logLevel: e.LOG_LEVEL,
   };
 }

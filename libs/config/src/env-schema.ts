@@ -77,6 +77,7 @@ export const workerEnvSchema = z.object({
   KERNEL_START_MAX_MS: int(1_000).default(10_000),
   ARTIFACT_MAX_BYTES: int(1_024).default(64 * 1_048_576),
   REPLAY_MAX_EVENTS: int(100).default(20_000),
+  LIVE_OUTPUT_MAX_CHARS: int(1_024).default(16 * 1_048_576),
   MAX_KERNELS: int(1, 10_000).default(32),
   KERNEL_POOL_SIZE: int(0, 1_000).default(2),
   KERNEL_IDLE_MS: int(1_000).default(30 * 60_000),

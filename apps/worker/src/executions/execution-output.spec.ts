@@ -1,12 +1,12 @@
 import type { ExecutionRef, ExecutionRepository } from '@kernelfleet/store';
 import { ExecutionOutput } from './execution-output';
 
-describe('ExecutionOutput while Redis is unreachable', () => {
+describe('ExecutionOutput', () => {
   const ref: ExecutionRef = { tenant: 'acme', sessionId: 's', executionId: 'e' };
 
-  function make() {
+  function make({ liveMaxChars = 16 * 1024 * 1024, connectedAtStart = false } = {}) {
     const emitted: { type: string; data: any }[] = [];
-    let connected = false;
+    let connected = connectedAtStart;
     const executions = {
       emit: async (_ref: ExecutionRef, type: string, data: unknown) => {
         emitted.push({ type, data });
@@ -14,7 +14,7 @@ describe('ExecutionOutput while Redis is unreachable', () => {
       },
       appendArtifact: async () => undefined,
     } as unknown as ExecutionRepository;
-    const output = new ExecutionOutput(ref, executions, 64 * 1024 * 1024, () => connected);
+    const output = new ExecutionOutput(ref, executions, 64 * 1024 * 1024, liveMaxChars, () => connected);
     return { output, emitted, reconnect: () => (connected = true) };
   }
 
@@ -53,5 +53,21 @@ describe('ExecutionOutput while Redis is unreachable', () => {
     expect(streamed.length).toBe(1024 * 1024);
     expect(streamed.endsWith(`${line}last\n`)).toBe(true);
     expect(output.finish().totalBytes).toBe(3 * 1024 * 1024 + 5);
+  });
+
+  it('streams live in events of at most 64 KiB, up to its live budget, then one notice', async () => {
+    const { output, emitted } = make({ liveMaxChars: 200 * 1024, connectedAtStart: true });
+    const line = `${'y'.repeat(1023)}\n`;
+    output.stream('stdout', line.repeat(150)); // one 150 KiB piece, as a kernel sends a flood
+    output.stream('stdout', line.repeat(100));
+    await output.settle();
+    const sizes = emitted.filter((e) => e.type === 'stdout').map((e) => (e.data.text as string).length);
+    expect(Math.max(...sizes)).toBe(64 * 1024);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(200 * 1024);
+    expect(emitted.at(-1)).toEqual({ type: 'stderr', data: { text: expect.stringContaining('live output stops after 204800 characters') } });
+    output.stream('stdout', 'more\n');
+    await output.settle();
+    expect(emitted.at(-1)?.type).toBe('stderr');
+    expect(output.finish().totalBytes).toBe(250 * 1024 + 5);
   });
 });

@@ -4,6 +4,8 @@ import type { ExecutionRef, ExecutionRepository } from '@kernelfleet/store';
 
 /** Coalesce small stream chunks into one event up to this size, or until the next tick. */
 const COALESCE_BYTES = 32 * 1024;
+/** Stream events carry at most this many characters (a kernel sends up to ~4 MiB at once). */
+const EVENT_MAX_CHARS = 64 * 1024;
 /** Live events held while Redis is unreachable, at most (the oldest go first beyond it). */
 const HOLD_MAX_BYTES = 1024 * 1024;
 /** How often held events check whether Redis is back. */
@@ -39,11 +41,15 @@ export class ExecutionOutput {
   private heldBytes = 0;
   private droppedBytes = 0;
   private holdTimer?: NodeJS.Timeout;
+  /** Stream characters sent live so far (capped at `liveMaxChars`). */
+  private liveChars = 0;
 
   constructor(
     private readonly ref: ExecutionRef,
     private readonly executions: ExecutionRepository,
     private readonly artifactMaxBytes: number,
+    /** Stream output sent live (pub/sub and replay stream), at most; the rest goes to the result and artifact only. */
+    private readonly liveMaxChars: number,
     /** Whether Redis is reachable now; events are held while it is not. */
     private readonly connected: () => boolean = () => true,
   ) {
@@ -94,12 +100,25 @@ export class ExecutionOutput {
     return this.sink.finish(notice ? { notice } : {});
   }
 
+  /**
+   * Sends the coalesced stream text, in events of at most EVENT_MAX_CHARS, until the live budget
+   * is spent; then one notice, and nothing more of the stream goes out live.
+   */
   private flush(): void {
     this.flushScheduled = false;
     if (!this.pending) return;
     const { name, text } = this.pending;
     this.pending = null;
-    this.send(name, { text });
+    const room = this.liveMaxChars - this.liveChars;
+    if (room <= 0) return;
+    const live = text.length <= room ? text : text.slice(0, room);
+    for (let at = 0; at < live.length; at += EVENT_MAX_CHARS) this.send(name, { text: live.slice(at, at + EVENT_MAX_CHARS) });
+    this.liveChars += live.length;
+    if (live.length < text.length) {
+      this.liveChars = this.liveMaxChars;
+      const notice = `\n[kernelfleet: live output stops after ${this.liveMaxChars} characters; the result and the artifact have the rest]\n`;
+      this.send('stderr', { text: notice });
+    }
   }
 
   private send(type: EventType, data: unknown): void {

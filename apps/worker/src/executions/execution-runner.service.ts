@@ -108,7 +108,7 @@ export class ExecutionRunner {
     this.cancels.set(ref.executionId, controller);
     if (record.cancelRequested || this.earlyCancels.delete(ref.executionId)) controller.abort();
     const deadline = new Deadline(record.deadlineAt, record.deadlineAt - record.acceptedAt);
-    const output = new ExecutionOutput(ref, this.store.executions, this.config.output.artifactMaxBytes, () => this.store.connected);
+    const output = new ExecutionOutput(ref, this.store.executions, this.config.output.artifactMaxBytes, this.config.output.liveMaxChars, () => this.store.connected);
     let kernel: AcquiredKernel | undefined;
     try {
       let ending: Ending;
