@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     const jupyter = jupyterOf(worker);
     const before = { api: memoryOf(api).now, worker: memoryOf(worker).now, jupyter: memoryOf(jupyter).now };
     const start = Date.now();
-    const accepted = await stack.submit('flood', { code: CODE, timeoutMs: 3_600_000 });
+    const accepted = await stack.submit('flood', { code: CODE, timeoutMs: 600_000 });
     const followed = await followBytes(stack, accepted.executionId);
     const execution = (await stack.settled(accepted.executionId, 600_000)) as Execution;
     const seconds = (Date.now() - start) / 1000;

@@ -28,7 +28,7 @@ machine, 2 vCPUs, Node client in libs/kernel, warm `1+1`, execute -> reply + idl
   kernel has lost its globals; the worker decides what to do.
 - Output floods: ipykernel's OutStream sends what a busy cell wrote as one message every 0.2 s,
   however large (256 MiB printed arrived as one message); kernels use
-  kernel_site/kernelfleet_outstream.py, which sends pieces of about 4 MiB and makes the writer
+  kernel_site/kernelfleet_outstream.py, which sends pieces of about 1 MiB and makes the writer
   wait for them (PYTHONPATH names kernel_site for the kernel only).
 - stdin: the client executes with allow_stdin=False; ipykernel then raises
   StdinNotImplementedError from input()/getpass(), which ends the cell with an

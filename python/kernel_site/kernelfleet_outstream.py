@@ -5,7 +5,7 @@ writes in a tight loop holds the GIL, so the IO thread rarely runs and the buffe
 bound: 256 MiB printed arrived as ONE stream message (measured with ipykernel 6.29.5), and 1 GiB
 became a message no client could hold (a JavaScript string tops out near 512 MiB), which broke
 the kernel's websocket. Here a write that leaves more than MAX_BUFFERED characters waiting
-flushes at once and waits for the send, so messages stay near 4 MiB and a fast writer is slowed
+flushes at once and waits for the send, so messages stay near 1 MiB and a fast writer is slowed
 to the pace of the IO thread instead of filling the kernel's memory.
 
 Relies on OutStream internals of the pinned ipykernel (python/requirements.txt).
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ipykernel.iostream import OutStream
 
-MAX_BUFFERED = 4 << 20
+MAX_BUFFERED = 1 << 20
 
 
 class BoundedOutStream(OutStream):

@@ -4,7 +4,7 @@ import type { ExecutionRef, ExecutionRepository } from '@kernelfleet/store';
 
 /** Coalesce small stream chunks into one event up to this size, or until the next tick. */
 const COALESCE_BYTES = 32 * 1024;
-/** Stream events carry at most this many characters (a kernel sends up to ~4 MiB at once). */
+/** Stream events carry at most this many characters (a kernel sends up to ~1 MiB at once). */
 const EVENT_MAX_CHARS = 64 * 1024;
 /** Live events held while Redis is unreachable, at most (the oldest go first beyond it). */
 const HOLD_MAX_BYTES = 1024 * 1024;
