@@ -41,7 +41,12 @@ const shared = {
   RETENTION_SECONDS: int(60).default(86_400),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   WORKER_LEASE_MS: int(1_000).default(10_000),
+  /** BullMQ priorities from each tenant's waiting lane heads (docs/quotas.md); `false` is plain FIFO. */
+  FAIR_DISPATCH: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
 };
+
+/** What every process reading the store needs (the apps, and tools such as the quotas CLI). */
+export const storeEnvSchema = z.object(shared);
 
 export const apiEnvSchema = z.object({
   ...shared,
@@ -53,6 +58,11 @@ export const apiEnvSchema = z.object({
   MAX_TIMEOUT_MS: int(1).default(600_000),
   SSE_KEEPALIVE_MS: int(100).default(15_000),
   IDEMPOTENCY_TTL_SECONDS: int(1).default(86_400),
+  QUOTA_LIVE_SESSIONS: int(1).default(1_000),
+  QUOTA_PENDING_PER_SESSION: int(1).default(1_000),
+  QUOTA_PENDING_PER_TENANT: int(1).default(10_000),
+  QUOTA_SUBMITS_PER_SECOND: int(1).default(500),
+  QUOTA_SUBMIT_BURST: int(1).default(1_000),
 });
 
 export const workerEnvSchema = z.object({
@@ -73,4 +83,15 @@ export const workerEnvSchema = z.object({
   MAX_KERNELS: int(1, 10_000).default(32),
   KERNEL_POOL_SIZE: int(0, 1_000).default(2),
   KERNEL_IDLE_MS: int(1_000).default(30 * 60_000),
+});
+
+/** The api variables that set the tenant quota defaults (docs/quotas.md). */
+export const quotaEnvSchema = apiEnvSchema.pick({
+  MAX_CODE_BYTES: true,
+  MAX_TIMEOUT_MS: true,
+  QUOTA_LIVE_SESSIONS: true,
+  QUOTA_PENDING_PER_SESSION: true,
+  QUOTA_PENDING_PER_TENANT: true,
+  QUOTA_SUBMITS_PER_SECOND: true,
+  QUOTA_SUBMIT_BURST: true,
 });

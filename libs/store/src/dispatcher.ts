@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type Redis from 'ioredis';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, WORKER_QUEUE_PREFIX, type RunExecutionJob } from '@kernelfleet/contracts';
+import type { FairShare } from './fair-share';
 import type { ExecutionRef, KeySpace } from './keys';
 import type { SessionRepository } from './session-repository';
 import type { WorkerRegistry } from './worker-registry';
@@ -12,7 +13,8 @@ export function workerQueueName(workerId: string): string {
 /**
  * Turns a lane head into a BullMQ job: on the queue of the worker holding the session's kernel
  * while that worker is alive, else on the shared queue. The job id is the execution id, so a
- * repeated dispatch of the same head is a no-op while the job exists.
+ * repeated dispatch of the same head is a no-op while the job exists. With fair share on, the
+ * job's BullMQ priority is its tenant's number of waiting heads (see FairShare).
  */
 export class Dispatcher {
   private readonly queues = new Map<string, Queue>();
@@ -23,6 +25,7 @@ export class Dispatcher {
     private readonly sessions: SessionRepository,
     private readonly registry: WorkerRegistry,
     private readonly retentionSeconds: number,
+    private readonly fairShare: FairShare,
   ) {}
 
   /**
@@ -38,8 +41,10 @@ export class Dispatcher {
 
   async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId): Promise<void> {
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
+    const priority = await this.fairShare.priorityFor(ref.tenant, jobId);
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
       jobId,
+      priority,
       attempts: 1,
       removeOnComplete: true,
       removeOnFail: { age: this.retentionSeconds },

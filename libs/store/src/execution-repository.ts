@@ -4,6 +4,7 @@ import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, Ke
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
 import { registerScripts, type ScriptRunner } from './scripts';
+import type { TenantQuotas } from './tenant-quotas';
 
 export interface AcceptRequest extends SessionRef {
   code: string;
@@ -70,6 +71,7 @@ export class ExecutionRepository {
     private readonly redis: Redis,
     readonly keys: KeySpace,
     private readonly policy: RetentionPolicy,
+    private readonly quotas: TenantQuotas,
   ) {
     this.run = registerScripts(redis);
   }
@@ -138,6 +140,17 @@ export class ExecutionRepository {
     await this.redis.set(this.keys.idempotency(tenant, digest(key)), JSON.stringify(record), 'KEEPTTL', 'XX');
   }
 
+  /**
+   * Gives up our own pending claim of a key (its request was refused before accept), so a
+   * retry with the key starts afresh. Only a claim still naming our execution is removed.
+   */
+  async dropIdempotencyClaim(tenant: string, key: string, claim: IdempotencyRecord): Promise<void> {
+    const redisKey = this.keys.idempotency(tenant, digest(key));
+    const existing = await this.redis.get(redisKey);
+    const record = existing ? (JSON.parse(existing) as IdempotencyRecord) : null;
+    if (record && record.executionId === claim.executionId && record.seq === undefined) await this.redis.del(redisKey);
+  }
+
   /** Finds an execution of this tenant; another tenant's id is indistinguishable from none. */
   async locate(tenant: string, executionId: string): Promise<ExecutionRef | null> {
     const owner = await this.redis.get(this.keys.executionIndex(executionId));
@@ -196,7 +209,8 @@ export class ExecutionRepository {
 
   /**
    * Moves the execution to its terminal state (once: a second finish answers `already`) and
-   * releases the lane. `onlyIf` guards against racing a worker (cancel only what is queued).
+   * releases the lane and its place in the tenant's quotas. `onlyIf` guards against racing a
+   * worker (cancel only what is queued).
    */
   async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | '' = ''): Promise<FinishOutcome> {
     const now = execution.timings.finishedAt ?? Date.now();
@@ -207,7 +221,7 @@ export class ExecutionRepository {
         this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
     )) as string[];
     if (kind === 'finished') {
-      await this.redis.zrem(this.keys.deadlines(), encodeRef(ref));
+      await Promise.all([this.redis.zrem(this.keys.deadlines(), encodeRef(ref)), this.quotas.release(ref)]);
       return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined };
     }
     if (kind === 'missing') return { kind };

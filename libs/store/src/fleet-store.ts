@@ -2,6 +2,7 @@ import type Redis from 'ioredis';
 import type { StoreConfig } from '@kernelfleet/config';
 import { Dispatcher } from './dispatcher';
 import { ExecutionRepository } from './execution-repository';
+import { FairShare } from './fair-share';
 import { Failover } from './failover';
 import { JobConsumer } from './job-consumer';
 import { KeySpace } from './keys';
@@ -9,9 +10,12 @@ import { LiveEvents } from './live-events';
 import { createRedis } from './redis-connection';
 import { SessionLanes } from './session-lanes';
 import { SessionRepository } from './session-repository';
+import { TenantQuotas } from './tenant-quotas';
 import { WorkerRegistry } from './worker-registry';
 
-export interface FleetStoreOptions extends StoreConfig {
+export interface FleetStoreOptions extends Omit<StoreConfig, 'fairDispatch'> {
+  /** Default true (see StoreConfig). */
+  fairDispatch?: boolean;
   maxReplayEvents?: number;
   /** Name shown in `CLIENT LIST`, e.g. `api` or `worker-3`. */
   clientName: string;
@@ -29,6 +33,8 @@ export class FleetStore {
   readonly dispatcher: Dispatcher;
   readonly lanes: SessionLanes;
   readonly failover: Failover;
+  readonly quotas: TenantQuotas;
+  readonly fairShare: FairShare;
   private readonly extra: Redis[] = [];
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
@@ -39,11 +45,13 @@ export class FleetStore {
   ) {
     this.keys = new KeySpace(options.keyPrefix);
     const retention = { retentionSeconds: options.retentionSeconds, maxReplayEvents: options.maxReplayEvents ?? 20_000 };
-    this.executions = new ExecutionRepository(redis, this.keys, retention);
+    this.quotas = new TenantQuotas(redis, this.keys);
+    this.fairShare = new FairShare(redis, this.keys, options.fairDispatch ?? true);
+    this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
     this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);
     const bull = this.connection('blocking', 'queue');
-    this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds);
+    this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds, this.fairShare);
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
     this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
   }
@@ -59,7 +67,7 @@ export class FleetStore {
   }
 
   get consumer(): JobConsumer {
-    this.jobConsumer ??= new JobConsumer(() => this.connection('blocking', 'consumer'), this.keys, this.options.workerLeaseMs);
+    this.jobConsumer ??= new JobConsumer(() => this.connection('blocking', 'consumer'), this.keys, this.options.workerLeaseMs, this.fairShare);
     return this.jobConsumer;
   }
 

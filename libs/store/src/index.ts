@@ -10,3 +10,5 @@ export * from './worker-registry';
 export * from './terminal-execution';
 export * from './session-lanes';
 export * from './failover';
+export * from './tenant-quotas';
+export * from './fair-share';
