@@ -15,7 +15,7 @@ const DEFAULTS: QuotaLimits = {
 let n = 0;
 const ref = (sessionId: string, tenant = 'acme'): ExecutionRef => ({ tenant, sessionId, executionId: `ex_${++n}` });
 
-describe('tenant quotas (admit-4.lua, release-2.lua) against a real Redis', () => {
+describe('tenant quotas (admit-5.lua, release-3.lua) against a real Redis', () => {
   const prefix = testPrefix('quota');
   let stores: FleetStore[];
   let store: FleetStore;
@@ -47,8 +47,8 @@ describe('tenant quotas (admit-4.lua, release-2.lua) against a real Redis', () =
     expect(await admit(ref('s3', tenant))).toEqual({ kind: 'refused', quota: 'pendingPerTenant', limit: 6, retryAfterSeconds: 1 });
     expect(await store.quotas.usage(tenant)).toEqual({ pending: 6, liveSessions: 2 });
 
-    expect(await store.quotas.release(inSession[0])).toBe(true);
-    expect(await store.quotas.release(inSession[0])).toBe(false);
+    expect((await store.quotas.release(inSession[0])).released).toBe(true);
+    expect((await store.quotas.release(inSession[0])).released).toBe(false);
     expect(await store.quotas.usage(tenant)).toEqual({ pending: 5, liveSessions: 2 });
     expect((await admit(ref('s1', tenant))).kind).toBe('admitted');
   });
@@ -117,11 +117,11 @@ describe('tenant quotas (admit-4.lua, release-2.lua) against a real Redis', () =
     expect(await admit(ref('s', 't-small'), {}, { codeBytes: 6 })).toEqual({ kind: 'refused', quota: 'maxCodeBytes', limit: 5, retryAfterSeconds: 0 });
     expect(await admit(ref('s', 't-small'), {}, { timeoutMs: 10_001 })).toEqual({ kind: 'refused', quota: 'maxTimeoutMs', limit: 10_000, retryAfterSeconds: 0 });
     // No timeout asked: the default (30 s) capped at the tenant's maximum.
-    expect(await admit(ref('s', 't-small'))).toEqual({ kind: 'admitted', timeoutMs: 10_000 });
+    expect(await admit(ref('s', 't-small'))).toMatchObject({ kind: 'admitted', timeoutMs: 10_000 });
     expect((await admit(ref('s', 't-small'))).kind).toBe('refused');
     expect((await admit(ref('s', 't-big'), {}, { codeBytes: 1_001 })).kind).toBe('refused');
     expect((await admit(ref('s', 't-big'), {}, { timeoutMs: 60_001 })).kind).toBe('refused');
-    expect(await admit(ref('s', 't-big'))).toEqual({ kind: 'admitted', timeoutMs: 30_000 });
+    expect(await admit(ref('s', 't-big'))).toMatchObject({ kind: 'admitted', timeoutMs: 30_000 });
     // Another tenant is untouched by t-small's overrides.
     expect((await admit(ref('s', 't-plain'), {}, { codeBytes: 900, timeoutMs: 50_000 })).kind).toBe('admitted');
     expect((await admit(ref('s', 't-plain'))).kind).toBe('admitted');
@@ -166,5 +166,18 @@ describe('tenant quotas (admit-4.lua, release-2.lua) against a real Redis', () =
     await store.fairShare.taken('fa', 'job-a0');
     await store.fairShare.taken('fa', 'job-a1');
     expect(await store.fairShare.priorityFor('fa', 'job-a3')).toBe(2);
+  });
+
+  it('fair share in the scripts: a new lane head is counted as waiting at admit, a next head at release', async () => {
+    const tenant = 'f-scripts';
+    const first = ref('s1', tenant);
+    expect(await admit(first)).toMatchObject({ kind: 'admitted', priority: 1 });
+    // Behind a pending execution it will not head the lane: no priority, not counted.
+    const second = ref('s1', tenant);
+    expect((await admit(second)) as { priority?: number }).toEqual({ kind: 'admitted', timeoutMs: 30_000, priority: undefined });
+    expect(await admit(ref('s2', tenant))).toMatchObject({ priority: 2 });
+    // The first is taken by a worker and ends; the second becomes head and is counted.
+    await store.fairShare.taken(tenant, first.executionId);
+    expect(await store.quotas.release(first, second.executionId)).toEqual({ released: true, priority: 2 });
   });
 });

@@ -58,7 +58,7 @@ describe('session lanes in Redis (Lua scripts)', () => {
     const outcomes = await Promise.all(stores.map((s) => s.executions.finish(first.ref, completed(claim.record), 'running')));
     const finished = outcomes.filter((o) => o.kind === 'finished');
     expect(finished).toHaveLength(1);
-    expect(finished[0]).toEqual({ kind: 'finished', nextHead: second.ref });
+    expect(finished[0]).toMatchObject({ kind: 'finished', nextHead: second.ref });
     expect(await store.executions.emit(first.ref, 'stdout', { text: 'late\n' })).toBe(0);
     const events = await store.executions.readEvents(first.ref, 0);
     expect(events.map((e) => [e.seq, e.type])).toEqual([

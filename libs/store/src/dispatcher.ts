@@ -30,18 +30,19 @@ export class Dispatcher {
 
   /**
    * `home` may be passed when the caller already read it (accept does). `attempt` > 0 names a
-   * re-run after a kernel loss, dispatched under a job id of its own.
+   * re-run after a kernel loss, dispatched under a job id of its own. `knownPriority`: the job
+   * was already counted as waiting by the admit or release script (see FairShare).
    */
-  async dispatch(ref: ExecutionRef, knownHome?: string | null, attempt = 0): Promise<string> {
+  async dispatch(ref: ExecutionRef, knownHome?: string | null, attempt = 0, knownPriority?: number): Promise<string> {
     const home = knownHome === undefined ? await this.sessions.homeOf(ref) : knownHome;
     const target = home && (await this.registry.acceptsWork(home)) ? workerQueueName(home) : SHARED_QUEUE;
-    await this.enqueue(target, ref, attempt > 0 ? `${ref.executionId}-a${attempt}` : ref.executionId);
+    await this.enqueue(target, ref, attempt > 0 ? `${ref.executionId}-a${attempt}` : ref.executionId, knownPriority);
     return target;
   }
 
-  async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId): Promise<void> {
+  async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId, knownPriority?: number): Promise<void> {
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
-    const priority = await this.fairShare.priorityFor(ref.tenant, jobId);
+    const priority = knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, jobId));
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
       jobId,
       priority,

@@ -50,7 +50,8 @@ export type ClaimOutcome =
   | { kind: 'not_queued'; status: string; runner?: string; runnerBoot?: string };
 
 export type FinishOutcome =
-  | { kind: 'finished'; nextHead?: ExecutionRef }
+  /** `nextPriority`: the fair-share priority for the next head's job, when already counted. */
+  | { kind: 'finished'; nextHead?: ExecutionRef; nextPriority?: number }
   | { kind: 'missing' }
   | { kind: 'already' | 'conflict'; status: string };
 
@@ -221,8 +222,11 @@ export class ExecutionRepository {
         this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
     )) as string[];
     if (kind === 'finished') {
-      await Promise.all([this.redis.zrem(this.keys.deadlines(), encodeRef(ref)), this.quotas.release(ref)]);
-      return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined };
+      const [, { priority }] = await Promise.all([
+        this.redis.zrem(this.keys.deadlines(), encodeRef(ref)),
+        this.quotas.release(ref, detail || undefined),
+      ]);
+      return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined, nextPriority: priority };
     }
     if (kind === 'missing') return { kind };
     return { kind: kind as 'already' | 'conflict', status: detail };

@@ -9,7 +9,12 @@ const LOWEST_PRIORITY = 2 ** 21;
  * longer than any job waits, since queued executions end at their deadline and their jobs are
  * taken (and refused by the claim) soon after.
  */
-const STALE_WAITING_MS = 60 * 60_000;
+export const STALE_WAITING_MS = 60 * 60_000;
+
+/** A waiting count as a BullMQ priority (1 … 2^21). */
+export function fairPriority(waiting: number): number {
+  return Math.min(LOWEST_PRIORITY, Math.max(1, waiting));
+}
 
 /**
  * Fair share between tenants on FIFO BullMQ queues (docs/quotas.md): a lane head is dispatched
@@ -18,7 +23,9 @@ const STALE_WAITING_MS = 60 * 60_000;
  * flooding tenant's whole backlog. Within one priority BullMQ keeps FIFO.
  *
  * The count per tenant is a sorted set of waiting job ids in the tenant's slot: added at
- * dispatch, removed when a worker takes the job. It only steers order: an entry left behind
+ * dispatch, removed when a worker takes the job. On the hot paths the admit and release
+ * scripts, which run in the tenant's slot anyway, add the new lane head and answer its
+ * priority, so dispatch costs no extra round trip; other dispatches ask `priorityFor`. It only steers order: an entry left behind
  * by a crash makes its tenant look busier until it goes stale, and is never a correctness issue.
  */
 export class FairShare {
@@ -38,7 +45,7 @@ export class FairShare {
       .zadd(key, 'NX', now, jobId)
       .zcard(key)
       .exec()) as [unknown, unknown, [null, number]];
-    return Math.min(LOWEST_PRIORITY, Math.max(1, waiting));
+    return fairPriority(waiting);
   }
 
   /** A worker took the job: it no longer waits. */

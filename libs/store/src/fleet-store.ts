@@ -45,8 +45,8 @@ export class FleetStore {
   ) {
     this.keys = new KeySpace(options.keyPrefix);
     const retention = { retentionSeconds: options.retentionSeconds, maxReplayEvents: options.maxReplayEvents ?? 20_000 };
-    this.quotas = new TenantQuotas(redis, this.keys);
     this.fairShare = new FairShare(redis, this.keys, options.fairDispatch ?? true);
+    this.quotas = new TenantQuotas(redis, this.keys, this.fairShare);
     this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
     this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);

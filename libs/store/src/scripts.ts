@@ -9,7 +9,7 @@ import type Redis from 'ioredis';
  */
 const SCRIPT_FILES = [
   'accept-6', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
-  'admit-4', 'release-2',
+  'admit-5', 'release-3',
 ] as const;
 type ScriptName =
   | 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner' | 'admit' | 'release';

@@ -1,5 +1,6 @@
 import type Redis from 'ioredis';
 import type { QuotaLimits } from '@kernelfleet/config';
+import { fairPriority, STALE_WAITING_MS, type FairShare } from './fair-share';
 import type { ExecutionRef, KeySpace } from './keys';
 import { registerScripts, type ScriptRunner } from './scripts';
 
@@ -30,7 +31,11 @@ export interface AdmitRequest {
 }
 
 export type Admission =
-  | { kind: 'admitted'; timeoutMs: number }
+  /**
+   * `priority`: the execution will head its lane (its session had nothing pending) and was
+   * counted as waiting for fair share; dispatch its job with this priority. Undefined otherwise.
+   */
+  | { kind: 'admitted'; timeoutMs: number; priority?: number }
   /** Nothing was changed. `retryAfterSeconds` 0: waiting does not help (a static limit). */
   | { kind: 'refused'; quota: QuotaName; limit: number; retryAfterSeconds: number };
 
@@ -54,6 +59,7 @@ export class TenantQuotas {
   constructor(
     private readonly redis: Redis,
     private readonly keys: KeySpace,
+    private readonly fairShare: FairShare,
   ) {
     this.run = registerScripts(redis);
   }
@@ -67,18 +73,32 @@ export class TenantQuotas {
     const { tenant, sessionId } = req.ref;
     const reply = (await this.run(
       'admit',
-      [this.keys.tenantQuotas(tenant), this.keys.tenantPending(tenant), this.keys.tenantLiveSessions(tenant), this.keys.tenantBucket(tenant)],
+      [this.keys.tenantQuotas(tenant), this.keys.tenantPending(tenant), this.keys.tenantLiveSessions(tenant), this.keys.tenantBucket(tenant),
+        this.keys.tenantWaiting(tenant)],
       [pendingMember(req.ref), sessionId, req.codeBytes, req.timeoutMs ?? 0, req.defaultTimeoutMs,
-        ...QUOTA_NAMES.map((name) => defaults[name]), now ?? '', PENDING_GRACE_MS],
-    )) as [string, string | number, number?, number?];
-    if (reply[0] === 'ok') return { kind: 'admitted', timeoutMs: Number(reply[1]) };
+        ...QUOTA_NAMES.map((name) => defaults[name]), now ?? '', PENDING_GRACE_MS,
+        this.fairShare.enabled ? req.ref.executionId : '', STALE_WAITING_MS],
+    )) as [string, string | number, number, number?];
+    if (reply[0] === 'ok') {
+      const waiting = Number(reply[2]);
+      return { kind: 'admitted', timeoutMs: Number(reply[1]), priority: waiting > 0 ? fairPriority(waiting) : undefined };
+    }
     return { kind: 'refused', quota: reply[1] as QuotaName, limit: Number(reply[2]), retryAfterSeconds: Number(reply[3]) };
   }
 
-  /** The execution no longer counts (it ended, or was not accepted after all). Idempotent. */
-  async release(ref: ExecutionRef): Promise<boolean> {
-    const keys = [this.keys.tenantPending(ref.tenant), this.keys.tenantLiveSessions(ref.tenant)];
-    return (await this.run('release', keys, [pendingMember(ref), ref.sessionId])) === 1;
+  /**
+   * The execution no longer counts (it ended, or was not accepted after all). Idempotent.
+   * `nextHeadJobId`: the session's next lane head, about to be dispatched; with fair share on it
+   * is counted as waiting in the same step and `priority` is its job's priority.
+   */
+  async release(ref: ExecutionRef, nextHeadJobId?: string): Promise<{ released: boolean; priority?: number }> {
+    const keys = [this.keys.tenantPending(ref.tenant), this.keys.tenantLiveSessions(ref.tenant), this.keys.tenantWaiting(ref.tenant)];
+    const next = this.fairShare.enabled && nextHeadJobId ? nextHeadJobId : '';
+    const [released, waiting] = (await this.run('release', keys, [pendingMember(ref), ref.sessionId, next, Date.now(), STALE_WAITING_MS])) as [
+      number,
+      number,
+    ];
+    return { released: released === 1, priority: waiting > 0 ? fairPriority(waiting) : undefined };
   }
 
   async overrides(tenant: string): Promise<Partial<QuotaLimits>> {
@@ -118,7 +138,7 @@ export class TenantQuotas {
     for (const member of members) {
       const [sessionId, executionId] = member.split('/');
       const ref = { tenant, sessionId, executionId };
-      if (sessionId && executionId && (await isEnded(ref)) && (await this.release(ref))) released += 1;
+      if (sessionId && executionId && (await isEnded(ref)) && (await this.release(ref)).released) released += 1;
     }
     return released;
   }

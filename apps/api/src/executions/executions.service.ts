@@ -212,7 +212,9 @@ export class ExecutionsService {
       ownerId: req.ownerId,
       retryOnKernelLoss: req.retryOnKernelLoss ?? false,
     });
-    if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home);
+    if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home, 0, admission.priority);
+    // Admit guessed the head from its own count, which a crash can skew: no job, no waiting entry.
+    else if (admission.priority !== undefined) await this.store.fairShare.taken(tenant, executionId);
     if (key !== undefined && claim) await this.store.executions.completeIdempotencyKey(tenant, key, { ...claim, seq: accepted.seq });
     if (accepted.duplicate) return this.replay(accepted.ref);
     return {

@@ -5,6 +5,7 @@
 
   KEYS[1] tenant quota overrides (hash)     KEYS[2] tenant pending executions (zset)
   KEYS[3] tenant live sessions (hash)       KEYS[4] tenant token bucket (hash)
+  KEYS[5] tenant waiting jobs (zset, fair share)
   ARGV[1] pending member `<session>/<executionId>`  ARGV[2] sessionId
   ARGV[3] code size (bytes)  ARGV[4] requested timeout (ms; 0 = none, use the default)
   ARGV[5] default timeout (ms)
@@ -12,10 +13,14 @@
               pendingPerTenant, submitsPerSecond, submitBurst
   ARGV[13] now (ms; '' = the Redis server's clock)  ARGV[14] grace (ms) after the deadline
            before a pending entry left by a crash is dropped
+  ARGV[15] fair share: the job id the execution gets if it heads its lane ('' = fair share off)
+  ARGV[16] waiting entries older than this (ms) are dropped (left by a crash)
 
-  Returns {'ok', timeoutMs}: admitted — the execution is counted as pending (score: deadline +
-  grace) and its session as live, one token is taken; timeoutMs is the request's, or the
-  default capped at the tenant's maximum. Or {'refused', quota, limit, retryAfterSeconds}:
+  Returns {'ok', timeoutMs, priority}: admitted — the execution is counted as pending (score:
+  deadline + grace) and its session as live, one token is taken; timeoutMs is the request's, or
+  the default capped at the tenant's maximum. priority > 0: the session had nothing pending, so
+  the execution will head its lane; it is counted as waiting (fair share) and its job takes
+  this priority (saves the dispatcher a round trip). 0: not counted as waiting. Or {'refused', quota, limit, retryAfterSeconds}:
   nothing was changed (no token taken). retryAfterSeconds 0: waiting does not help.
   An execution already counted is admitted again without counting it twice.
   First drops pending entries past their deadline + grace (left by a crashed process).
@@ -53,7 +58,7 @@ end
 -- Already counted (an Idempotency-Key claim taken over after its first holder stalled): the
 -- execution is admitted once.
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
-  return {'ok', timeoutMs}
+  return {'ok', timeoutMs, 0}
 end
 
 -- Repair: entries whose execution should long have ended (a crash between admit and accept,
@@ -96,4 +101,11 @@ redis.call('PEXPIRE', KEYS[4], math.ceil(burst / rate * 1000) + 1000)
 
 redis.call('ZADD', KEYS[2], now + timeoutMs + tonumber(ARGV[14]), ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
-return {'ok', timeoutMs}
+
+local priority = 0
+if sessionPending == 0 and ARGV[15] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[16]))
+  redis.call('ZADD', KEYS[5], 'NX', now, ARGV[15])
+  priority = redis.call('ZCARD', KEYS[5])
+end
+return {'ok', timeoutMs, priority}
