@@ -6,7 +6,7 @@ import { registerScripts, type ScriptRunner } from './scripts';
 
 export type QuotaName = keyof QuotaLimits;
 
-/** The quota names, in the order admit-4.lua takes their defaults (wire contract of the script). */
+/** The quota names, in the order admit-5.lua takes their defaults (wire contract of the script). */
 export const QUOTA_NAMES = [
   'maxCodeBytes', 'maxTimeoutMs', 'liveSessions', 'pendingPerSession', 'pendingPerTenant', 'submitsPerSecond', 'submitBurst',
 ] as const satisfies readonly QuotaName[];
