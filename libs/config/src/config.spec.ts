@@ -1,4 +1,4 @@
-import { ConfigError, loadApiConfig, loadKeysCliConfig, loadWorkerConfig } from './config';
+import { ConfigError, loadApiConfig, loadKeysCliConfig, loadStoreConfig, loadWorkerConfig } from './config';
 
 describe('configuration from the environment', () => {
   it('reads the api defaults and the tenant of each key', () => {
@@ -53,5 +53,30 @@ describe('configuration from the environment', () => {
     expect(config.workerId).toBe('w-1');
     expect(config.concurrency).toBe(8);
     expect(config.kernels.interruptGraceMs).toBe(5_000);
+  });
+
+  it('reads the tenant quota defaults and refuses bad ones, naming each', () => {
+    const config = loadApiConfig({ API_KEYS: 'acme:key-aaaaaaaa', QUOTA_SUBMITS_PER_SECOND: '20', MAX_TIMEOUT_MS: '60000' });
+    expect(config.quotas).toEqual({
+      liveSessions: 1_000,
+      pendingPerSession: 1_000,
+      pendingPerTenant: 10_000,
+      submitsPerSecond: 20,
+      submitBurst: 1_000,
+      maxCodeBytes: 1_048_576,
+      maxTimeoutMs: 60_000,
+    });
+    expect(config.store.fairDispatch).toBe(true);
+    expect(loadStoreConfig({ FAIR_DISPATCH: 'false' }).fairDispatch).toBe(false);
+    let error: unknown;
+    try {
+      loadApiConfig({ API_KEYS: 'acme:key-aaaaaaaa', QUOTA_LIVE_SESSIONS: '0', QUOTA_SUBMIT_BURST: 'lots', FAIR_DISPATCH: 'yes' });
+    } catch (e) {
+      error = e;
+    }
+    const problems = (error as ConfigError).problems.join('\n');
+    expect(problems).toMatch(/^QUOTA_LIVE_SESSIONS: must be at least 1/m);
+    expect(problems).toMatch(/^QUOTA_SUBMIT_BURST: /m);
+    expect(problems).toMatch(/^FAIR_DISPATCH: must be true or false/m);
   });
 });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { z } from 'zod';
-import { apiEnvSchema, keysCliEnvSchema, workerEnvSchema } from './env-schema';
+import { apiEnvSchema, keysCliEnvSchema, quotaEnvSchema, storeEnvSchema, workerEnvSchema } from './env-schema';
 
 const MIB = 1_048_576;
 
@@ -30,6 +30,24 @@ export interface StoreConfig {
   retentionSeconds: number;
   /** A worker is alive while its lease (renewed every third of this) has not expired. */
   workerLeaseMs: number;
+  /** Lane heads get BullMQ priorities from their tenant's waiting heads (fair share); else FIFO. */
+  fairDispatch: boolean;
+}
+
+/**
+ * A tenant's quotas (docs/quotas.md). The api's environment gives the defaults; a tenant's
+ * overrides in Redis replace them (`maxCodeBytes` and `maxTimeoutMs` only ever lower them).
+ */
+export interface QuotaLimits {
+  /** Sessions with at least one pending (queued or running) execution. */
+  liveSessions: number;
+  pendingPerSession: number;
+  pendingPerTenant: number;
+  /** Token bucket: refill rate and size. */
+  submitsPerSecond: number;
+  submitBurst: number;
+  maxCodeBytes: number;
+  maxTimeoutMs: number;
 }
 
 export interface ApiConfig {
@@ -44,6 +62,8 @@ export interface ApiConfig {
     keyCacheMs: number;
   };
   limits: { maxCodeBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number };
+  /** Per-tenant defaults; overrides live in Redis. */
+  quotas: QuotaLimits;
   idempotencyTtlSeconds: number;
   logLevel: string;
 }
@@ -79,13 +99,39 @@ export interface WorkerConfig {
   logLevel: string;
 }
 
-function storeConfig(e: { REDIS_URL: string; KEY_PREFIX: string; RETENTION_SECONDS: number; WORKER_LEASE_MS: number }): StoreConfig {
+function storeConfig(e: {
+  REDIS_URL: string;
+  KEY_PREFIX: string;
+  RETENTION_SECONDS: number;
+  WORKER_LEASE_MS: number;
+  FAIR_DISPATCH: 'true' | 'false';
+}): StoreConfig {
   return {
     redisUrl: e.REDIS_URL,
     keyPrefix: e.KEY_PREFIX,
     retentionSeconds: e.RETENTION_SECONDS,
     workerLeaseMs: e.WORKER_LEASE_MS,
+    fairDispatch: e.FAIR_DISPATCH === 'true',
   };
+}
+
+/** The quota defaults an api started with this environment would apply (for the quotas CLI). */
+export function loadQuotaDefaults(env: NodeJS.ProcessEnv = process.env): QuotaLimits {
+  const e = parse(quotaEnvSchema, env);
+  return {
+    liveSessions: e.QUOTA_LIVE_SESSIONS,
+    pendingPerSession: e.QUOTA_PENDING_PER_SESSION,
+    pendingPerTenant: e.QUOTA_PENDING_PER_TENANT,
+    submitsPerSecond: e.QUOTA_SUBMITS_PER_SECOND,
+    submitBurst: e.QUOTA_SUBMIT_BURST,
+    maxCodeBytes: e.MAX_CODE_BYTES,
+    maxTimeoutMs: e.MAX_TIMEOUT_MS,
+  };
+}
+
+/** Just the Redis side (tools such as the quotas CLI); throws ConfigError listing every bad value. */
+export function loadStoreConfig(env: NodeJS.ProcessEnv = process.env): StoreConfig {
+  return storeConfig(parse(storeEnvSchema, env));
 }
 
 /** Reads and validates the api's environment; throws ConfigError listing every bad value. */
@@ -104,6 +150,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       defaultTimeoutMs: e.DEFAULT_TIMEOUT_MS,
       maxTimeoutMs: e.MAX_TIMEOUT_MS,
     },
+    quotas: loadQuotaDefaults(env),
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
   };

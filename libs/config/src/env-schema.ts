@@ -41,7 +41,12 @@ const shared = {
   RETENTION_SECONDS: int(60).default(86_400),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
   WORKER_LEASE_MS: int(1_000).default(10_000),
+  /** BullMQ priorities from each tenant's waiting lane heads (docs/quotas.md); `false` is plain FIFO. */
+  FAIR_DISPATCH: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
 };
+
+/** What every process reading the store needs (the apps, and tools such as the quotas CLI). */
+export const storeEnvSchema = z.object(shared);
 
 export const apiEnvSchema = z.object({
   ...shared,
@@ -60,6 +65,11 @@ export const apiEnvSchema = z.object({
     .optional(),
   /** How long an api replica trusts what it learnt about a stored key (revocation takes this long at most). */
   API_KEY_CACHE_MS: int(0, 60_000).default(5_000),
+  QUOTA_LIVE_SESSIONS: int(1).default(1_000),
+  QUOTA_PENDING_PER_SESSION: int(1).default(1_000),
+  QUOTA_PENDING_PER_TENANT: int(1).default(10_000),
+  QUOTA_SUBMITS_PER_SECOND: int(1).default(500),
+  QUOTA_SUBMIT_BURST: int(1).default(1_000),
 });
 
 export const workerEnvSchema = z.object({
@@ -95,3 +105,14 @@ export const workerEnvSchema = z.object({
 
 /** The keys CLI: only where the store is. */
 export const keysCliEnvSchema = z.object({ REDIS_URL: shared.REDIS_URL, KEY_PREFIX: shared.KEY_PREFIX });
+
+/** The api variables that set the tenant quota defaults (docs/quotas.md). */
+export const quotaEnvSchema = apiEnvSchema.pick({
+  MAX_CODE_BYTES: true,
+  MAX_TIMEOUT_MS: true,
+  QUOTA_LIVE_SESSIONS: true,
+  QUOTA_PENDING_PER_SESSION: true,
+  QUOTA_PENDING_PER_TENANT: true,
+  QUOTA_SUBMITS_PER_SECOND: true,
+  QUOTA_SUBMIT_BURST: true,
+});

@@ -9,6 +9,8 @@ export const PROBLEM_TYPES = {
   payloadTooLarge: 'https://kernelfleet.dev/problems/payload-too-large',
   unsupportedMediaType: 'https://kernelfleet.dev/problems/unsupported-media-type',
   methodNotAllowed: 'https://kernelfleet.dev/problems/method-not-allowed',
+  /** A tenant quota is full (429, with Retry-After); `quota` and `limit` name it. */
+  quotaExceeded: 'https://kernelfleet.dev/problems/quota-exceeded',
   unavailable: 'https://kernelfleet.dev/problems/unavailable',
   internal: 'https://kernelfleet.dev/problems/internal',
 } as const;
@@ -20,4 +22,7 @@ export interface Problem {
   detail?: string;
   instance?: string;
   errors?: { field: string; message: string }[];
+  /** The tenant quota that refused the request (docs/quotas.md), and its limit. */
+  quota?: string;
+  limit?: number;
 }

@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type Redis from 'ioredis';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, WORKER_QUEUE_PREFIX, type RunExecutionJob } from '@kernelfleet/contracts';
+import type { FairShare } from './fair-share';
 import type { ExecutionRef, KeySpace } from './keys';
 import { StoreUnavailableError } from './redis-connection';
 import type { SessionRepository } from './session-repository';
@@ -13,7 +14,8 @@ export function workerQueueName(workerId: string): string {
 /**
  * Turns a lane head into a BullMQ job: on the queue of the worker holding the session's kernel
  * while that worker is alive, else on the shared queue. The job id is the execution id, so a
- * repeated dispatch of the same head is a no-op while the job exists.
+ * repeated dispatch of the same head is a no-op while the job exists. With fair share on, the
+ * job's BullMQ priority is its tenant's number of waiting heads (see FairShare).
  */
 export class Dispatcher {
   private readonly queues = new Map<string, Queue>();
@@ -24,28 +26,32 @@ export class Dispatcher {
     private readonly sessions: SessionRepository,
     private readonly registry: WorkerRegistry,
     private readonly retentionSeconds: number,
+    private readonly fairShare: FairShare,
   ) {}
 
   /**
    * `home` may be passed when the caller already read it (accept does). `attempt` > 0 names a
-   * re-run after a kernel loss, dispatched under a job id of its own.
+   * re-run after a kernel loss, dispatched under a job id of its own. `knownPriority`: the job
+   * was already counted as waiting by the admit or release script (see FairShare).
    */
-  async dispatch(ref: ExecutionRef, knownHome?: string | null, attempt = 0): Promise<string> {
+  async dispatch(ref: ExecutionRef, knownHome?: string | null, attempt = 0, knownPriority?: number): Promise<string> {
     const home = knownHome === undefined ? await this.sessions.homeOf(ref) : knownHome;
     const target = home && (await this.registry.acceptsWork(home)) ? workerQueueName(home) : SHARED_QUEUE;
-    await this.enqueue(target, ref, attempt > 0 ? `${ref.executionId}-a${attempt}` : ref.executionId);
+    await this.enqueue(target, ref, attempt > 0 ? `${ref.executionId}-a${attempt}` : ref.executionId, knownPriority);
     return target;
   }
 
-  async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId): Promise<void> {
+  async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId, knownPriority?: number): Promise<void> {
     // A fail-fast connection refuses commands while down, but a Queue created meanwhile would
     // wait for the connection before its first command: refuse here instead.
     if (this.connection.options.enableOfflineQueue === false && this.connection.status !== 'ready') {
       throw new StoreUnavailableError();
     }
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
+    const priority = knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, jobId));
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
       jobId,
+      priority,
       attempts: 1,
       removeOnComplete: true,
       removeOnFail: { age: this.retentionSeconds },

@@ -4,6 +4,7 @@ import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, Ke
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
 import { registerScripts, type ScriptRunner } from './scripts';
+import type { TenantQuotas } from './tenant-quotas';
 
 export interface AcceptRequest extends SessionRef {
   code: string;
@@ -49,7 +50,8 @@ export type ClaimOutcome =
   | { kind: 'not_queued'; status: string; runner?: string; runnerBoot?: string };
 
 export type FinishOutcome =
-  | { kind: 'finished'; nextHead?: ExecutionRef }
+  /** `nextPriority`: the fair-share priority for the next head's job, when already counted. */
+  | { kind: 'finished'; nextHead?: ExecutionRef; nextPriority?: number }
   | { kind: 'missing' }
   | { kind: 'already' | 'conflict'; status: string };
 
@@ -70,6 +72,7 @@ export class ExecutionRepository {
     private readonly redis: Redis,
     readonly keys: KeySpace,
     private readonly policy: RetentionPolicy,
+    private readonly quotas: TenantQuotas,
   ) {
     this.run = registerScripts(redis);
   }
@@ -138,6 +141,17 @@ export class ExecutionRepository {
     await this.redis.set(this.keys.idempotency(tenant, digest(key)), JSON.stringify(record), 'KEEPTTL', 'XX');
   }
 
+  /**
+   * Gives up our own pending claim of a key (its request was refused before accept), so a
+   * retry with the key starts afresh. Only a claim still naming our execution is removed.
+   */
+  async dropIdempotencyClaim(tenant: string, key: string, claim: IdempotencyRecord): Promise<void> {
+    const redisKey = this.keys.idempotency(tenant, digest(key));
+    const existing = await this.redis.get(redisKey);
+    const record = existing ? (JSON.parse(existing) as IdempotencyRecord) : null;
+    if (record && record.executionId === claim.executionId && record.seq === undefined) await this.redis.del(redisKey);
+  }
+
   /** Finds an execution of this tenant; another tenant's id is indistinguishable from none. */
   async locate(tenant: string, executionId: string): Promise<ExecutionRef | null> {
     const owner = await this.redis.get(this.keys.executionIndex(executionId));
@@ -196,7 +210,8 @@ export class ExecutionRepository {
 
   /**
    * Moves the execution to its terminal state (once: a second finish answers `already`) and
-   * releases the lane. `onlyIf` guards against racing a worker (cancel only what is queued).
+   * releases the lane and its place in the tenant's quotas. `onlyIf` guards against racing a
+   * worker (cancel only what is queued).
    */
   async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | '' = ''): Promise<FinishOutcome> {
     const now = execution.timings.finishedAt ?? Date.now();
@@ -207,8 +222,11 @@ export class ExecutionRepository {
         this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
     )) as string[];
     if (kind === 'finished') {
-      await this.redis.zrem(this.keys.deadlines(), encodeRef(ref));
-      return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined };
+      const [, { priority }] = await Promise.all([
+        this.redis.zrem(this.keys.deadlines(), encodeRef(ref)),
+        this.quotas.release(ref, detail || undefined),
+      ]);
+      return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined, nextPriority: priority };
     }
     if (kind === 'missing') return { kind };
     return { kind: kind as 'already' | 'conflict', status: detail };

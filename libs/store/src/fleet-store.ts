@@ -3,6 +3,7 @@ import type { StoreConfig } from '@kernelfleet/config';
 import { ApiKeyRepository } from './api-key-repository';
 import { Dispatcher } from './dispatcher';
 import { ExecutionRepository } from './execution-repository';
+import { FairShare } from './fair-share';
 import { Failover } from './failover';
 import { JobConsumer } from './job-consumer';
 import { KeySpace } from './keys';
@@ -10,9 +11,12 @@ import { LiveEvents } from './live-events';
 import { createRedis, type ConnectionRole } from './redis-connection';
 import { SessionLanes } from './session-lanes';
 import { SessionRepository } from './session-repository';
+import { TenantQuotas } from './tenant-quotas';
 import { WorkerRegistry } from './worker-registry';
 
-export interface FleetStoreOptions extends StoreConfig {
+export interface FleetStoreOptions extends Omit<StoreConfig, 'fairDispatch'> {
+  /** Default true (see StoreConfig). */
+  fairDispatch?: boolean;
   maxReplayEvents?: number;
   /** Name shown in `CLIENT LIST`, e.g. `api` or `worker-3`. */
   clientName: string;
@@ -36,6 +40,8 @@ export class FleetStore {
   readonly lanes: SessionLanes;
   readonly failover: Failover;
   readonly apiKeys: ApiKeyRepository;
+  readonly quotas: TenantQuotas;
+  readonly fairShare: FairShare;
   private readonly extra: Redis[] = [];
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
@@ -51,11 +57,13 @@ export class FleetStore {
     redis.on('ready', () => (this.readySince = Date.now()));
     redis.on('close', () => (this.readySince = undefined));
     const retention = { retentionSeconds: options.retentionSeconds, maxReplayEvents: options.maxReplayEvents ?? 20_000 };
-    this.executions = new ExecutionRepository(redis, this.keys, retention);
+    this.fairShare = new FairShare(redis, this.keys, options.fairDispatch ?? true);
+    this.quotas = new TenantQuotas(redis, this.keys, this.fairShare);
+    this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
     this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);
     const bull = this.connection('producer', 'queue');
-    this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds);
+    this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds, this.fairShare);
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
     this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
     this.apiKeys = new ApiKeyRepository(redis, this.keys);
@@ -101,7 +109,7 @@ export class FleetStore {
   }
 
   get consumer(): JobConsumer {
-    this.jobConsumer ??= new JobConsumer(() => this.connection('blocking', 'consumer'), this.keys, this.options.workerLeaseMs);
+    this.jobConsumer ??= new JobConsumer(() => this.connection('blocking', 'consumer'), this.keys, this.options.workerLeaseMs, this.fairShare);
     return this.jobConsumer;
   }
 

@@ -13,3 +13,5 @@ export * from './terminal-execution';
 export * from './session-lanes';
 export * from './failover';
 export { isStoreUnavailable, StoreUnavailableError } from './redis-connection';
+export * from './tenant-quotas';
+export * from './fair-share';

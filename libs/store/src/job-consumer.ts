@@ -1,6 +1,7 @@
 import { WaitingError, Worker, type Job } from 'bullmq';
 import type Redis from 'ioredis';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, type RunExecutionJob } from '@kernelfleet/contracts';
+import type { FairShare } from './fair-share';
 import type { KeySpace } from './keys';
 import { workerQueueName } from './dispatcher';
 
@@ -43,6 +44,7 @@ export class JobConsumer {
     private readonly keys: KeySpace,
     /** BullMQ's job lock and stalled-job check follow the worker lease, not its 30 s default. */
     private readonly leaseMs: number,
+    private readonly fairShare: FairShare,
   ) {}
 
   start(workerId: string, concurrency: number, handler: RunExecutionHandler): void {
@@ -112,6 +114,8 @@ export class JobConsumer {
           throw new WaitingError();
         }
         if (job.name !== RUN_EXECUTION_JOB) throw new Error(`no handler for job ${job.name}`);
+        // Not awaited: it only steers the priority of the tenant's next dispatches.
+        if (job.id) void this.fairShare.taken(job.data.tenant, job.id).catch(() => undefined);
         await this.handler!(job.data, name);
       },
       {

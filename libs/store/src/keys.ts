@@ -141,6 +141,42 @@ export class KeySpace {
   apiKeyIndex(): string {
     return `${this.prefix}:{apikeys}:index`;
   }
+
+  /**
+   * Tenant-wide keys share the hash tag `{<tenant>}`: another slot than any session's, so the
+   * scripts that touch them (admit, release) touch nothing else.
+   */
+  private tenant(tenant: string): string {
+    return `${this.prefix}:{${tenant}}`;
+  }
+
+  /** HASH: the tenant's quota overrides (`npm run quotas -- set`); absent fields use the defaults. */
+  tenantQuotas(tenant: string): string {
+    return `${this.tenant(tenant)}:quotas`;
+  }
+
+  /**
+   * ZSET of the tenant's pending executions (`<session>/<id>`), scored by the time (ms) after
+   * which an entry left by a crash is dropped: deadline plus a grace.
+   */
+  tenantPending(tenant: string): string {
+    return `${this.tenant(tenant)}:pending`;
+  }
+
+  /** HASH: session id → its pending executions, for the tenant's live sessions (HLEN). */
+  tenantLiveSessions(tenant: string): string {
+    return `${this.tenant(tenant)}:live`;
+  }
+
+  /** HASH: the tenant's submission token bucket (`tokens`, `at` ms). */
+  tenantBucket(tenant: string): string {
+    return `${this.tenant(tenant)}:bucket`;
+  }
+
+  /** ZSET of the tenant's lane heads waiting in a BullMQ queue (job id → dispatched at, ms). */
+  tenantWaiting(tenant: string): string {
+    return `${this.tenant(tenant)}:waiting`;
+  }
 }
 
 export function encodeRef(ref: ExecutionRef): string {

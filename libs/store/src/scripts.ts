@@ -9,8 +9,10 @@ import type Redis from 'ioredis';
  */
 const SCRIPT_FILES = [
   'accept-6', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
+  'admit-5', 'release-3',
 ] as const;
-type ScriptName = 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner';
+type ScriptName =
+  | 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner' | 'admit' | 'release';
 
 export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;
 

@@ -16,7 +16,9 @@ export class SessionLanes {
 
   async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | ''): Promise<FinishOutcome> {
     const outcome = await this.executions.finish(ref, execution, onlyIf);
-    if (outcome.kind === 'finished' && outcome.nextHead) await this.dispatcher.dispatch(outcome.nextHead);
+    if (outcome.kind === 'finished' && outcome.nextHead) {
+      await this.dispatcher.dispatch(outcome.nextHead, undefined, 0, outcome.nextPriority);
+    }
     return outcome;
   }
 

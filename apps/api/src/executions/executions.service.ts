@@ -11,7 +11,7 @@ import {
   type SubmitExecution,
 } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
-import { FleetStore, newExecutionId, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
+import { FleetStore, newExecutionId, type Admission, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
 import { invalid, invalidBody, notFound, ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
 import { EventFollower } from './event-follower';
@@ -47,6 +47,39 @@ function fingerprintOf(sessionId: string, req: SubmitExecution): string {
     .filter(([, value]) => value !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return createHash('sha256').update(JSON.stringify([sessionId, body])).digest('hex');
+}
+
+/**
+ * The answer to a refused admission: 429 with Retry-After for a full quota; a static limit
+ * (code size, timeout), which waiting cannot fix, answers as the global limit does (413, 400).
+ */
+function refusal(admission: Extract<Admission, { kind: 'refused' }>, sessionId: string, req: SubmitExecution): ProblemException {
+  const { quota, limit, retryAfterSeconds } = admission;
+  const named = { quota, limit };
+  switch (quota) {
+    case 'maxCodeBytes':
+      return new ProblemException(
+        'payloadTooLarge',
+        413,
+        `code is ${Buffer.byteLength(req.code)} bytes; this tenant's limit (maxCodeBytes) is ${limit}`,
+        named,
+      );
+    case 'maxTimeoutMs': {
+      const field = req.deadlineAt !== undefined ? 'deadlineAt' : 'timeoutMs';
+      const message = `must be at most ${limit} ms from now (this tenant's maxTimeoutMs)`;
+      return new ProblemException('validation', 400, `${field}: ${message}`, { ...named, errors: [{ field, message }] });
+    }
+    default: {
+      const detail = {
+        liveSessions: `this tenant has ${limit} live sessions (sessions with pending executions), its liveSessions limit; a new session can start once one of them has nothing pending`,
+        pendingPerTenant: `this tenant has ${limit} pending executions, its pendingPerTenant limit`,
+        pendingPerSession: `session ${sessionId} has ${limit} pending executions, its pendingPerSession limit`,
+        submitsPerSecond: `this tenant submits faster than its submitsPerSecond limit (${limit} per second)`,
+        submitBurst: `this tenant submits faster than its submitsPerSecond limit`,
+      }[quota];
+      return new ProblemException('quotaExceeded', 429, detail, named, { 'Retry-After': String(Math.max(1, retryAfterSeconds)) });
+    }
+  }
 }
 
 @Injectable()
@@ -103,7 +136,7 @@ export class ExecutionsService {
       if (!record) {
         // Deadline checks first: a request refused with 400 leaves the key unclaimed.
         const now = Date.now();
-        this.deadlineOf(req, now);
+        this.requestedTimeoutOf(req, now);
         const claim: IdempotencyRecord = { fingerprint, sessionId, executionId: newExecutionId(), claimedAt: now };
         record = await repo.claimIdempotencyKey(tenant, key, claim, this.config.idempotencyTtlSeconds);
         if (!record) return this.accept(tenant, sessionId, req, claim.executionId, now, key, claim);
@@ -142,8 +175,10 @@ export class ExecutionsService {
   }
 
   /**
-   * Accepts under `executionId` at `now`, dispatches a new lane head and completes the key's
-   * claim. The deadline is checked against `now`, the time the request was validated at.
+   * Admits (tenant quotas), accepts under `executionId` at `now`, dispatches a new lane head
+   * and completes the key's claim. The deadline is checked against `now`, the time the request
+   * was validated at. A refused admission changes nothing and gives up the key's claim, so a
+   * retry with the same key is a new request.
    */
   private async accept(
     tenant: string,
@@ -154,7 +189,17 @@ export class ExecutionsService {
     key?: string,
     claim?: IdempotencyRecord,
   ): Promise<Submitted> {
-    const deadlineAt = this.deadlineOf(req, now);
+    const requestedTimeoutMs = this.requestedTimeoutOf(req, now);
+    const ref: ExecutionRef = { tenant, sessionId, executionId };
+    const admission = await this.store.quotas.admit(
+      { ref, codeBytes: Buffer.byteLength(req.code), timeoutMs: requestedTimeoutMs, defaultTimeoutMs: this.config.limits.defaultTimeoutMs },
+      this.config.quotas,
+    );
+    if (admission.kind === 'refused') {
+      if (key !== undefined && claim) await this.store.executions.dropIdempotencyClaim(tenant, key, claim);
+      throw refusal(admission, sessionId, req);
+    }
+    const deadlineAt = req.deadlineAt ?? now + admission.timeoutMs;
     const accepted = await this.store.executions.accept({
       tenant,
       sessionId,
@@ -167,7 +212,9 @@ export class ExecutionsService {
       ownerId: req.ownerId,
       retryOnKernelLoss: req.retryOnKernelLoss ?? false,
     });
-    if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home);
+    if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home, 0, admission.priority);
+    // Admit guessed the head from its own count, which a crash can skew: no job, no waiting entry.
+    else if (admission.priority !== undefined) await this.store.fairShare.taken(tenant, executionId);
     if (key !== undefined && claim) await this.store.executions.completeIdempotencyKey(tenant, key, { ...claim, seq: accepted.seq });
     if (accepted.duplicate) return this.replay(accepted.ref);
     return {
@@ -196,16 +243,19 @@ export class ExecutionsService {
     };
   }
 
-  /** The absolute deadline of a request accepted at `now`; 400 when `deadlineAt` is out of range. */
-  private deadlineOf(req: SubmitExecution, now: number): number {
-    const { defaultTimeoutMs, maxTimeoutMs } = this.config.limits;
+  /**
+   * The timeout the request asks for (from `timeoutMs` or `deadlineAt`), or undefined for the
+   * default; 400 when `deadlineAt` is out of range. The tenant's own maximum is checked at admit.
+   */
+  private requestedTimeoutOf(req: SubmitExecution, now: number): number | undefined {
+    const { maxTimeoutMs } = this.config.limits;
     if (req.deadlineAt !== undefined && req.deadlineAt <= now) {
       throw invalid([{ field: 'deadlineAt', message: 'is in the past' }]);
     }
     if (req.deadlineAt !== undefined && req.deadlineAt > now + maxTimeoutMs) {
       throw invalid([{ field: 'deadlineAt', message: `must be within ${maxTimeoutMs} ms from now` }]);
     }
-    return req.deadlineAt ?? now + (req.timeoutMs ?? defaultTimeoutMs);
+    return req.deadlineAt !== undefined ? req.deadlineAt - now : req.timeoutMs;
   }
 
   /** Waits for the terminal state (bounded by the deadline plus slack) and answers the execution. */

@@ -13,6 +13,7 @@ const TITLES: Record<ProblemKind, string> = {
   payloadTooLarge: 'Payload too large',
   unsupportedMediaType: 'Unsupported media type',
   methodNotAllowed: 'Method not allowed',
+  quotaExceeded: 'Quota exceeded',
   unavailable: 'Service unavailable',
   internal: 'Internal error',
 };
