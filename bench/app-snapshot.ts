@@ -1,6 +1,7 @@
 import { chmodSync, cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TestRedis } from '../test/support/redis-server';
 
 const ROOT = join(__dirname, '..');
 
@@ -19,4 +20,32 @@ export function snapshotApps(): { dir: string; remove: () => void } {
   const remove = () => rmSync(dir, { recursive: true, force: true });
   process.once('exit', remove); // also when the run fails before its own clean-up
   return { dir, remove };
+}
+
+/**
+ * What every benchmark does first: quiet @jupyterlab/services (it narrates every websocket on
+ * console.debug; BENCH_DEBUG keeps it), run a snapshot of the apps, and start a Redis unless
+ * KF_TEST_REDIS_URL names one. Answers the venv's Python and the clean-up.
+ */
+export async function prepareBench(): Promise<{ python: string; cleanUp: () => Promise<void> }> {
+  if (!process.env.BENCH_DEBUG) console.debug = () => undefined;
+  const apps = process.env.KF_APP_ROOT ? undefined : snapshotApps();
+  const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
+  process.env.KF_TEST_REDIS_URL ??= redis!.url;
+  const python = process.env.KERNELFLEET_PYTHON ?? join(ROOT, '.venv', 'bin', 'python');
+  return {
+    python,
+    cleanUp: async () => {
+      await redis?.stop();
+      apps?.remove();
+    },
+  };
+}
+
+/** Prints rows under a header as a table of fixed-width columns. */
+export function printTable(widths: number[], header: string[], rows: string[][]): void {
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+  for (const row of rows) console.log(line(row));
 }

@@ -11,9 +11,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
-import { TestRedis } from '../test/support/redis-server';
 import { OTHER_TENANT, Stack } from '../test/support/stack';
-import { snapshotApps } from './app-snapshot';
+import { prepareBench, printTable } from './app-snapshot';
 
 const SESSIONS = Number(process.env.BENCH_FAIR_SESSIONS ?? 40);
 const LOOPS = Number(process.env.BENCH_FAIR_LOOPS ?? 3);
@@ -95,32 +94,26 @@ async function tenantB(fair: boolean): Promise<{ idle: number; loaded: number; a
 }
 
 async function main(): Promise<void> {
-  if (!process.env.BENCH_DEBUG) console.debug = () => undefined;
-  const apps = process.env.KF_APP_ROOT ? undefined : snapshotApps();
-  const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
-  process.env.KF_TEST_REDIS_URL ??= redis!.url;
+  const { cleanUp } = await prepareBench();
   try {
     const raw = await rawRoundTrip();
     const fair = await tenantB(true);
     const fifo = await tenantB(false);
 
-    const widths = [52, 14, 14, 14];
-    const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ');
-    console.log(line([`tenant ${OTHER_TENANT} (B) warm 1+1, median`, 'latency', '× no load', '× raw']));
-    console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
-    console.log(line(['raw kernel round trip (floor)', ms(raw), '', '×1.00']));
-    console.log(line(['B, no load (fair-share stack)', ms(fair.idle), '×1.00', `×${(fair.idle / raw).toFixed(2)}`]));
-    console.log(line([`B under A's flood, fair share (A ran ${fair.aDone})`, ms(fair.loaded), `×${(fair.loaded / fair.idle).toFixed(2)}`, `×${(fair.loaded / raw).toFixed(2)}`]));
-    console.log(line(['B, no load (FIFO stack)', ms(fifo.idle), '×1.00', `×${(fifo.idle / raw).toFixed(2)}`]));
-    console.log(line([`B under A's flood, FIFO (A ran ${fifo.aDone})`, ms(fifo.loaded), `×${(fifo.loaded / fifo.idle).toFixed(2)}`, `×${(fifo.loaded / raw).toFixed(2)}`]));
+    printTable([52, 14, 14, 14], [`tenant ${OTHER_TENANT} (B) warm 1+1, median`, 'latency', '× no load', '× raw'], [
+      ['raw kernel round trip (floor)', ms(raw), '', '×1.00'],
+      ['B, no load (fair-share stack)', ms(fair.idle), '×1.00', `×${(fair.idle / raw).toFixed(2)}`],
+      [`B under A's flood, fair share (A ran ${fair.aDone})`, ms(fair.loaded), `×${(fair.loaded / fair.idle).toFixed(2)}`, `×${(fair.loaded / raw).toFixed(2)}`],
+      ['B, no load (FIFO stack)', ms(fifo.idle), '×1.00', `×${(fifo.idle / raw).toFixed(2)}`],
+      [`B under A's flood, FIFO (A ran ${fifo.aDone})`, ms(fifo.loaded), `×${(fifo.loaded / fifo.idle).toFixed(2)}`, `×${(fifo.loaded / raw).toFixed(2)}`],
+    ]);
     console.log(
       `A: ${SESSIONS} sessions × ${LOOPS} pending '${FLOOD_CODE}'; B: ${LOAD_SAMPLES} samples under load, ${IDLE_SAMPLES} idle; ` +
         `one worker, WORKER_CONCURRENCY=4`,
     );
     console.log(`fair_p50_ms=${fair.loaded.toFixed(2)} fifo_p50_ms=${fifo.loaded.toFixed(2)} idle_p50_ms=${fair.idle.toFixed(2)} raw_p50_ms=${raw.toFixed(2)}`);
   } finally {
-    await redis?.stop();
-    apps?.remove();
+    await cleanUp();
   }
 }
 

@@ -7,15 +7,13 @@
  *
  *   npm run bench:flood            (FLOOD_MB=256 npm run bench:flood for a shorter run)
  */
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Execution } from '@kernelfleet/contracts';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
-import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { snapshotApps } from './app-snapshot';
+import { prepareBench, printTable } from './app-snapshot';
 
 const FLOOD_MB = Number(process.env.FLOOD_MB ?? 1024);
 const CODE = `import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(${FLOOD_MB} * 1024):\n    sys.stdout.write(line)`;
@@ -60,11 +58,7 @@ async function followBytes(stack: Stack, executionId: string): Promise<{ bytes: 
 }
 
 async function main(): Promise<void> {
-  if (!process.env.BENCH_DEBUG) console.debug = () => undefined;
-  const apps = process.env.KF_APP_ROOT ? undefined : snapshotApps();
-  const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
-  process.env.KF_TEST_REDIS_URL ??= redis!.url;
-  const python = process.env.KERNELFLEET_PYTHON ?? join(__dirname, '..', '.venv', 'bin', 'python');
+  const { python, cleanUp } = await prepareBench();
   const rows: string[][] = [];
   let stack: Stack | undefined;
   try {
@@ -111,14 +105,9 @@ async function main(): Promise<void> {
     }
   } finally {
     await stack?.stop();
-    await redis?.stop();
-    apps?.remove();
+    await cleanUp();
   }
-  const widths = [30, 16, 16, 14, 50];
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ');
-  console.log(line(['measure', 'output / before', 'time / peak', 'rate / after', 'note']));
-  console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
-  for (const row of rows) console.log(line(row));
+  printTable([32, 16, 16, 14, 50], ['measure', 'output / before', 'time / peak', 'rate / after', 'note'], rows);
 }
 
 void main().then(

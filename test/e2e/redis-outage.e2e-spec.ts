@@ -2,7 +2,7 @@ import type { Execution } from '@kernelfleet/contracts';
 import { expectProblem } from '../support/problem-assertions';
 import { TestRedis } from '../support/redis-server';
 import { readSse } from '../support/sse-client';
-import { Stack } from '../support/stack';
+import { readAnswer, Stack } from '../support/stack';
 
 /**
  * Redis crashes (SIGKILL) with work in flight and comes back from its append-only file. The
@@ -36,14 +36,7 @@ describe('a Redis outage', () => {
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(ANSWER_WITHIN_MS),
     });
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, json, ms: Date.now() - started };
+    return { ...(await readAnswer(res)), ms: Date.now() - started };
   }
 
   it('answers 503 while Redis is down; afterwards every accepted execution completes on the kernel it had', async () => {

@@ -109,7 +109,7 @@ describe('kernels as a sandbox', () => {
   it("lets a per-call execution work in the session's folder, and the session kernel after it", async () => {
     await stack.run('shared-folder', { code: "open('from-session.txt', 'w').write('s')" });
     const perCall = await stack.run('shared-folder', {
-      code: "print(open('from-session.txt').read())\nopen('from-per-call.txt', 'w').write('p')",
+      code: "print(open('from-session.txt').read())\n_ = open('from-per-call.txt', 'w').write('p')",
       kernelMode: 'per-call',
     });
     expect(perCall.result?.output).toBe('s\n');

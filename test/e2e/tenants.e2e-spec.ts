@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import type { ApiKeyInfo, CreatedApiKey, Execution } from '@kernelfleet/contracts';
-import { OTHER_TENANT, Stack, TEST_TENANT } from '../support/stack';
+import { OTHER_TENANT, readAnswer, Stack, TEST_TENANT } from '../support/stack';
 import { expectProblem, type Answer } from '../support/problem-assertions';
 import { TestRedis } from '../support/redis-server';
 
@@ -58,15 +58,7 @@ function expectUnauthorized(res: Answer): void {
 }
 
 async function bare(url: string, method: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  const res = await fetch(url, { method, headers, body });
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json: json as any };
+  return readAnswer(await fetch(url, { method, headers, body }));
 }
 
 describe('tenants', () => {

@@ -17,6 +17,18 @@ export interface StackOptions {
   apis?: number;
 }
 
+/** A response read whole: status, headers, text and (when it is JSON) the parsed body. */
+export async function readAnswer(res: Response): Promise<{ status: number; headers: Headers; text: string; json: any }> {
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
 /** A started app process (api or worker) with its captured output. */
 export class AppProcess {
   output = '';
@@ -137,14 +149,7 @@ export class Stack {
       headers: { ...this.headers(opts.key), ...opts.headers },
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, text, json: json as any };
+    return readAnswer(res);
   }
 
   async submit(sessionId: string, body: Record<string, unknown>, opts: { key?: string; url?: string } = {}): Promise<SubmitAccepted> {

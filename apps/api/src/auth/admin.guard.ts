@@ -1,7 +1,8 @@
-import { Inject, Injectable, NotFoundException, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { Request } from 'express';
 import type { ApiConfig } from '@kernelfleet/config';
 import { digestApiKey, digestsEqual } from '@kernelfleet/store';
+import { ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
 import { bearerToken, unauthorized } from './bearer';
 
@@ -19,8 +20,8 @@ export class AdminGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<Request>();
-    // Nest's own answer to a route it does not know (RoutesResolver's not-found handler).
-    if (!this.adminDigest) throw new NotFoundException(`Cannot ${req.method} ${req.originalUrl}`);
+    // The api's own answer to a route it does not know (problem.filter.ts).
+    if (!this.adminDigest) throw new ProblemException('notFound', 404, `no route ${req.method} ${req.path}`);
     const token = bearerToken(req.headers.authorization);
     // Digests have one length, so the comparison takes the same time whatever was presented.
     if (!token || !digestsEqual(digestApiKey(token), this.adminDigest)) {
