@@ -275,7 +275,7 @@ async function waitUntilReady(apiUrl, workers) {
   }
 }
 
-function printBanner(apiUrl, keys, workerCount) {
+function printBanner(apiUrl, keys, workerCount, redisUrl) {
   const key = keys.split(',')[0].trim().replace(/^[^:]*:/, '');
   const auth = shellQuote(`Authorization: Bearer ${key}`);
   const json = shellQuote('Content-Type: application/json');
@@ -286,6 +286,7 @@ function printBanner(apiUrl, keys, workerCount) {
     `kernelfleet is running: api + ${workerCount} worker(s). Ctrl-C stops everything.`,
     `  API URL  ${apiUrl}`,
     `  API key  ${key}  (${keyOrigin})`,
+    `  Redis    ${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}  (REDIS_URL for \`npm run keys\` and \`npm run quotas\`)`,
     '',
     'Run Python and wait for the result (result.output holds what it printed):',
     `  ${submit('?wait=true', 'print(6*7)')}`,
@@ -328,7 +329,7 @@ async function main() {
   const apiUrl = `http://${urlHost}:${port}`;
   log(`waiting for the api and ${workerCount} worker(s) to be ready (up to ${READY_TIMEOUT_MS / 1000} s)`);
   await waitUntilReady(apiUrl, workers);
-  printBanner(apiUrl, keys, workerCount);
+  printBanner(apiUrl, keys, workerCount, redisUrl);
 }
 
 main().catch((error) => {
