@@ -52,7 +52,7 @@ fi
 echo "kernel-netfilter: uids $first-$last reach loopback, DNS and non-private addresses only"
 
 # The proof, against Redis itself.
-exec python3 - "$first" <<'PY'
+exec /usr/bin/python3 - "$first" <<'PY'
 import os, socket, sys, urllib.parse
 
 url = urllib.parse.urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
@@ -60,11 +60,16 @@ host, port = url.hostname or "127.0.0.1", url.port or 6379
 address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][4]
 
 def reaches():
+    """True when a TCP connection opens; False when refused (the rule answers with a reset)."""
     try:
         socket.create_connection(address[:2], timeout=5).close()
         return True
-    except OSError:
+    except ConnectionRefusedError:
         return False
+    except OSError as error:
+        if os.getuid() == 0:
+            return False
+        sys.exit(f"kernel-netfilter: as a kernel uid, connecting to Redis failed otherwise than refused: {error}")
 
 if not reaches():
     print(f"kernel-netfilter: warning: Redis at {host}:{port} does not answer the worker's uid either; rule not proven")

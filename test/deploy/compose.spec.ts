@@ -3,8 +3,9 @@
  * say: references resolve, the worker scales, Redis is durable, the sandbox gets exactly its
  * capabilities, and every variable is one the apps read.
  *
- * The schema is the compose-spec `compose.schema.json` (draft-07) bundled in the npm package
- * dclint (devDependency, pinned; dclint validates Compose files against it).
+ * The schema is the Compose Specification's `compose.schema.json` (draft-07; it knows `models`,
+ * `provider`, `develop`) as bundled in the npm package dclint 3.1.0 (`schemas/`; a pinned
+ * devDependency: dclint validates Compose files against it). Upgrading dclint updates it.
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
