@@ -1,4 +1,7 @@
-/** Unit specs sit beside the source; integration and e2e tests under test/. */
+/**
+ * Unit specs sit beside the source; integration and e2e tests under test/; deploy specs
+ * (docker-compose.yml, docker/, k8s/: files only, no infrastructure) under test/deploy/.
+ */
 const moduleNameMapper = { '^@kernelfleet/(.*)$': '<rootDir>/libs/$1/src' };
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 const common = { rootDir: __dirname, testEnvironment: 'node', moduleNameMapper, transform };
@@ -8,6 +11,7 @@ module.exports = {
   testTimeout: 120000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,libs}/**/*.spec.ts'] },
+    { ...common, displayName: 'deploy', testMatch: ['<rootDir>/test/deploy/**/*.spec.ts'] },
     {
       ...common,
       displayName: 'integration',

@@ -1,30 +1,46 @@
-# kernelfleet worker: takes executions from Redis and runs them on Jupyter kernels of its own
-# Jupyter server (python/kernelfleet_jupyter.py, .venv). Build from the repo root:
-#   docker build -f docker/worker.Dockerfile .
+# kernelfleet worker: takes executions from Redis and runs them on the Jupyter kernels of a
+# Jupyter server it starts itself as a child process (python/kernelfleet_jupyter.py). Build from
+# the repo root:
+#   docker build -f docker/worker.Dockerfile -t kernelfleet-worker .
+# The steps are those of `npm start` (scripts/start.js) and `npm run start:worker`, checked by
+# test/deploy/dockerfiles.spec.ts: .venv from python/requirements.txt, npm ci, npm run build, then
+# the start:worker command.
 FROM node:20-bookworm-slim
 
+# Debian 12's python3 (3.11.2; python/requirements.txt pins soupsieve 2.10 for it) lives in
+# /usr, where the kernel users reach it. tini is PID 1: it forwards SIGTERM (drain) to the worker
+# and reaps what kernels leave behind. iptables is for the kernel-netfilter init container of
+# the Kubernetes worker pod (scripts/kernel-netfilter.sh); the worker itself never runs it.
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends python3 python3-venv \
+  && apt-get install -y --no-install-recommends python3 python3-venv tini iptables \
   && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 
-# .venv from the pinned python/requirements.txt, as scripts/start.js builds it (same stamp file:
-# scripts/start.js would find it up to date).
+# .venv at the repo root, where the worker looks for it (KERNELFLEET_PYTHON unset means
+# <repo>/.venv/bin/python), built as scripts/start.js builds it, with the same stamp: `npm start`
+# in this image would find it up to date.
 COPY python/requirements.txt python/requirements.txt
-RUN python3 -m venv .venv \
+RUN python3 -m venv --clear .venv \
   && .venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check -r python/requirements.txt \
-  && sha256sum python/requirements.txt | cut -d' ' -f1 > .venv/.requirements.sha256
+  && echo "$(sha256sum python/requirements.txt | cut -d' ' -f1) python3" > .venv/.requirements.sha256
 
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 
-# The whole tree: dist/ alone is not enough (libs/store/src/scripts/*.lua and
-# python/kernelfleet_jupyter.py are read from the source tree at run time).
-COPY . .
-RUN npm run build \
-  && mkdir -p .kernelfleet/kernels && chown -R node:node .kernelfleet
+# What the build and the running worker read: the Lua scripts (libs/store/src/scripts) and the
+# Jupyter server launcher, kernel sandbox and kernel site (python/) stay in the source tree.
+COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/paths.js scripts/worker-probe.js scripts/kernel-netfilter.sh scripts/
+COPY python python
+COPY libs libs
+COPY apps apps
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund && npm cache clean --force
 
-# User code runs in the kernels: not as root. Kernel working dirs: /app/.kernelfleet/kernels.
-USER node
+# Root on purpose: the worker starts each kernel as a uid of its own (docs/security.md), which
+# takes root with SETUID, SETGID, KILL, CHOWN, FOWNER and DAC_OVERRIDE; docker-compose.yml and
+# k8s/ drop every other capability. User code never runs as root.
+USER root
+ENV NODE_ENV=production
+ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["node", "-r", "./scripts/paths.js", "dist/apps/worker/src/main.js"]
