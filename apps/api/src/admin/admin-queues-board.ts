@@ -42,21 +42,24 @@ export class AdminQueuesBoard {
     app.use('/admin/login', express.urlencoded({ extended: false, limit: '4kb' }));
     const serverAdapter = new ExpressAdapter();
     serverAdapter.setBasePath(QUEUES_PATH);
-    const board = createBullBoard({
+    const { replaceQueues } = createBullBoard({
       queues: [],
       serverAdapter,
       options: { uiConfig: { boardTitle: 'kernelfleet queues', miscLinks: [{ text: 'Fleet', url: '/admin' }] } },
     });
     const refresh = (_req: Request, _res: Response, next: NextFunction) => {
       if (Date.now() - this.refreshedAt < REFRESH_MS) return next();
-      this.refreshing ??= this.refresh(board.replaceQueues).finally(() => (this.refreshing = undefined));
+      this.refreshing ??= this.refresh(replaceQueues).finally(() => (this.refreshing = undefined));
       // A failed refresh (Redis down) keeps the last list; bull-board's own calls say what is wrong.
       this.refreshing.then(() => next(), (error: unknown) => {
         this.logger.warn(`could not list the queues: ${(error as Error).message}`);
         next();
       });
     };
-    app.use(QUEUES_PATH, this.access.middleware(), refresh, serverAdapter.getRouter());
+    // An Express app of its own (bull-board's express), which would name itself in every answer.
+    const board = serverAdapter.getRouter() as express.Express;
+    board.disable('x-powered-by');
+    app.use(QUEUES_PATH, this.access.middleware(), refresh, board);
   }
 
   private async refresh(replaceQueues: (queues: ReadonlyArray<BullMQAdapter>) => void): Promise<void> {

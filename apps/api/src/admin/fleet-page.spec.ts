@@ -33,6 +33,8 @@ describe('the fleet page', () => {
     expect(html).toMatch(/queue wait<\/th><td>4 ms<\/td><td>250 ms<\/td>/);
     expect(html).toMatch(/run time<\/th><td>1\.5 s<\/td><td>20\.0 s<\/td>/);
     expect(html).toContain('<td>12</td><td>1</td>');
+    expect(html).toContain('Timings, last 5 min</h2>');
+    expect(html).toMatch(/data-session-id="&lt;script&gt;alert\(1\)&lt;\/script&gt;">.*1 min 1 s ago/);
   });
 
   it('escapes what tenants named', () => {

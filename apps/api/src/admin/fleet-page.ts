@@ -16,7 +16,7 @@ export function renderFleet(s: FleetSnapshot, now: number): string {
     if (v === null || v === undefined) return '–';
     if (v < 1_000) return `${Math.round(v)} ms`;
     if (v < 60_000) return `${(v / 1_000).toFixed(1)} s`;
-    if (v < 3_600_000) return `${Math.floor(v / 60_000)} min ${Math.floor((v % 60_000) / 1_000)} s`;
+    if (v < 3_600_000) return `${Math.floor(v / 60_000)} min${v % 60_000 >= 1_000 ? ` ${Math.floor((v % 60_000) / 1_000)} s` : ''}`;
     return `${(v / 3_600_000).toFixed(1)} h`;
   };
   const ago = (at: number | null) => (at === null ? '–' : `${ms(Math.max(0, now - at))} ago`);
