@@ -2,7 +2,11 @@ import { Module, type OnApplicationBootstrap, type OnApplicationShutdown } from 
 import { APP_FILTER } from '@nestjs/core';
 import { loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
+import { AdminAccess, AdminPageGuard } from './admin/admin-access';
+import { AdminDashboardController } from './admin/admin-dashboard.controller';
 import { AdminKeysController } from './admin/admin-keys.controller';
+import { AdminQueuesBoard } from './admin/admin-queues-board';
+import { FleetDashboardService } from './admin/fleet-dashboard.service';
 import { AdminKeysService } from './admin/admin-keys.service';
 import { AdminGuard } from './auth/admin.guard';
 import { ApiKeyGuard } from './auth/api-key.guard';
@@ -20,7 +24,7 @@ import { SessionsService } from './sessions/sessions.service';
 import { API_CONFIG } from './tokens';
 
 @Module({
-  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController, AdminKeysController],
+  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController, AdminKeysController, AdminDashboardController],
   providers: [
     { provide: API_CONFIG, useFactory: () => loadApiConfig() },
     {
@@ -42,6 +46,10 @@ import { API_CONFIG } from './tokens';
     ExecutionsService,
     SessionsService,
     OwnersService,
+    AdminAccess,
+    AdminPageGuard,
+    AdminQueuesBoard,
+    FleetDashboardService,
   ],
 })
 export class AppModule implements OnApplicationBootstrap, OnApplicationShutdown {

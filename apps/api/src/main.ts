@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
 import { ConfigError, loadApiConfig, type ApiConfig } from '@kernelfleet/config';
+import { AdminQueuesBoard } from './admin/admin-queues-board';
 import { AppModule } from './app.module';
 import { bodyErrors, rejectMalformedUtf8 } from './problems/body-errors.middleware';
 import { answerClientErrors } from './problems/client-errors';
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
   // JSON escapes can make a body up to 6x its code; the code-size check gives the precise 413.
   const limit = config.limits.maxCodeBytes * 6 + 64 * 1024;
   app.use(express.json({ limit, strict: false, verify: rejectMalformedUtf8 }));
+  app.get(AdminQueuesBoard).mount(app);
   app.use(bodyErrors);
   app.disable('x-powered-by');
   app.enableShutdownHooks();

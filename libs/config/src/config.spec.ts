@@ -41,6 +41,14 @@ describe('configuration from the environment', () => {
     expect(() => loadApiConfig({ API_KEY_CACHE_MS: '60001' })).toThrow(/API_KEY_CACHE_MS/);
   });
 
+  it('keeps bull-board read-only unless ADMIN_QUEUES_WRITABLE=true, which needs ADMIN_KEY', () => {
+    const admin = 'a'.repeat(32);
+    expect(loadApiConfig({ ADMIN_KEY: admin }).dashboard).toEqual({ queuesWritable: false });
+    expect(loadApiConfig({ ADMIN_KEY: admin, ADMIN_QUEUES_WRITABLE: 'true' }).dashboard).toEqual({ queuesWritable: true });
+    expect(() => loadApiConfig({ ADMIN_KEY: admin, ADMIN_QUEUES_WRITABLE: 'yes' })).toThrow(/ADMIN_QUEUES_WRITABLE: must be true or false/);
+    expect(() => loadApiConfig({ ADMIN_QUEUES_WRITABLE: 'true' })).toThrow(/ADMIN_QUEUES_WRITABLE: needs ADMIN_KEY/);
+  });
+
   it('reads the keys CLI settings like the apps do', () => {
     expect(loadKeysCliConfig({})).toEqual({ redisUrl: 'redis://127.0.0.1:6379', keyPrefix: 'kf' });
     expect(() => loadKeysCliConfig({ KEY_PREFIX: 'Bad Prefix' })).toThrow(/KEY_PREFIX/);

@@ -66,6 +66,8 @@ export interface ApiConfig {
   quotas: QuotaLimits;
   idempotencyTtlSeconds: number;
   logLevel: string;
+  /** The /admin pages (docs/operations.md, Dashboard); they exist only with `auth.adminKey`. */
+  dashboard: { queuesWritable: boolean };
 }
 
 export interface WorkerConfig {
@@ -140,6 +142,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const problems: string[] = [];
   if (e.DEFAULT_TIMEOUT_MS > e.MAX_TIMEOUT_MS) problems.push('DEFAULT_TIMEOUT_MS: must not exceed MAX_TIMEOUT_MS');
   if (e.ADMIN_KEY !== undefined && e.API_KEYS.has(e.ADMIN_KEY)) problems.push('ADMIN_KEY: must not also be a tenant key in API_KEYS');
+  if (e.ADMIN_QUEUES_WRITABLE === 'true' && e.ADMIN_KEY === undefined) problems.push('ADMIN_QUEUES_WRITABLE: needs ADMIN_KEY (without it there are no /admin pages)');
   if (problems.length) throw new ConfigError(problems);
   return {
     store: storeConfig(e),
@@ -153,6 +156,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     quotas: loadQuotaDefaults(env),
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
     logLevel: e.LOG_LEVEL,
+    dashboard: { queuesWritable: e.ADMIN_QUEUES_WRITABLE === 'true' },
   };
 }
 

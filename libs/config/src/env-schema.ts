@@ -70,6 +70,8 @@ export const apiEnvSchema = z.object({
   QUOTA_PENDING_PER_TENANT: int(1).default(10_000),
   QUOTA_SUBMITS_PER_SECOND: int(1).default(500),
   QUOTA_SUBMIT_BURST: int(1).default(1_000),
+  /** bull-board at /admin/queues may retry, remove, pause or clean jobs; read-only otherwise. */
+  ADMIN_QUEUES_WRITABLE: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
 });
 
 export const workerEnvSchema = z.object({

@@ -5,6 +5,7 @@ import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
 import { registerScripts, type ScriptRunner } from './scripts';
 import type { TenantQuotas } from './tenant-quotas';
+import type { FleetStats } from './fleet-stats';
 
 export interface AcceptRequest extends SessionRef {
   code: string;
@@ -73,6 +74,8 @@ export class ExecutionRepository {
     readonly keys: KeySpace,
     private readonly policy: RetentionPolicy,
     private readonly quotas: TenantQuotas,
+    /** Told of every execution that reaches its terminal state here (the dashboard's numbers). */
+    private readonly stats?: FleetStats,
   ) {
     this.run = registerScripts(redis);
   }
@@ -225,6 +228,7 @@ export class ExecutionRepository {
       const [, { priority }] = await Promise.all([
         this.redis.zrem(this.keys.deadlines(), encodeRef(ref)),
         this.quotas.release(ref, detail || undefined),
+        this.stats?.record(execution, now),
       ]);
       return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined, nextPriority: priority };
     }

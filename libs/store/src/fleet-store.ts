@@ -5,6 +5,8 @@ import { Dispatcher } from './dispatcher';
 import { ExecutionRepository } from './execution-repository';
 import { FairShare } from './fair-share';
 import { Failover } from './failover';
+import { FleetMonitor } from './fleet-monitor';
+import { FleetStats } from './fleet-stats';
 import { JobConsumer } from './job-consumer';
 import { KeySpace } from './keys';
 import { LiveEvents } from './live-events';
@@ -42,7 +44,9 @@ export class FleetStore {
   readonly apiKeys: ApiKeyRepository;
   readonly quotas: TenantQuotas;
   readonly fairShare: FairShare;
+  readonly stats: FleetStats;
   private readonly extra: Redis[] = [];
+  private fleetMonitor?: FleetMonitor;
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
   /** Since when the command connection has been ready; undefined while it is not. */
@@ -59,7 +63,8 @@ export class FleetStore {
     const retention = { retentionSeconds: options.retentionSeconds, maxReplayEvents: options.maxReplayEvents ?? 20_000 };
     this.fairShare = new FairShare(redis, this.keys, options.fairDispatch ?? true);
     this.quotas = new TenantQuotas(redis, this.keys, this.fairShare);
-    this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas);
+    this.stats = new FleetStats(redis, this.keys);
+    this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas, this.stats);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
     this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);
     const bull = this.connection('producer', 'queue');
@@ -113,6 +118,12 @@ export class FleetStore {
     return this.jobConsumer;
   }
 
+  /** Read-only views of the fleet and its queues (the admin dashboard), created on first use. */
+  get monitor(): FleetMonitor {
+    this.fleetMonitor ??= new FleetMonitor(this.redis, this.keys, this.registry, this.stats, this.connection('producer', 'monitor'));
+    return this.fleetMonitor;
+  }
+
   async ping(): Promise<boolean> {
     try {
       return (await this.redis.ping()) === 'PONG';
@@ -124,6 +135,7 @@ export class FleetStore {
   async close(): Promise<void> {
     await this.jobConsumer?.close(true);
     await this.dispatcher.close();
+    await this.fleetMonitor?.close();
     await this.liveEvents?.close();
     for (const connection of this.extra) connection.disconnect();
     this.redis.disconnect();

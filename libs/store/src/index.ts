@@ -15,3 +15,5 @@ export * from './failover';
 export { isStoreUnavailable, StoreUnavailableError } from './redis-connection';
 export * from './tenant-quotas';
 export * from './fair-share';
+export * from './fleet-stats';
+export * from './fleet-monitor';

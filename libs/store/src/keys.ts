@@ -177,6 +177,19 @@ export class KeySpace {
   tenantWaiting(tenant: string): string {
     return `${this.tenant(tenant)}:waiting`;
   }
+
+  /**
+   * LIST (capped, newest first) of recent terminal executions' timings as JSON
+   * `{s: status, w: queue wait ms | null, r: run ms | null, at}`, for the dashboard's percentiles.
+   */
+  statsTimings(): string {
+    return `${this.prefix}:stats:timings`;
+  }
+
+  /** HASH with a TTL: terminal status → executions that ended in one 10-second bucket (`at / 10 000`). */
+  statsTerminal(bucket: number): string {
+    return `${this.prefix}:stats:terminal:${bucket}`;
+  }
 }
 
 export function encodeRef(ref: ExecutionRef): string {
