@@ -12,6 +12,8 @@ import { ExecutionStreamService } from './executions/execution-stream.service';
 import { ExecutionsController } from './executions/executions.controller';
 import { ExecutionsService } from './executions/executions.service';
 import { HealthController } from './health/health.controller';
+import { ApiMetrics } from './metrics/api-metrics.service';
+import { MetricsController } from './metrics/metrics.controller';
 import { OwnersController } from './owners/owners.controller';
 import { OwnersService } from './owners/owners.service';
 import { ProblemFilter } from './problems/problem.filter';
@@ -20,7 +22,7 @@ import { SessionsService } from './sessions/sessions.service';
 import { API_CONFIG } from './tokens';
 
 @Module({
-  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController, AdminKeysController],
+  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController, AdminKeysController, MetricsController],
   providers: [
     { provide: API_CONFIG, useFactory: () => loadApiConfig() },
     {
@@ -42,6 +44,7 @@ import { API_CONFIG } from './tokens';
     ExecutionsService,
     SessionsService,
     OwnersService,
+    ApiMetrics,
   ],
 })
 export class AppModule implements OnApplicationBootstrap, OnApplicationShutdown {

@@ -15,6 +15,7 @@ import {
   type ExecutionRef,
   type SessionRef,
 } from '@kernelfleet/store';
+import { logFields } from '@kernelfleet/telemetry';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
 import { WORKER_CONFIG } from '../tokens';
 import { Deadline, messageSeconds, NOTICES } from './deadline';
@@ -145,7 +146,7 @@ export class ExecutionRunner {
       const result = resultFromSink(runEnding, summary, output.displays, summary.overflowed ? ref.executionId : undefined);
       await this.finishRun(record, terminalExecution(record, runEnding, result), busy);
     } catch (error) {
-      this.logger.error(`execution ${ref.executionId} failed: ${(error as Error).stack ?? error}`);
+      this.logger.error(logFields(`execution ${ref.executionId} failed: ${(error as Error).message ?? error}`, { ...ref, stack: (error as Error).stack }));
       await output.settle();
       const ending: Ending = { status: 'failed', phase: 'run', exitCode: 1, kernel: kernel?.info };
       const result = resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`);
@@ -214,6 +215,19 @@ export class ExecutionRunner {
   }
 
   private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {
-    await this.store.lanes.finish(record.ref, execution, onlyIf);
+    const outcome = await this.store.lanes.finish(record.ref, execution, onlyIf);
+    if (outcome.kind !== 'finished') return;
+    const { acceptedAt, startedAt, finishedAt } = execution.timings;
+    this.logger.log(
+      logFields('execution finished', {
+        ...record.ref,
+        seq: execution.seq,
+        status: execution.status,
+        phase: execution.phase,
+        kernelGeneration: execution.kernel?.generation,
+        queueWaitMs: startedAt === undefined ? undefined : startedAt - acceptedAt,
+        runMs: startedAt === undefined || finishedAt === undefined ? undefined : finishedAt - startedAt,
+      }),
+    );
   }
 }
