@@ -2,6 +2,7 @@ import OpenAPISchemaValidator from 'openapi-schema-validator';
 import { AppModule } from '../../apps/api/src/app.module';
 import { controllerRoutes } from '../../apps/api/src/openapi/route-table';
 import { parseMetrics, samplesOf, valueOf, type MetricSample } from '../support/metrics-text';
+import { readSse } from '../support/sse-client';
 import { readAnswer, Stack, TEST_TENANT } from '../support/stack';
 
 /** Polls `probe` until it returns a value `accept` takes (or throws after `timeoutMs`). */
@@ -18,7 +19,7 @@ async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => bool
 async function scrape(url: string): Promise<MetricSample[]> {
   const res = await fetch(url);
   expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+  expect(res.headers.get('content-type')).toMatch(/^text\/plain;.*version=0\.0\.4/);
   return parseMetrics(await res.text());
 }
 
@@ -40,6 +41,13 @@ function jsonLines(output: string): Record<string, unknown>[] {
 }
 
 const TERMINAL = { tenant: TEST_TENANT };
+/** A short lease: the failover test waits for a lost worker to be reaped. */
+const LEASE_MS = '2000';
+/**
+ * info: the worker logs a line per finished execution (the Stack's default is warn). A generous
+ * kernel start: the machine is shared with other test runs.
+ */
+const WORKER_ENV = { LOG_LEVEL: 'info', WORKER_LEASE_MS: LEASE_MS, KERNEL_START_MAX_MS: '30000' };
 
 describe('metrics, JSON logs and the OpenAPI document', () => {
   let stack: Stack;
@@ -47,8 +55,7 @@ describe('metrics, JSON logs and the OpenAPI document', () => {
   const worker = () => stack.workers[0].metricsUrl!;
 
   beforeAll(async () => {
-    // info: the worker logs a line per finished execution (the Stack's default is warn).
-    stack = await Stack.start({ workerEnv: { LOG_LEVEL: 'info' } });
+    stack = await Stack.start({ workerEnv: WORKER_ENV, apiEnv: { WORKER_LEASE_MS: LEASE_MS } });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -59,7 +66,7 @@ describe('metrics, JSON logs and the OpenAPI document', () => {
     const before = await scrape(worker());
     const runsBefore = valueOf(before, 'kernelfleet_execution_run_duration_seconds_count', completed) ?? 0;
     const done = await stack.run('obs-count', { code: 'print(6*7)' });
-    expect(done.status).toBe('completed');
+    expect({ status: done.status, output: done.result?.output }).toEqual({ status: 'completed', output: '42\n' });
 
     const after = await eventually(
       () => scrape(worker()),
@@ -143,6 +150,7 @@ describe('metrics, JSON logs and the OpenAPI document', () => {
 
   it('logs JSON lines: every worker line names the worker, an execution\'s line its ids', async () => {
     const done = await stack.run('obs-logs', { code: 'print("logged")' });
+    expect({ status: done.status, output: done.result?.output }).toEqual({ status: 'completed', output: 'logged\n' });
     const proc = stack.workers[0];
     const lines = await eventually(
       async () => jsonLines(proc.output),
@@ -197,6 +205,34 @@ describe('metrics, JSON logs and the OpenAPI document', () => {
       required: true,
       content: { 'application/json': { schema: { $ref: '#/components/schemas/SubmitExecution' } } },
     });
+  });
+
+  it('counts the failover of a lost worker on the worker that reaped it', async () => {
+    const survivor = stack.workers[0];
+    const lost = await stack.startWorker(WORKER_ENV);
+    // A session homed on the new worker: the shared queue hands new sessions to either.
+    let session: string | undefined;
+    for (let i = 0; i < 40 && !session; i++) {
+      const probe = await stack.run(`obs-fo-${i}`, { code: 'print(1)' });
+      if (probe.kernel?.workerId === lost.name) session = `obs-fo-${i}`;
+    }
+    if (!session) throw new Error(`no session landed on ${lost.name}`);
+    const unknown = { ...TERMINAL, status: 'outcome_unknown' };
+    const before = await scrape(survivor.metricsUrl!);
+    const running = await stack.submit(session, { code: 'import time\nprint("in the kernel", flush=True)\ntime.sleep(60)', timeoutMs: 90_000 });
+    // Only code that reached the kernel ends outcome_unknown (code that never did runs elsewhere).
+    await readSse(`${stack.url}/v1/executions/${running.executionId}/events`, stack.headers(), (events) => events.some((e) => e.event === 'stdout'));
+    await lost.stop('SIGKILL');
+
+    expect((await stack.settled(running.executionId, 60_000)).status).toBe('outcome_unknown');
+    const after = await eventually(
+      () => scrape(survivor.metricsUrl!),
+      (s) => (valueOf(s, 'kernelfleet_executions_total', unknown) ?? 0) > (valueOf(before, 'kernelfleet_executions_total', unknown) ?? 0),
+    );
+    expect(valueOf(after, 'kernelfleet_workers_reaped_total')).toBe((valueOf(before, 'kernelfleet_workers_reaped_total') ?? 0) + 1);
+    expect(valueOf(after, 'kernelfleet_executions_recovered_total')).toBe((valueOf(before, 'kernelfleet_executions_recovered_total') ?? 0) + 1);
+    expect(valueOf(after, 'kernelfleet_sessions_rehomed_total')).toBeGreaterThanOrEqual((valueOf(before, 'kernelfleet_sessions_rehomed_total') ?? 0) + 1);
+    expect(valueOf(after, 'kernelfleet_executions_total', unknown)).toBe((valueOf(before, 'kernelfleet_executions_total', unknown) ?? 0) + 1);
   });
 
   it('serves Swagger UI at /docs and the metrics at /metrics without an API key', async () => {

@@ -10,7 +10,7 @@ describe('MetricsServer', () => {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/metrics`);
       expect(res.status).toBe(200);
-      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain;.*version=0\.0\.4/);
       expect(await res.text()).toContain('kernelfleet_test_total 3');
       expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
       const post = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' });

@@ -5,7 +5,8 @@ import { createApiKeySchema, EXECUTION_STATUSES, KERNEL_MODES, PROBLEM_TYPES, su
 /**
  * An OpenAPI 3.0 schema from a zod schema of libs/contracts (the one source of the request
  * shapes). zod writes `exclusiveMinimum: true` for `.positive()` without the `minimum: 0` that
- * OpenAPI 3.0 needs beside it; added here.
+ * OpenAPI 3.0 needs beside it: an integer gets the plain `minimum: 1` instead (which every
+ * reader understands), a number the missing `minimum: 0`.
  */
 export function openApiSchemaOf(schema: z.ZodType): SchemaObject {
   const json = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
@@ -18,8 +19,16 @@ function fixExclusiveBounds(node: unknown): unknown {
   if (typeof node !== 'object' || node === null) return node;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(node)) out[key] = fixExclusiveBounds(value);
-  if (out.exclusiveMinimum === true && out.minimum === undefined) out.minimum = 0;
-  if (out.exclusiveMaximum === true && out.maximum === undefined) out.maximum = 0;
+  for (const [flag, bound, step] of [['exclusiveMinimum', 'minimum', 1], ['exclusiveMaximum', 'maximum', -1]] as const) {
+    if (out[flag] !== true) continue;
+    const value = typeof out[bound] === 'number' ? (out[bound] as number) : 0;
+    if (out.type === 'integer') {
+      out[bound] = value + step;
+      delete out[flag];
+    } else {
+      out[bound] = value;
+    }
+  }
   return out;
 }
 

@@ -66,7 +66,11 @@ export class WorkerReaper implements OnApplicationShutdown {
 
   private async reap(workerId: string): Promise<void> {
     if (!(await this.store.registry.lockReap(workerId, this.config.store.workerLeaseMs))) return;
-    const { sessions, recovered } = await this.store.failover.handBack(workerId, { lost: true });
+    // Read first: recovering a running execution releases its session before handBack lists the rest.
+    const homed = (await this.store.sessions.homedOn(workerId)).length;
+    const handed = await this.store.failover.handBack(workerId, { lost: true });
+    const sessions = Math.max(homed, handed.sessions);
+    const { recovered } = handed;
     if (!this.lostSince.has(workerId)) this.totals.workersReaped += 1;
     this.totals.sessionsRehomed += sessions;
     this.totals.executionsRecovered += recovered;
