@@ -1,6 +1,6 @@
 import type { Execution } from '@kernelfleet/contracts';
 import { Registry } from 'prom-client';
-import { ExecutionMetrics, executionDurations } from './execution-metrics';
+import { executionDurations, executionFinishedLine, ExecutionMetrics } from './execution-metrics';
 
 const execution = (status: Execution['status'], timings: Execution['timings']): Execution => ({
   executionId: 'x1',
@@ -35,5 +35,36 @@ describe('execution metrics', () => {
     expect(text).toContain('kernelfleet_execution_run_duration_seconds_count{tenant="acme",status="completed"} 1');
     expect(text).not.toContain('status="cancelled"} 0');
     expect(text).not.toMatch(/x1|s1/);
+  });
+});
+
+describe('the execution finished log line', () => {
+  it('names the execution, its session and tenant, and how it ended', () => {
+    const ended = {
+      ...execution('outcome_unknown', { acceptedAt: 1_000, deadlineAt: 9_000, startedAt: 1_100, finishedAt: 4_100 }),
+      phase: 'run' as const,
+      kernel: { workerId: 'w-lost', generation: 3, stateLost: true, restarted: false },
+    };
+    expect(executionFinishedLine('acme', ended)).toEqual({
+      msg: 'execution finished',
+      executionId: 'x1',
+      sessionId: 's1',
+      tenant: 'acme',
+      seq: 1,
+      status: 'outcome_unknown',
+      phase: 'run',
+      kernelWorkerId: 'w-lost',
+      kernelGeneration: 3,
+      queueWaitMs: 100,
+      runMs: 3_000,
+    });
+    expect(executionFinishedLine('acme', execution('cancelled', { acceptedAt: 1_000, deadlineAt: 9_000, finishedAt: 1_500 }))).toEqual({
+      msg: 'execution finished',
+      executionId: 'x1',
+      sessionId: 's1',
+      tenant: 'acme',
+      seq: 1,
+      status: 'cancelled',
+    });
   });
 });

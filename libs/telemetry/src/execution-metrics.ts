@@ -57,3 +57,23 @@ export class ExecutionMetrics {
     if (runSeconds !== undefined) this.runDuration.observe({ tenant, status: execution.status }, runSeconds);
   }
 }
+
+/**
+ * The `execution finished` log line of a terminal state this process wrote: the execution's ids,
+ * status, phase, kernel generation and durations in milliseconds.
+ */
+export function executionFinishedLine(tenant: string, execution: Execution): { msg: string; [field: string]: unknown } {
+  const { acceptedAt, startedAt, finishedAt } = execution.timings;
+  return {
+    msg: 'execution finished',
+    executionId: execution.executionId,
+    sessionId: execution.sessionId,
+    tenant,
+    seq: execution.seq,
+    status: execution.status,
+    ...(execution.phase ? { phase: execution.phase } : {}),
+    ...(execution.kernel ? { kernelWorkerId: execution.kernel.workerId, kernelGeneration: execution.kernel.generation } : {}),
+    ...(startedAt === undefined ? {} : { queueWaitMs: startedAt - acceptedAt }),
+    ...(startedAt === undefined || finishedAt === undefined ? {} : { runMs: finishedAt - startedAt }),
+  };
+}

@@ -65,11 +65,15 @@ export function describeOperations(
       const doc = operations[`${method.toUpperCase()} ${path}`];
       if (!doc) {
         warn(`OpenAPI: ${method.toUpperCase()} ${path} is not described in api-operations.ts`);
-        operation.responses = { ...operation.responses, default: { ...problemResponse(0), description: 'Problem' } };
+        operation.responses = { ...operation.responses, default: { ...problemResponse(500), description: 'Problem' } };
         continue;
       }
-      const fromRoute = (operation.parameters ?? []).filter((p): p is ParameterObject => !('$ref' in p) && p.in === 'path');
-      const pathParameters = fromRoute.map((p) => ({ ...p, schema: { type: 'string' as const, ...(PATH_PATTERNS[p.name] ? { pattern: PATH_PATTERNS[p.name].pattern } : {}) }, description: PATH_PATTERNS[p.name]?.description }));
+      const pathParameters = (operation.parameters ?? [])
+        .filter((p): p is ParameterObject => !('$ref' in p) && p.in === 'path')
+        .map((p) => {
+          const known = PATH_PATTERNS[p.name];
+          return { ...p, schema: { type: 'string' as const, ...(known ? { pattern: known.pattern } : {}) }, ...(known ? { description: known.description } : {}) };
+        });
       operation.summary = doc.summary;
       if (doc.description) operation.description = doc.description;
       operation.tags = [doc.tag];

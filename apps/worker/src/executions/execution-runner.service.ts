@@ -15,7 +15,7 @@ import {
   type ExecutionRef,
   type SessionRef,
 } from '@kernelfleet/store';
-import { logFields } from '@kernelfleet/telemetry';
+import { executionFinishedLine, logFields } from '@kernelfleet/telemetry';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
 import { WORKER_CONFIG } from '../tokens';
 import { Deadline, messageSeconds, NOTICES } from './deadline';
@@ -39,7 +39,10 @@ export class ExecutionRunner {
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly store: FleetStore,
     private readonly kernels: SessionKernels,
-  ) {}
+  ) {
+    // Every terminal state this worker writes (runs, the queue sweeper, the reaper), once each.
+    store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
+  }
 
   get runningCount(): number {
     return this.cancels.size;
@@ -215,19 +218,6 @@ export class ExecutionRunner {
   }
 
   private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {
-    const outcome = await this.store.lanes.finish(record.ref, execution, onlyIf);
-    if (outcome.kind !== 'finished') return;
-    const { acceptedAt, startedAt, finishedAt } = execution.timings;
-    this.logger.log(
-      logFields('execution finished', {
-        ...record.ref,
-        seq: execution.seq,
-        status: execution.status,
-        phase: execution.phase,
-        kernelGeneration: execution.kernel?.generation,
-        queueWaitMs: startedAt === undefined ? undefined : startedAt - acceptedAt,
-        runMs: startedAt === undefined || finishedAt === undefined ? undefined : finishedAt - startedAt,
-      }),
-    );
+    await this.store.lanes.finish(record.ref, execution, onlyIf);
   }
 }
