@@ -239,7 +239,12 @@ describe('metrics, JSON logs and the OpenAPI document', () => {
     const docs = await fetch(`${stack.url}/docs`);
     expect(docs.status).toBe(200);
     expect(docs.headers.get('content-type')).toMatch(/^text\/html/);
-    expect(await docs.text()).toMatch(/swagger-ui/i);
+    const html = await docs.text();
+    expect(html).toMatch(/swagger-ui/i);
+    // Its scripts load too (served from swagger-ui-dist beside the page).
+    const scripts = [...html.matchAll(/<script src="([^"]+)"/g)].map((m) => new URL(m[1], `${stack.url}/docs`).pathname);
+    expect(scripts.length).toBeGreaterThanOrEqual(2);
+    for (const path of scripts) expect({ path, status: (await fetch(`${stack.url}${path}`)).status }).toEqual({ path, status: 200 });
     expect((await fetch(api())).status).toBe(200);
   });
 });
