@@ -169,6 +169,22 @@ function httpStatus(url) {
 const children = [];
 let stopping = false;
 
+/** The apps log JSON lines (docs/operations.md); on a terminal they read better as text. */
+const QUIET_FIELDS = new Set(['level', 'time', 'msg', 'app', 'pid', 'workerId', 'context', 'lifecycle']);
+function readable(line) {
+  let entry;
+  try {
+    entry = JSON.parse(line);
+  } catch {
+    return line;
+  }
+  if (!entry || typeof entry.msg !== 'string') return line;
+  const extra = Object.entries(entry).filter(([k]) => !QUIET_FIELDS.has(k) && k !== 'stack');
+  const fields = extra.length ? ` (${extra.map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')})` : '';
+  const context = entry.context ? `${entry.context}: ` : '';
+  return `${String(entry.level).padEnd(5)} ${context}${entry.msg}${fields}${entry.stack ? `\n${entry.stack}` : ''}`;
+}
+
 /** Spawns a child in its own process group (Ctrl-C reaches only us) and prefixes its output lines. */
 function startChild(name, command, args, env = process.env) {
   const proc = spawn(command, args, { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -179,7 +195,7 @@ function startChild(name, command, args, env = process.env) {
   });
   for (const [input, output] of [[proc.stdout, process.stdout], [proc.stderr, process.stderr]]) {
     readline.createInterface({ input, crlfDelay: Infinity }).on('line', (line) => {
-      output.write(`[${name}] ${line}\n`);
+      output.write(`[${name}] ${output.isTTY ? readable(line) : line}\n`);
       if (/\bworker \S+ ready\b/.test(line.replace(/\x1b\[[0-9;]*m/g, ''))) child.ready = true;
     });
   }
@@ -323,7 +339,12 @@ async function main() {
   const env = { ...process.env, REDIS_URL: redisUrl };
   startChild('api', ...node('api'), { ...env, PORT: port, HOST: host, API_KEYS: keys });
   const workers = [];
-  for (let n = 1; n <= workerCount; n++) workers.push(startChild(`worker-${n}`, ...node('worker'), { ...env, WORKER_ID: `local-${n}` }));
+  // One metrics port each on this host: METRICS_PORT (default 9464), +1, +2… (0: none).
+  const metricsBase = Number(process.env.METRICS_PORT ?? 9464);
+  for (let n = 1; n <= workerCount; n++) {
+    const metricsPort = metricsBase === 0 ? 0 : metricsBase + n - 1;
+    workers.push(startChild(`worker-${n}`, ...node('worker'), { ...env, WORKER_ID: `local-${n}`, METRICS_PORT: String(metricsPort) }));
+  }
 
   const urlHost = ['0.0.0.0', '::', ''].includes(host) ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const apiUrl = `http://${urlHost}:${port}`;

@@ -32,6 +32,8 @@ export async function readAnswer(res: Response): Promise<{ status: number; heade
 /** A started app process (api or worker) with its captured output. */
 export class AppProcess {
   output = '';
+  /** A worker's /metrics server (METRICS_PORT), when it has one. */
+  metricsUrl?: string;
 
   constructor(
     readonly name: string,
@@ -129,7 +131,10 @@ export class Stack {
   /** Starts a worker; `env.WORKER_ID` reuses an id (a restart of a worker that died), else a new one. */
   async startWorker(env: Record<string, string> = {}): Promise<AppProcess> {
     const id = env.WORKER_ID ?? `w${this.workers.length + 1}-${this.prefix}`;
-    const worker = AppProcess.start(id, 'worker', { ...this.baseEnv(), WORKER_ID: id, WORKER_CONCURRENCY: '4', ...env });
+    // Workers of a machine each need a metrics port of their own (the default 9464 is for one per host).
+    const metricsPort = env.METRICS_PORT ?? String(await freePort());
+    const worker = AppProcess.start(id, 'worker', { ...this.baseEnv(), WORKER_ID: id, WORKER_CONCURRENCY: '4', METRICS_PORT: metricsPort, METRICS_HOST: '127.0.0.1', ...env });
+    if (metricsPort !== '0') worker.metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     this.workers.push(worker);
     await worker.waitForOutput(/ready/, 90_000);
     return worker;

@@ -16,6 +16,8 @@ import { ExecutionStreamService } from './executions/execution-stream.service';
 import { ExecutionsController } from './executions/executions.controller';
 import { ExecutionsService } from './executions/executions.service';
 import { HealthController } from './health/health.controller';
+import { ApiMetrics } from './metrics/api-metrics.service';
+import { MetricsController } from './metrics/metrics.controller';
 import { OwnersController } from './owners/owners.controller';
 import { OwnersService } from './owners/owners.service';
 import { ProblemFilter } from './problems/problem.filter';
@@ -24,7 +26,15 @@ import { SessionsService } from './sessions/sessions.service';
 import { API_CONFIG } from './tokens';
 
 @Module({
-  controllers: [ExecutionsController, SessionsController, OwnersController, HealthController, AdminKeysController, AdminDashboardController],
+  controllers: [
+    ExecutionsController,
+    SessionsController,
+    OwnersController,
+    HealthController,
+    AdminKeysController,
+    AdminDashboardController,
+    MetricsController,
+  ],
   providers: [
     { provide: API_CONFIG, useFactory: () => loadApiConfig() },
     {
@@ -50,6 +60,7 @@ import { API_CONFIG } from './tokens';
     AdminPageGuard,
     AdminQueuesBoard,
     FleetDashboardService,
+    ApiMetrics,
   ],
 })
 export class AppModule implements OnApplicationBootstrap, OnApplicationShutdown {

@@ -2,18 +2,24 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
+import pino from 'pino';
 import { ConfigError, loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { AdminQueuesBoard } from './admin/admin-queues-board';
+import { createJsonLogger, lifecycleLine, NestJsonLogger, type LogLevelName } from '@kernelfleet/telemetry';
 import { AppModule } from './app.module';
+import { serveOpenApi } from './openapi/openapi-document';
 import { bodyErrors, rejectMalformedUtf8 } from './problems/body-errors.middleware';
 import { answerClientErrors } from './problems/client-errors';
+
+/** Before the configuration is known: start-up failures, as JSON on stderr. */
+const startLogger = () => createJsonLogger({ app: 'api', level: 'info', destination: pino.destination({ dest: 2, sync: true }) });
 
 function configOrExit(): ApiConfig {
   try {
     return loadApiConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`kernelfleet api: ${error.message}\n`);
+      startLogger().fatal({ problems: error.problems }, `kernelfleet api: ${error.message}`);
       process.exit(2);
     }
     throw error;
@@ -22,10 +28,8 @@ function configOrExit(): ApiConfig {
 
 async function main(): Promise<void> {
   const config = configOrExit();
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, {
-    bodyParser: false,
-    logger: ['error', 'warn', 'log'],
-  });
+  const logger = new NestJsonLogger(createJsonLogger({ app: 'api', level: config.logLevel as LogLevelName }));
+  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger });
   // JSON escapes can make a body up to 6x its code; the code-size check gives the precise 413.
   const limit = config.limits.maxCodeBytes * 6 + 64 * 1024;
   app.use(express.json({ limit, strict: false, verify: rejectMalformedUtf8 }));
@@ -33,15 +37,17 @@ async function main(): Promise<void> {
   app.use(bodyErrors);
   app.disable('x-powered-by');
   app.enableShutdownHooks();
+  serveOpenApi(app, (message) => logger.warn(message, 'OpenAPI'));
   answerClientErrors(app.getHttpServer());
   await app.listen(config.http.port, config.http.host);
-  process.stdout.write(`kernelfleet api listening on http://${config.http.host}:${config.http.port}\n`);
+  const url = `http://${config.http.host}:${config.http.port}`;
+  logger.log(lifecycleLine(`kernelfleet api listening on ${url}`, { url }), 'Main');
   if (config.auth.tenantByKey.size === 0) {
-    process.stdout.write('API_KEYS is empty: only keys stored in Redis are accepted (npm run keys -- create <tenant>)\n');
+    logger.log(lifecycleLine('API_KEYS is empty: only keys stored in Redis are accepted (npm run keys -- create <tenant>)'), 'Main');
   }
 }
 
 void main().catch((error: unknown) => {
-  process.stderr.write(`kernelfleet api failed to start: ${(error as Error).stack ?? error}\n`);
+  startLogger().fatal({ stack: (error as Error).stack }, `kernelfleet api failed to start: ${(error as Error).message ?? error}`);
   process.exit(1);
 });

@@ -1,23 +1,34 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { ConfigError, loadWorkerConfig } from '@kernelfleet/config';
+import pino from 'pino';
+import { ConfigError, loadWorkerConfig, type WorkerConfig } from '@kernelfleet/config';
+import { createJsonLogger, NestJsonLogger, routeConsoleTo, type LogLevelName } from '@kernelfleet/telemetry';
 import { WorkerModule } from './worker.module';
 
-async function main(): Promise<void> {
+/** Start-up failures, as JSON on stderr (with the worker id once it is known). */
+const startLogger = (workerId?: string) =>
+  createJsonLogger({ app: 'worker', level: 'info', bindings: workerId ? { workerId } : {}, destination: pino.destination({ dest: 2, sync: true }) });
+
+function configOrExit(): WorkerConfig {
   try {
-    loadWorkerConfig();
+    return loadWorkerConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`kernelfleet worker: ${error.message}\n`);
+      startLogger().fatal({ problems: error.problems }, `kernelfleet worker: ${error.message}`);
       process.exit(2);
     }
     throw error;
   }
-  // @jupyterlab/services narrates every websocket on console.debug; keep it for LOG_LEVEL=debug.
-  if (process.env.LOG_LEVEL !== 'debug') console.debug = () => undefined;
-  const app = await NestFactory.createApplicationContext(WorkerModule, {
-    logger: process.env.LOG_LEVEL === 'debug' ? ['error', 'warn', 'log', 'debug'] : ['error', 'warn', 'log'],
-  });
+}
+
+async function main(): Promise<void> {
+  const config = configOrExit();
+  // Every line of a worker names it.
+  const logger = new NestJsonLogger(createJsonLogger({ app: 'worker', level: config.logLevel as LogLevelName, bindings: { workerId: config.workerId } }));
+  // @jupyterlab/services prints on the console (and narrates every websocket on console.debug,
+  // kept for LOG_LEVEL=debug): as JSON lines too.
+  routeConsoleTo(logger, 'jupyterlab');
+  const app = await NestFactory.createApplicationContext(WorkerModule, { logger });
   // Not enableShutdownHooks(): it re-raises the signal after the hooks, so the exit code would
   // say "killed". A drained worker exits 0.
   let stopping = false;
@@ -28,7 +39,7 @@ async function main(): Promise<void> {
       void app.close().then(
         () => process.exit(0),
         (error: unknown) => {
-          process.stderr.write(`kernelfleet worker: shutdown failed: ${(error as Error).stack ?? error}\n`);
+          logger.fatal({ msg: `kernelfleet worker: shutdown failed: ${(error as Error).message ?? error}`, stack: (error as Error).stack });
           process.exit(1);
         },
       );
@@ -37,6 +48,6 @@ async function main(): Promise<void> {
 }
 
 void main().catch((error: unknown) => {
-  process.stderr.write(`kernelfleet worker failed to start: ${(error as Error).stack ?? error}\n`);
+  startLogger(process.env.WORKER_ID).fatal({ stack: (error as Error).stack }, `kernelfleet worker failed to start: ${(error as Error).message ?? error}`);
   process.exit(1);
 });

@@ -8,6 +8,7 @@ import {
 } from '@nestjs/common';
 import type { WorkerConfig } from '@kernelfleet/config';
 import { FleetStore, type WorkerControlMessage } from '@kernelfleet/store';
+import { lifecycleLine } from '@kernelfleet/telemetry';
 import { ExecutionRunner } from './executions/execution-runner.service';
 import { QueueSweeper } from './executions/queue-sweeper';
 import { WorkerReaper } from './fleet/worker-reaper';
@@ -54,7 +55,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     this.store.consumer.start(workerId, concurrency, (job, queue) => this.runner.handle(job, queue));
     this.sweeper.start();
     this.reaper.start();
-    this.logger.log(`worker ${workerId} ready (concurrency ${concurrency})`);
+    this.logger.log(lifecycleLine(`worker ${workerId} ready (concurrency ${concurrency})`, { concurrency }));
   }
 
   /** Idempotent; the process may exit 0 once it resolves. */
@@ -75,14 +76,14 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   private async drainOnce(): Promise<void> {
     const { workerId } = this.config;
     this.draining = true;
-    this.logger.log(`draining: ${this.runner.runningCount} running execution(s) finish first`);
+    this.logger.log(lifecycleLine(`draining: ${this.runner.runningCount} running execution(s) finish first`, { running: this.runner.runningCount }));
     await this.beat().catch(() => undefined);
     await this.store.consumer.close();
     const { sessions } = await this.store.failover.handBack(workerId, { lost: false, state: 'lost' });
     this.unlisten?.();
     await this.kernels.disposeAll();
     await this.store.registry.stop(workerId);
-    this.logger.log(`drained: ${sessions} session(s) handed back`);
+    this.logger.log(lifecycleLine(`drained: ${sessions} session(s) handed back`, { sessions }));
   }
 
   private beat(): Promise<void> {

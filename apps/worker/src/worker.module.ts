@@ -6,6 +6,7 @@ import { QueueSweeper } from './executions/queue-sweeper';
 import { WorkerReaper } from './fleet/worker-reaper';
 import { JupyterService } from './jupyter/jupyter.service';
 import { SessionKernels } from './kernels/session-kernels';
+import { WorkerMetrics } from './metrics/worker-metrics.service';
 import { WORKER_CONFIG } from './tokens';
 import { WorkerLifecycle } from './worker-lifecycle.service';
 
@@ -28,6 +29,7 @@ import { WorkerLifecycle } from './worker-lifecycle.service';
     QueueSweeper,
     WorkerReaper,
     WorkerLifecycle,
+    WorkerMetrics,
   ],
 })
 export class WorkerModule {}

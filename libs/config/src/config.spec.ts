@@ -87,4 +87,11 @@ describe('configuration from the environment', () => {
     expect(problems).toMatch(/^QUOTA_SUBMIT_BURST: /m);
     expect(problems).toMatch(/^FAIR_DISPATCH: must be true or false/m);
   });
+
+  it('serves worker metrics on 9464 unless METRICS_PORT says otherwise (0: off), refusing bad ports', () => {
+    expect(loadWorkerConfig({}).metrics).toEqual({ port: 9_464, host: '0.0.0.0' });
+    expect(loadWorkerConfig({ METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' }).metrics).toEqual({ port: 0, host: '127.0.0.1' });
+    expect(() => loadWorkerConfig({ METRICS_PORT: '65536' })).toThrow(/METRICS_PORT: must be at most 65535/);
+    expect(() => loadWorkerConfig({ METRICS_PORT: 'nine' })).toThrow(/METRICS_PORT/);
+  });
 });

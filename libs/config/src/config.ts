@@ -99,6 +99,8 @@ export interface WorkerConfig {
   /** liveMaxChars: stream characters sent live per execution (the result and artifact keep the rest). */
   output: { artifactMaxBytes: number; replayMaxEvents: number; liveMaxChars: number };
   logLevel: string;
+  /** The worker's own /metrics HTTP server; `port` 0: none. */
+  metrics: { port: number; host: string };
 }
 
 function storeConfig(e: {
@@ -200,6 +202,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     },
     output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS, liveMaxChars: e.LIVE_OUTPUT_MAX_CHARS },
     logLevel: e.LOG_LEVEL,
+    metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },
   };
 }
 

@@ -103,6 +103,9 @@ export const workerEnvSchema = z.object({
   KERNEL_MAX_PROCESSES: int(0).default(256),
   KERNEL_MAX_FILE_MB: int(0).default(1_024),
   KERNEL_MAX_OPEN_FILES: int(0).default(1_024),
+  /** The worker's Prometheus /metrics server (docs/operations.md); 0 turns it off. */
+  METRICS_PORT: int(0, 65_535).default(9_464),
+  METRICS_HOST: z.string().min(1).default('0.0.0.0'),
 });
 
 /** The keys CLI: only where the store is. */

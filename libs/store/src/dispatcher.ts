@@ -7,6 +7,15 @@ import { StoreUnavailableError } from './redis-connection';
 import type { SessionRepository } from './session-repository';
 import type { WorkerRegistry } from './worker-registry';
 
+/** The BullMQ job states counted per queue for metrics (completed jobs are removed at once). */
+export const QUEUE_JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'paused', 'failed'] as const;
+export type QueueJobState = (typeof QUEUE_JOB_STATES)[number];
+
+export interface QueueDepth {
+  queue: string;
+  counts: Record<QueueJobState, number>;
+}
+
 export function workerQueueName(workerId: string): string {
   return `${WORKER_QUEUE_PREFIX}${workerId}`;
 }
@@ -56,6 +65,29 @@ export class Dispatcher {
       removeOnComplete: true,
       removeOnFail: { age: this.retentionSeconds },
     });
+  }
+
+  /**
+   * Jobs by state in the shared queue and in the queue of every registered worker (live or
+   * lost but not yet forgotten). A few round trips per queue: callers cache (metrics scrapes).
+   */
+  async queueDepths(): Promise<QueueDepth[]> {
+    const workers = [...(await this.registry.members()).keys()].sort();
+    const names = [SHARED_QUEUE, ...workers.map(workerQueueName)];
+    return Promise.all(
+      names.map(async (name) => {
+        // Counting needs no Queue kept for a worker that may be gone for good.
+        const cached = this.queues.get(name);
+        const queue = cached ?? new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+        if (!cached) queue.on('error', () => undefined);
+        try {
+          const counts = await queue.getJobCounts(...QUEUE_JOB_STATES);
+          return { queue: name, counts: Object.fromEntries(QUEUE_JOB_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueJobState, number> };
+        } finally {
+          if (!cached) await queue.close().catch(() => undefined);
+        }
+      }),
+    );
   }
 
   queue(name: string): Queue {

@@ -9,13 +9,33 @@ import { resultWithoutRun, terminalExecution, type Ending } from './terminal-exe
  * ends the lane head dispatches the next head; that is the only way a lane advances.
  */
 export class SessionLanes {
+  private readonly finishedListeners: FinishedListener[] = [];
+
   constructor(
     private readonly executions: ExecutionRepository,
     private readonly dispatcher: Dispatcher,
   ) {}
 
+  /**
+   * `listener` hears of every terminal state this process writes, right after the write. The
+   * finish script refuses a second write, so over all processes each execution is heard of
+   * exactly once (metrics count here). A throwing listener is ignored.
+   */
+  onFinished(listener: FinishedListener): void {
+    this.finishedListeners.push(listener);
+  }
+
   async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | ''): Promise<FinishOutcome> {
     const outcome = await this.executions.finish(ref, execution, onlyIf);
+    if (outcome.kind === 'finished') {
+      for (const listener of this.finishedListeners) {
+        try {
+          listener(ref, execution);
+        } catch {
+          // Observers must not change what happened to the execution.
+        }
+      }
+    }
     if (outcome.kind === 'finished' && outcome.nextHead) {
       await this.dispatcher.dispatch(outcome.nextHead, undefined, 0, outcome.nextPriority);
     }
@@ -36,6 +56,9 @@ export class SessionLanes {
     return this.finish(ref, terminalExecution(record, ending, resultWithoutRun(ending, message)), 'queued');
   }
 }
+
+/** Hears of a terminal state written by this process (see SessionLanes.onFinished). */
+export type FinishedListener = (ref: ExecutionRef, execution: Execution) => void;
 
 /** The original executor's words for a deadline that passed before the code ran. */
 export const QUEUE_TIMEOUT_MESSAGE = 'Command timed out';

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { ExecutionEvent } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
 import type { ExecutionRef } from '@kernelfleet/store';
+import { ApiMetrics } from '../metrics/api-metrics.service';
 import { ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
 import { EventFollower } from './event-follower';
@@ -17,6 +18,7 @@ export class ExecutionStreamService {
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly follower: EventFollower,
+    private readonly metrics: ApiMetrics,
   ) {}
 
   /** Streams the events after seq `after` (from `parseLastEventId`) until `result`. */
@@ -30,12 +32,14 @@ export class ExecutionStreamService {
     res.write(': connected\n\n');
 
     const closed = new AbortController();
+    const left = this.metrics.sseClientAttached();
     req.on('close', () => closed.abort());
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), this.config.http.sseKeepaliveMs);
     try {
       await this.follower.follow(ref, after, (event) => res.write(formatEvent(event)), closed.signal);
     } finally {
       clearInterval(keepalive);
+      left();
       res.end();
     }
   }

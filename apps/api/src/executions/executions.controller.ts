@@ -1,7 +1,9 @@
-import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, Headers, HttpCode, Logger, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { logFields } from '@kernelfleet/telemetry';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
+import { ApiMetrics } from '../metrics/api-metrics.service';
 import { ProblemException } from '../problems/problem.exception';
 import { ExecutionsService } from './executions.service';
 import { ExecutionStreamService, parseLastEventId } from './execution-stream.service';
@@ -15,9 +17,12 @@ function requireJson(req: Request): void {
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
 export class ExecutionsController {
+  private readonly logger = new Logger(ExecutionsController.name);
+
   constructor(
     private readonly executions: ExecutionsService,
     private readonly stream: ExecutionStreamService,
+    private readonly metrics: ApiMetrics,
   ) {}
 
   @Post('sessions/:sessionId/executions')
@@ -35,6 +40,8 @@ export class ExecutionsController {
       throw new ProblemException('validation', 400, 'wait: must be true or false');
     }
     const { accepted, ref, deadlineAt, replayed } = await this.executions.submit(tenant, sessionId, body, idempotencyKey);
+    if (!replayed) this.metrics.executionAccepted(tenant);
+    this.logger.debug(logFields(replayed ? 'execution replayed' : 'execution accepted', { executionId: accepted.executionId, sessionId, tenant, seq: accepted.seq }));
     res.setHeader('Location', `/v1/executions/${accepted.executionId}`);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     if (wait !== 'true') {

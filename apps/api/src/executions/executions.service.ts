@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   ID_PATTERN,
   IDEMPOTENCY_KEY_HEADER,
@@ -12,6 +12,7 @@ import {
 } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
 import { FleetStore, newExecutionId, type Admission, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
+import { executionFinishedLine } from '@kernelfleet/telemetry';
 import { invalid, invalidBody, notFound, ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
 import { EventFollower } from './event-follower';
@@ -84,11 +85,16 @@ function refusal(admission: Extract<Admission, { kind: 'refused' }>, sessionId: 
 
 @Injectable()
 export class ExecutionsService {
+  private readonly logger = new Logger(ExecutionsService.name);
+
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly store: FleetStore,
     private readonly follower: EventFollower,
-  ) {}
+  ) {
+    // The api writes terminal states of queued executions it cancels (cancel, cancel-pending, DELETE).
+    store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
+  }
 
   /**
    * Validates, accepts (numbering it in its session) and dispatches when it heads the lane. With

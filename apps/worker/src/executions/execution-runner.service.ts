@@ -15,6 +15,7 @@ import {
   type ExecutionRef,
   type SessionRef,
 } from '@kernelfleet/store';
+import { executionFinishedLine, logFields } from '@kernelfleet/telemetry';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
 import { WORKER_CONFIG } from '../tokens';
 import { Deadline, messageSeconds, NOTICES } from './deadline';
@@ -38,7 +39,10 @@ export class ExecutionRunner {
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly store: FleetStore,
     private readonly kernels: SessionKernels,
-  ) {}
+  ) {
+    // Every terminal state this worker writes (runs, the queue sweeper, the reaper), once each.
+    store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
+  }
 
   get runningCount(): number {
     return this.cancels.size;
@@ -145,7 +149,7 @@ export class ExecutionRunner {
       const result = resultFromSink(runEnding, summary, output.displays, summary.overflowed ? ref.executionId : undefined);
       await this.finishRun(record, terminalExecution(record, runEnding, result), busy);
     } catch (error) {
-      this.logger.error(`execution ${ref.executionId} failed: ${(error as Error).stack ?? error}`);
+      this.logger.error(logFields(`execution ${ref.executionId} failed: ${(error as Error).message ?? error}`, { ...ref, stack: (error as Error).stack }));
       await output.settle();
       const ending: Ending = { status: 'failed', phase: 'run', exitCode: 1, kernel: kernel?.info };
       const result = resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`);

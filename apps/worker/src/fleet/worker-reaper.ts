@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { WorkerConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
+import { logFields } from '@kernelfleet/telemetry';
 import { WORKER_CONFIG } from '../tokens';
 
 /** A lost worker is forgotten once it has been empty this long (stale dispatch views expire). */
@@ -23,6 +24,8 @@ export class WorkerReaper implements OnApplicationShutdown {
   private readonly lostSince = new Map<string, number>();
   private timer?: NodeJS.Timeout;
   private reaping = false;
+  /** What this worker's reaps did since it started; for metrics. */
+  readonly totals = { workersReaped: 0, sessionsRehomed: 0, executionsRecovered: 0 };
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -63,9 +66,22 @@ export class WorkerReaper implements OnApplicationShutdown {
 
   private async reap(workerId: string): Promise<void> {
     if (!(await this.store.registry.lockReap(workerId, this.config.store.workerLeaseMs))) return;
-    const { sessions, recovered } = await this.store.failover.handBack(workerId, { lost: true });
+    // Read first: recovering a running execution releases its session before handBack lists the rest.
+    const homed = (await this.store.sessions.homedOn(workerId)).length;
+    const handed = await this.store.failover.handBack(workerId, { lost: true });
+    const sessions = Math.max(homed, handed.sessions);
+    const { recovered } = handed;
+    if (!this.lostSince.has(workerId)) this.totals.workersReaped += 1;
+    this.totals.sessionsRehomed += sessions;
+    this.totals.executionsRecovered += recovered;
     if (sessions || recovered) {
-      this.logger.warn(`worker ${workerId} lost: ${sessions} session(s) re-homed, ${recovered} running execution(s) recovered`);
+      this.logger.warn(
+        logFields(`worker ${workerId} lost: ${sessions} session(s) re-homed, ${recovered} running execution(s) recovered`, {
+          lostWorkerId: workerId,
+          sessions,
+          recovered,
+        }),
+      );
     }
     const since = this.lostSince.get(workerId) ?? Date.now();
     this.lostSince.set(workerId, since);

@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/
 import { mkdirSync } from 'node:fs';
 import type { WorkerConfig } from '@kernelfleet/config';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
+import { lifecycleLine } from '@kernelfleet/telemetry';
 import { WORKER_CONFIG } from '../tokens';
 import { planSandbox, type SandboxPlan } from './kernel-sandbox';
 
@@ -45,7 +46,7 @@ export class JupyterService implements OnApplicationShutdown {
     const { url, token } = this.config.jupyter;
     if (url && token) {
       this.kernelClient = new KernelClient({ baseUrl: url, token });
-      this.logger.log(`using Jupyter server at ${url}`);
+      this.logger.log(lifecycleLine(`using Jupyter server at ${url}`));
       return;
     }
     await this.spawn();
@@ -61,7 +62,7 @@ export class JupyterService implements OnApplicationShutdown {
     mkdirSync(rootDir, { recursive: true });
     if (!this.sandbox) {
       this.sandbox = planSandbox(this.config);
-      this.logger.log(this.sandbox.summary);
+      this.logger.log(lifecycleLine(this.sandbox.summary));
     }
     const server = await JupyterServer.start({
       python,
@@ -73,7 +74,7 @@ export class JupyterService implements OnApplicationShutdown {
     const startedAt = Date.now();
     this.server = server;
     this.kernelClient = new KernelClient({ baseUrl: server.url, token: server.token });
-    this.logger.log(`started Jupyter server pid ${server.pid} at ${server.url}`);
+    this.logger.log(lifecycleLine(`started Jupyter server pid ${server.pid} at ${server.url}`, { jupyterPid: server.pid }));
     void server.exited.then(({ code, signal }) => this.onExit(code, signal, startedAt));
   }
 

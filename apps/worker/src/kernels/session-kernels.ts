@@ -3,6 +3,7 @@ import type { KernelInfo } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
 import type { KernelHandle } from '@kernelfleet/kernel';
 import { FleetStore, type KernelState, type SessionRef } from '@kernelfleet/store';
+import { logFields } from '@kernelfleet/telemetry';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
 import { cullCheckIntervalMs, IdleCuller } from './kernel-culler';
@@ -65,6 +66,10 @@ export class SessionKernels {
   private closed = false;
   /** Kernel starts waiting for the Jupyter server to come back. */
   private readonly restartWaiters = new Set<() => void>();
+  /** Kernel starts in flight (session, per-call and pool kernels); for metrics. */
+  private startsInFlight = 0;
+  /** Session kernels culled since the process started; for metrics. */
+  private culls = 0;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -91,6 +96,23 @@ export class SessionKernels {
   /** Pool kernels ready to be taken. */
   get pooled(): number {
     return this.pool?.readyCount ?? 0;
+  }
+
+  /** Session kernels alive now (a session whose kernel died or was killed holds its slot without one). */
+  get liveSessionKernels(): number {
+    let live = 0;
+    for (const entry of this.kernels.values()) if (entry.handle && !entry.dead) live += 1;
+    return live;
+  }
+
+  /** Kernels being started right now. */
+  get starting(): number {
+    return this.startsInFlight;
+  }
+
+  /** Session kernels culled since start. */
+  get culled(): number {
+    return this.culls;
   }
 
   /** After the Jupyter server is up: fill the warm pool in the background, start culling. */
@@ -231,7 +253,13 @@ export class SessionKernels {
             // Only now a new session may take the slot: this one is released by then.
             this.updateCapacity();
           }
-          this.logger.log(`culled ${state === 'culled' ? `idle kernel ${kernelId}` : 'dead kernel'} of session ${key}`);
+          this.culls += 1;
+          this.logger.log(
+            logFields(`culled ${state === 'culled' ? `idle kernel ${kernelId}` : 'dead kernel'} of session ${key}`, {
+              tenant: entry.ref.tenant,
+              sessionId: entry.ref.sessionId,
+            }),
+          );
           return true;
         }),
       );
@@ -303,8 +331,8 @@ export class SessionKernels {
    */
   private async startSessionKernel(ref: SessionRef, until: number): Promise<KernelHandle> {
     const budget = () => Math.max(1, until - Date.now());
-    if (!this.jupyter.kernelUsers) return this.jupyter.client.startKernel({ cwd: this.workingDir(ref), timeoutMs: budget() });
-    const handle = await this.jupyter.client.startKernel({ timeoutMs: budget() });
+    if (!this.jupyter.kernelUsers) return this.startKernel({ cwd: this.workingDir(ref), timeoutMs: budget() });
+    const handle = await this.startKernel({ timeoutMs: budget() });
     try {
       await this.learnUid(handle);
       if (await this.moveInto(handle, ref, budget())) return handle;
@@ -312,6 +340,16 @@ export class SessionKernels {
     } catch (error) {
       void this.shutDownHandle(handle);
       throw error;
+    }
+  }
+
+  /** Starts a kernel on the Jupyter server, counted while it starts. */
+  private async startKernel(options: Parameters<JupyterService['client']['startKernel']>[0]): Promise<KernelHandle> {
+    this.startsInFlight += 1;
+    try {
+      return await this.jupyter.client.startKernel(options);
+    } finally {
+      this.startsInFlight -= 1;
     }
   }
 
@@ -424,7 +462,7 @@ export class SessionKernels {
    * ones (measured: 10–22 ms vs 5–7 ms), so two empty cells run before it waits in the pool.
    */
   private async startWarmKernel(startMaxMs: number): Promise<KernelHandle> {
-    const handle = await this.jupyter.client.startKernel({ timeoutMs: startMaxMs });
+    const handle = await this.startKernel({ timeoutMs: startMaxMs });
     const ignore = { onStream: () => undefined, onDisplay: () => undefined };
     try {
       if (this.jupyter.kernelUsers) await this.learnUid(handle);

@@ -1,0 +1,174 @@
+import type { ParameterObject, ResponseObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+
+/** How a route is authenticated. */
+export type RouteAuth = 'tenant' | 'admin' | 'none';
+
+/** What the document says of one route beyond what Nest's route table gives. */
+export interface OperationDoc {
+  summary: string;
+  description?: string;
+  tag: string;
+  auth: RouteAuth;
+  /** Query and header parameters (path parameters come from the route). */
+  parameters?: ParameterObject[];
+  /** A component schema name (application/json). */
+  body?: string;
+  /** Success answers. */
+  responses: Record<string, ResponseObject>;
+  /** Problem statuses the route can answer (application/problem+json). */
+  errors: number[];
+}
+
+const json = (schema: string, description: string, headers?: ResponseObject['headers']): ResponseObject => ({
+  description,
+  ...(headers ? { headers } : {}),
+  content: { 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } },
+});
+const text = (mediaType: string, description: string): ResponseObject => ({ description, content: { [mediaType]: { schema: { type: 'string' } } } });
+
+/** Every problem a request with a JSON body can get before routing (body parser). */
+const BODY = [400, 413, 415];
+/** A tenant route reading the store. */
+const TENANT = [400, 401, 404, 405, 503];
+const ADMIN = [400, 401, 404, 405, 503];
+
+/**
+ * The routes of the api, keyed `METHOD /path/{param}` as the OpenAPI document names them.
+ * test/e2e/observability.e2e-spec.ts checks that this covers every route the controllers serve.
+ */
+export const API_OPERATIONS: Record<string, OperationDoc> = {
+  'POST /v1/sessions/{sessionId}/executions': {
+    tag: 'executions',
+    auth: 'tenant',
+    summary: 'Submit code to run in the session',
+    description:
+      'Accepts the execution (numbered in its session), queues it behind the session\'s earlier executions and answers 202. ' +
+      'With `wait=true` the answer is 200 with the terminal execution (or the execution as it is at deadline + 15 s).',
+    body: 'SubmitExecution',
+    parameters: [
+      { name: 'wait', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] }, description: 'wait for the terminal state' },
+      {
+        name: 'Idempotency-Key',
+        in: 'header',
+        required: false,
+        schema: { type: 'string', pattern: '^[\\x20-\\x7E]{1,255}$' },
+        description: 'the same key and body answer the same execution; another body answers 422',
+      },
+    ],
+    responses: {
+      '202': json('SubmitAccepted', 'Accepted', {
+        Location: { description: '/v1/executions/{executionId}', schema: { type: 'string' } },
+        'Idempotent-Replayed': { description: '`true` when an Idempotency-Key answered an earlier execution', schema: { type: 'string' } },
+      }),
+      '200': json('Execution', 'With wait=true: the execution, terminal unless its deadline + 15 s passed first'),
+    },
+    errors: [...BODY, 401, 405, 409, 422, 429, 503],
+  },
+  'GET /v1/executions/{executionId}': {
+    tag: 'executions',
+    auth: 'tenant',
+    summary: 'The execution',
+    responses: { '200': json('Execution', 'The execution') },
+    errors: TENANT,
+  },
+  'GET /v1/executions/{executionId}/events': {
+    tag: 'executions',
+    auth: 'tenant',
+    summary: 'The execution\'s events as Server-Sent Events',
+    description:
+      'Events `queued`, `started`, `stdout`, `stderr`, `display`, `status`, `result` (last; the stream then closes). ' +
+      '`id:` is the event seq; `Last-Event-ID` resumes after it. Data is JSON.',
+    parameters: [
+      { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^\\s*\\d{1,9}\\s*$' }, description: 'resume after this event seq' },
+    ],
+    responses: { '200': text('text/event-stream', 'The event stream') },
+    errors: TENANT,
+  },
+  'GET /v1/executions/{executionId}/artifact': {
+    tag: 'executions',
+    auth: 'tenant',
+    summary: 'The full output of an execution whose output overflowed the result',
+    responses: { '200': text('text/plain', 'The full sanitised output') },
+    errors: TENANT,
+  },
+  'POST /v1/executions/{executionId}/cancel': {
+    tag: 'executions',
+    auth: 'tenant',
+    summary: 'Cancel a queued (never runs) or running (interrupted) execution',
+    responses: { '202': json('Execution', 'The execution: terminal when it was queued, still `running` when it is being interrupted') },
+    errors: [...TENANT, 409],
+  },
+  'GET /v1/sessions/{sessionId}': {
+    tag: 'sessions',
+    auth: 'tenant',
+    summary: 'The session: home worker, kernel generation and state, pending count, owners, last activity',
+    responses: { '200': json('Session', 'The session') },
+    errors: TENANT,
+  },
+  'POST /v1/sessions/{sessionId}/cancel-pending': {
+    tag: 'sessions',
+    auth: 'tenant',
+    summary: 'Cancel every queued execution of the session',
+    responses: { '200': json('SessionCancelled', 'How many were cancelled') },
+    errors: TENANT,
+  },
+  'DELETE /v1/sessions/{sessionId}': {
+    tag: 'sessions',
+    auth: 'tenant',
+    summary: 'Cancel what is queued and shut the session\'s kernel down (after a running execution)',
+    responses: { '200': json('SessionCancelled', 'How many queued executions were cancelled') },
+    errors: TENANT,
+  },
+  'DELETE /v1/owners/{ownerId}': {
+    tag: 'owners',
+    auth: 'tenant',
+    summary: 'Dispose the sessions this owner alone holds; detach it from shared ones',
+    responses: { '200': json('OwnerDisposal', 'What was disposed and detached') },
+    errors: TENANT,
+  },
+  'GET /health/live': {
+    tag: 'operations',
+    auth: 'none',
+    summary: 'Liveness: the process serves HTTP',
+    responses: { '200': json('HealthStatus', 'Alive') },
+    errors: [405],
+  },
+  'GET /health/ready': {
+    tag: 'operations',
+    auth: 'none',
+    summary: 'Readiness: Redis answers',
+    responses: { '200': json('HealthStatus', 'Ready') },
+    errors: [405, 503],
+  },
+  'GET /metrics': {
+    tag: 'operations',
+    auth: 'none',
+    summary: 'Prometheus metrics (text exposition format 0.0.4); see docs/operations.md',
+    responses: { '200': text('text/plain', 'Metrics') },
+    errors: [405],
+  },
+  'POST /admin/keys': {
+    tag: 'admin',
+    auth: 'admin',
+    summary: 'Create a stored API key for a tenant (the key is shown this once)',
+    description: 'Without ADMIN_KEY configured the /admin routes answer 404 like an unknown route.',
+    body: 'CreateApiKey',
+    responses: { '201': json('CreatedApiKey', 'The new key') },
+    errors: [...BODY, 401, 404, 405, 503],
+  },
+  'GET /admin/keys': {
+    tag: 'admin',
+    auth: 'admin',
+    summary: 'List stored API keys (never the keys themselves)',
+    parameters: [{ name: 'tenant', in: 'query', required: false, schema: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' }, description: 'only this tenant\'s keys' }],
+    responses: { '200': json('ApiKeyList', 'The keys') },
+    errors: ADMIN,
+  },
+  'DELETE /admin/keys/{keyId}': {
+    tag: 'admin',
+    auth: 'admin',
+    summary: 'Revoke a stored API key (other api replicas stop accepting it within API_KEY_CACHE_MS)',
+    responses: { '200': json('ApiKeyInfo', 'The revoked key') },
+    errors: ADMIN,
+  },
+};

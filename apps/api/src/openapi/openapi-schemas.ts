@@ -1,0 +1,164 @@
+import type { SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+import { z } from 'zod';
+import { createApiKeySchema, EXECUTION_STATUSES, KERNEL_MODES, PROBLEM_TYPES, submitExecutionSchema } from '@kernelfleet/contracts';
+
+/**
+ * An OpenAPI 3.0 schema from a zod schema of libs/contracts (the one source of the request
+ * shapes). zod writes `exclusiveMinimum: true` for `.positive()` without the `minimum: 0` that
+ * OpenAPI 3.0 needs beside it: an integer gets the plain `minimum: 1` instead (which every
+ * reader understands), a number the missing `minimum: 0`.
+ */
+export function openApiSchemaOf(schema: z.ZodType): SchemaObject {
+  const json = z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  delete json.$schema;
+  return fixExclusiveBounds(json) as SchemaObject;
+}
+
+function fixExclusiveBounds(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(fixExclusiveBounds);
+  if (typeof node !== 'object' || node === null) return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) out[key] = fixExclusiveBounds(value);
+  for (const [flag, bound, step] of [['exclusiveMinimum', 'minimum', 1], ['exclusiveMaximum', 'maximum', -1]] as const) {
+    if (out[flag] !== true) continue;
+    const value = typeof out[bound] === 'number' ? (out[bound] as number) : 0;
+    if (out.type === 'integer') {
+      out[bound] = value + step;
+      delete out[flag];
+    } else {
+      out[bound] = value;
+    }
+  }
+  return out;
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const int = (description?: string): SchemaObject => ({ type: 'integer', ...(description ? { description } : {}) });
+const str = (description?: string): SchemaObject => ({ type: 'string', ...(description ? { description } : {}) });
+const epochMs = (description: string): SchemaObject => ({ type: 'integer', format: 'int64', description: `${description} (milliseconds since the epoch)` });
+const object = (properties: Record<string, SchemaObject | { $ref: string }>, required: string[], description?: string): SchemaObject => ({
+  type: 'object',
+  ...(description ? { description } : {}),
+  properties,
+  required,
+});
+
+/**
+ * Component schemas of the document. Requests come from the zod contracts; responses mirror the
+ * wire interfaces of libs/contracts (`Execution`, `PythonResult`, `SubmitAccepted`, …).
+ */
+export function componentSchemas(): Record<string, SchemaObject> {
+  return {
+    SubmitExecution: { ...openApiSchemaOf(submitExecutionSchema), description: 'Body of a submit. Unknown fields are refused (400).' },
+    CreateApiKey: openApiSchemaOf(createApiKeySchema),
+    ExecutionStatus: { type: 'string', enum: [...EXECUTION_STATUSES] },
+    SubmitAccepted: object(
+      { executionId: str(), sessionId: str(), seq: int('per-session accept order, from 1'), status: ref('ExecutionStatus') },
+      ['executionId', 'sessionId', 'seq', 'status'],
+    ),
+    KernelInfo: object(
+      {
+        workerId: str(),
+        generation: int('counts the kernels this session has had'),
+        stateLost: { type: 'boolean', description: 'the session state went away without being asked for' },
+        restarted: { type: 'boolean', description: 'a new kernel was started for this execution' },
+      },
+      ['workerId', 'generation', 'stateLost', 'restarted'],
+    ),
+    DisplayOutput: {
+      oneOf: [
+        object({ type: { type: 'string', enum: ['image'] }, mimeType: { type: 'string', enum: ['image/png', 'image/jpeg'] }, data: str('base64') }, ['type', 'mimeType', 'data']),
+        object({ type: { type: 'string', enum: ['json'] }, data: {} }, ['type', 'data']),
+        object({ type: { type: 'string', enum: ['text'] }, text: str(), markdown: { type: 'boolean' } }, ['type', 'text', 'markdown']),
+        object({ type: { type: 'string', enum: ['status'] }, data: {} }, ['type', 'data']),
+      ],
+    },
+    PythonResult: object(
+      {
+        output: str('sanitised output: the first 20 KB and the last 50 KB when it overflowed'),
+        exitCode: { type: 'integer', enum: [0, 1], nullable: true, description: '0 ok, 1 error or stdin refusal, null when cancelled or timed out' },
+        cancelled: { type: 'boolean' },
+        truncated: { type: 'boolean' },
+        artifactId: str('present when the full output is kept as the artifact'),
+        totalLines: int(),
+        totalBytes: int(),
+        outputLines: int(),
+        outputBytes: int(),
+        displayOutputs: { type: 'array', items: ref('DisplayOutput') },
+        stdinRequested: { type: 'boolean' },
+      },
+      ['output', 'exitCode', 'cancelled', 'truncated', 'totalLines', 'totalBytes', 'outputLines', 'outputBytes', 'displayOutputs', 'stdinRequested'],
+    ),
+    Execution: object(
+      {
+        executionId: str(),
+        sessionId: str(),
+        seq: int(),
+        status: ref('ExecutionStatus'),
+        phase: { type: 'string', enum: ['queue', 'kernel_start', 'run'], description: 'where an execution that ended early was' },
+        ownerId: str(),
+        kernelMode: { type: 'string', enum: [...KERNEL_MODES] },
+        result: ref('PythonResult'),
+        kernel: ref('KernelInfo'),
+        timings: object(
+          {
+            acceptedAt: epochMs('accepted'),
+            deadlineAt: epochMs('the deadline'),
+            startedAt: epochMs('started'),
+            finishedAt: epochMs('reached its terminal state'),
+          },
+          ['acceptedAt', 'deadlineAt'],
+        ),
+      },
+      ['executionId', 'sessionId', 'seq', 'status', 'kernelMode', 'timings'],
+      '`result` is present once the status is terminal.',
+    ),
+    Session: object(
+      {
+        sessionId: str(),
+        workerId: { type: 'string', nullable: true, description: 'home worker, or null' },
+        kernel: object(
+          { generation: int(), state: { type: 'string', enum: ['none', 'starting', 'idle', 'dead', 'lost', 'culled'] } },
+          ['generation', 'state'],
+        ),
+        pending: int('queued and running executions'),
+        owners: { type: 'array', items: str() },
+        lastActivityAt: { type: 'integer', format: 'int64', nullable: true },
+      },
+      ['sessionId', 'workerId', 'kernel', 'pending', 'owners', 'lastActivityAt'],
+    ),
+    SessionCancelled: object({ sessionId: str(), cancelled: int('queued executions cancelled') }, ['sessionId', 'cancelled']),
+    OwnerDisposal: object(
+      {
+        ownerId: str(),
+        disposed: { type: 'array', items: str(), description: 'sessions the owner alone held: shut down' },
+        detached: { type: 'array', items: str(), description: 'shared sessions the owner was taken off' },
+      },
+      ['ownerId', 'disposed', 'detached'],
+    ),
+    ApiKeyInfo: object({ keyId: str(), tenant: str(), label: str(), createdAt: epochMs('created') }, ['keyId', 'tenant', 'label', 'createdAt']),
+    CreatedApiKey: {
+      allOf: [ref('ApiKeyInfo'), object({ key: str('the key itself: shown this once only') }, ['key'])],
+    },
+    ApiKeyList: object({ keys: { type: 'array', items: ref('ApiKeyInfo') } }, ['keys']),
+    HealthStatus: object({ status: { type: 'string', enum: ['ok'] } }, ['status']),
+    Problem: object(
+      {
+        type: { type: 'string', enum: Object.values(PROBLEM_TYPES) },
+        title: str(),
+        status: int(),
+        detail: str(),
+        instance: str(),
+        errors: {
+          type: 'array',
+          description: 'validation problems: one entry per offending field, header or part of the request',
+          items: object({ field: str(), message: str() }, ['field', 'message']),
+        },
+        quota: str('the tenant quota that refused the request (429)'),
+        limit: int('its limit (429)'),
+      },
+      ['type', 'title', 'status'],
+      'RFC 9457 problem details',
+    ),
+  };
+}

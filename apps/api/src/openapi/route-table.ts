@@ -1,0 +1,29 @@
+import { RequestMethod, type Type } from '@nestjs/common';
+import { METHOD_METADATA, MODULE_METADATA, PATH_METADATA } from '@nestjs/common/constants';
+
+/**
+ * The routes the controllers of `module` declare, as `METHOD /path/{param}` (the OpenAPI
+ * spelling), sorted. Read from Nest's decorator metadata, so it needs no running app.
+ */
+export function controllerRoutes(module: Type<unknown>): string[] {
+  const controllers = (Reflect.getMetadata(MODULE_METADATA.CONTROLLERS, module) ?? []) as Type<unknown>[];
+  const routes: string[] = [];
+  for (const controller of controllers) {
+    const prefixes = [Reflect.getMetadata(PATH_METADATA, controller) as string | string[]].flat();
+    const proto = controller.prototype as Record<string, unknown>;
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const handler = proto[name];
+      if (name === 'constructor' || typeof handler !== 'function') continue;
+      const method = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
+      const paths = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
+      if (method === undefined || paths === undefined) continue;
+      for (const prefix of prefixes) {
+        for (const path of [paths].flat()) {
+          const joined = `/${[prefix, path].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+          routes.push(`${RequestMethod[method]} ${joined}`);
+        }
+      }
+    }
+  }
+  return routes.sort();
+}
