@@ -7,7 +7,7 @@
  * parts need, and the dashboard and alerts read only the metrics kernelfleet exposes.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { apiEnvSchema, workerEnvSchema } from '../../libs/config/src/env-schema';
@@ -16,19 +16,19 @@ import { type Manifest, podSpecs, renderKustomization, repoPath } from './suppor
 import { baseMetricName, metricNames } from './support/promql';
 import { securityDocCapabilities } from './support/security-doc';
 
-/** The metrics kernelfleet exposes (names agreed with the metrics work; labels in comments). */
+/** The metrics the dashboard and alerts read (labels in comments); each must be defined in the code. */
 const METRICS = [
   'kernelfleet_executions_total', // {tenant, status}
-  'kernelfleet_queue_wait_seconds', // histogram
-  'kernelfleet_run_duration_seconds', // histogram
+  'kernelfleet_execution_queue_wait_seconds', // histogram
+  'kernelfleet_execution_run_duration_seconds', // histogram
   'kernelfleet_queue_jobs', // {queue, state}
   'kernelfleet_kernels', // {state}
-  'kernelfleet_sessions',
-  'kernelfleet_stream_clients',
-  'kernelfleet_failovers_total',
-  'kernelfleet_culls_total',
+  'kernelfleet_sessions_held',
+  'kernelfleet_sse_clients',
+  'kernelfleet_workers_reaped_total',
+  'kernelfleet_kernels_culled_total',
 ];
-const HISTOGRAMS = ['kernelfleet_queue_wait_seconds', 'kernelfleet_run_duration_seconds'];
+const HISTOGRAMS = ['kernelfleet_execution_queue_wait_seconds', 'kernelfleet_execution_run_duration_seconds'];
 
 interface Container {
   name: string;
@@ -302,6 +302,16 @@ describe.each([
       expect(used.length).toBeGreaterThan(0);
       expect([rule.alert, operations.includes(rule.alert)]).toEqual([rule.alert, true]);
     }
+  });
+
+  it('reads only metrics the api or a worker defines', () => {
+    const sources = ['libs/telemetry/src', 'apps/api/src/metrics', 'apps/worker/src/metrics'].flatMap((dir) =>
+      readdirSync(repoPath(dir), { recursive: true, encoding: 'utf8' })
+        .filter((file) => file.endsWith('.ts') && !file.endsWith('.spec.ts'))
+        .map((file) => readFileSync(repoPath(dir, file), 'utf8')),
+    );
+    const defined = new Set(sources.flatMap((text) => [...text.matchAll(/'(kernelfleet_[a-z_]+)'/g)].map((m) => m[1])));
+    expect(METRICS.filter((name) => !defined.has(name))).toEqual([]);
   });
 
   it('ships a Grafana dashboard whose panels read only kernelfleet metrics, covering each of them', () => {
