@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, WORKER_QUEUE_PREFIX, type RunExecutionJob } from '@kernelfleet/contracts';
 import type { FairShare } from './fair-share';
 import type { ExecutionRef, KeySpace } from './keys';
@@ -21,7 +21,7 @@ export class Dispatcher {
   private readonly queues = new Map<string, Queue>();
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     private readonly keys: KeySpace,
     private readonly sessions: SessionRepository,
     private readonly registry: WorkerRegistry,
@@ -61,7 +61,7 @@ export class Dispatcher {
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+      queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix(name) });
       // Connection errors (Redis unreachable) surface on the commands; unhandled, BullMQ would
       // print each reconnect attempt's error.
       queue.on('error', () => undefined);

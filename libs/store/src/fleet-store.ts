@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { StoreConfig } from '@kernelfleet/config';
 import { ApiKeyRepository } from './api-key-repository';
 import { Dispatcher } from './dispatcher';
@@ -42,14 +42,14 @@ export class FleetStore {
   readonly apiKeys: ApiKeyRepository;
   readonly quotas: TenantQuotas;
   readonly fairShare: FairShare;
-  private readonly extra: Redis[] = [];
+  private readonly extra: RedisClient[] = [];
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
   /** Since when the command connection has been ready; undefined while it is not. */
   private readySince?: number;
 
   private constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     private readonly options: FleetStoreOptions,
   ) {
     this.keys = new KeySpace(options.keyPrefix);
@@ -129,7 +129,7 @@ export class FleetStore {
     this.redis.disconnect();
   }
 
-  private connection(role: Exclude<ConnectionRole, 'command'>, purpose: string): Redis {
+  private connection(role: Exclude<ConnectionRole, 'command'>, purpose: string): RedisClient {
     const connection = createRedis(this.options.redisUrl, role, `${this.options.clientName}-${purpose}`, this.options.failFast);
     this.extra.push(connection);
     return connection;

@@ -124,9 +124,13 @@ export class KeySpace {
     return `${this.prefix}:worker:${workerId}:lease`;
   }
 
-  /** BullMQ key prefix for our queues. */
-  bullPrefix(): string {
-    return `${this.prefix}:bull`;
+  /**
+   * BullMQ key prefix of one queue: `P:bull:{<queue>}`. BullMQ's scripts touch several keys of a
+   * queue at once, so each queue's keys share a hash tag (BullMQ's Redis Cluster rule); a tag
+   * per queue rather than one for all spreads the workers' queues over the cluster's nodes.
+   */
+  bullPrefix(queueName: string): string {
+    return `${this.prefix}:bull:{${queueName}}`;
   }
 
   /**
