@@ -35,41 +35,33 @@ const retryStrategy = (attempt: number) => Math.min(attempt * 100, 1_000);
 
 export function createRedis(url: string, role: ConnectionRole, name: string, failFast = false): RedisClient {
   const fails = failFast && (role === 'command' || role === 'producer');
-  const options: RedisOptions = {
+  // What each connection to a Redis server gets, alone or as one node of a cluster.
+  const perServer: RedisOptions = {
     connectionName: name,
-    lazyConnect: false,
     enableReadyCheck: true,
-    retryStrategy,
-    ...(fails
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 0, socketTimeout: FAIL_FAST_SOCKET_TIMEOUT_MS }
-      : { maxRetriesPerRequest: null }),
+    ...(fails ? { maxRetriesPerRequest: 0, socketTimeout: FAIL_FAST_SOCKET_TIMEOUT_MS } : { maxRetriesPerRequest: null }),
   };
   const target = parseRedisTarget(url);
-  let redis: RedisClient;
-  if (target.kind === 'single') {
-    redis = new Redis(url, options);
-  } else {
-    const { retryStrategy: nodeRetry, enableOfflineQueue, ...nodeOptions } = options;
-    void nodeRetry;
-    const clusterOptions: ClusterOptions = {
-      lazyConnect: false,
-      enableReadyCheck: true,
-      // The cluster reconnects as a whole with the same backoff as a single Redis.
-      clusterRetryStrategy: retryStrategy,
-      // Commands go to masters: replicas may lag behind a script's writes.
-      scaleReads: 'master',
-      ...(enableOfflineQueue === false ? { enableOfflineQueue: false } : {}),
-      redisOptions: {
-        ...nodeOptions,
-        ...(target.username ? { username: target.username } : {}),
-        ...(target.password ? { password: target.password } : {}),
-        ...(target.tls ? { tls: {} } : {}),
-      },
-      // TLS certificates name the host that was asked for, not the address it resolves to.
-      ...(target.tls ? { dnsLookup: (address, done) => done(null, address) } : {}),
-    };
-    redis = new Cluster(target.nodes, clusterOptions);
-  }
+  const redis: RedisClient =
+    target.kind === 'single'
+      ? new Redis(url, { ...perServer, lazyConnect: false, retryStrategy, ...(fails ? { enableOfflineQueue: false } : {}) })
+      : new Cluster(target.nodes, {
+          lazyConnect: false,
+          enableReadyCheck: true,
+          // The cluster reconnects as a whole, with the same backoff as a single Redis.
+          clusterRetryStrategy: retryStrategy,
+          // Commands go to masters: a replica may lag behind a script's writes.
+          scaleReads: 'master',
+          ...(fails ? { enableOfflineQueue: false } : {}),
+          redisOptions: {
+            ...perServer,
+            ...(target.username ? { username: target.username } : {}),
+            ...(target.password ? { password: target.password } : {}),
+            ...(target.tls ? { tls: {} } : {}),
+          },
+          // With TLS, connect to nodes by the names given (certificates name hosts, not addresses).
+          ...(target.tls ? { dnsLookup: (address: string, done: (err: null, address: string) => void) => done(null, address) } : {}),
+        } satisfies ClusterOptions);
   // Connection errors are expected during an outage and surface on the commands themselves.
   redis.on('error', () => undefined);
   return redis;
