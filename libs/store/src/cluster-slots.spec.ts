@@ -146,7 +146,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
     expect([...new Set(sent.filter((s) => s.kind === 'script').map((s) => s.name))].sort()).toEqual(expected);
   });
 
-  it('sends each script with the number of keys its file name says, all in one slot', () => {
+  it('keeps the keys of every script (as many as its file name says), MULTI, pipeline and multi-key command in one slot', () => {
     const crossing = sent.filter((s) => s.keys.length > 1 && generateMulti(s.keys) < 0);
     expect(crossing).toEqual([]);
     // The check itself tells slots apart: the session's keys and a fleet-wide key do not share one.
