@@ -5,6 +5,9 @@
 const moduleNameMapper = { '^@kernelfleet/(.*)$': '<rootDir>/libs/$1/src' };
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 const common = { rootDir: __dirname, testEnvironment: 'node', moduleNameMapper, transform };
+const CLUSTER_E2E = [
+  'smoke', 'ordering', 'streaming', 'failover', 'cancel-and-sessions', 'owners', 'idempotency', 'quotas', 'tenants', 'large-output',
+];
 
 module.exports = {
   // Per-project testTimeout is ignored by Jest; this one applies to every project.
@@ -25,6 +28,17 @@ module.exports = {
       testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+    {
+      // The same e2e files again on a three-master Redis Cluster (docs/operations.md, *Redis
+      // Cluster*): the ones that cover every script, queue and channel, to keep CI time down.
+      // The whole suite: KF_TEST_REDIS_CLUSTER=1 npx jest --selectProjects e2e
+      ...common,
+      displayName: 'e2e-cluster',
+      testMatch: [`<rootDir>/test/e2e/{${CLUSTER_E2E.join(',')}}.e2e-spec.ts`],
+      globalSetup: '<rootDir>/test/support/cluster-global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/cluster-global-teardown.ts',
+      setupFiles: ['<rootDir>/test/support/use-redis-cluster.ts'],
     },
   ],
 };

@@ -17,8 +17,9 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Execution, ExecutionStatus } from '@kernelfleet/contracts';
+import { connectTestRedis } from '../test/support/redis-client';
 import { TestRedis } from '../test/support/redis-server';
 import { snapshotApps } from './app-snapshot';
 import { readSse, type SseEvent } from '../test/support/sse-client';
@@ -174,7 +175,7 @@ interface Stuck {
 }
 
 /** Redis and BullMQ state of a lane head, for the report of a stuck one. */
-async function redisState(redis: Redis, prefix: string, sessionId: string, executionId: string, slots: WorkerSlot[]): Promise<Record<string, unknown>> {
+async function redisState(redis: Redis | Cluster, prefix: string, sessionId: string, executionId: string, slots: WorkerSlot[]): Promise<Record<string, unknown>> {
   const base = `${prefix}:{${TEST_TENANT}/${sessionId}}`;
   const exec = await redis.hgetall(`${base}:x:${executionId}`);
   delete exec.code;
@@ -186,7 +187,7 @@ async function redisState(redis: Redis, prefix: string, sessionId: string, execu
   for (const id of workerIds) leases[id] = (await redis.exists(`${prefix}:worker:${id}:lease`)) === 1;
   const jobs: Record<string, unknown> = {};
   for (const queue of ['kf-shared', ...workerIds.map((id) => `kf-worker-${id}`)]) {
-    const q = `${prefix}:bull:${queue}`;
+    const q = `${prefix}:bull:{${queue}}:${queue}`;
     const job = await redis.hgetall(`${q}:${executionId}`);
     if (!Object.keys(job).length) continue;
     const [wait, active, paused] = await Promise.all(['wait', 'active', 'paused'].map((l) => redis.lpos(`${q}:${l}`, executionId)));
@@ -380,7 +381,7 @@ async function main(): Promise<void> {
 
     // --- watcher: a lane head queued/running for long gets its Redis and BullMQ state dumped.
     const stuck: Stuck[] = [];
-    const watchRedis = new Redis(process.env.KF_TEST_REDIS_URL!);
+    const watchRedis = connectTestRedis();
     const headSeen = new Map<string, { id: string; since: number; dumped: boolean }>();
     const stuckMs = env('CHAOS_STUCK_MS', 15_000);
     const watcher = (async () => {
@@ -722,7 +723,7 @@ async function main(): Promise<void> {
     for (const st of stuck) note('stuck head (dump)', `${st.executionId} ${st.sessionId} t=${((st.at - t0) / 1000).toFixed(1)} s: ${JSON.stringify(st.detail).slice(0, 1500)}`);
 
     // --- leftovers in Redis: lanes that still hold ids, running indexes, queued jobs.
-    const probe = new Redis(process.env.KF_TEST_REDIS_URL!);
+    const probe = connectTestRedis();
     let laneLeft = 0;
     for (const sessionId of sessions.keys()) {
       const key = `${stack.prefix}:{${TEST_TENANT}/${sessionId}}:lane`;

@@ -118,6 +118,25 @@ function buildTypescript() {
   run('npm', ['run', '-s', 'build'], 'building');
 }
 
+/**
+ * Resolves when `REDIS_URL` answers PING. A Redis Cluster (`redis+cluster://[auth@]h:p,h:p`)
+ * answers when one of its seed nodes does (the apps learn the other nodes from it).
+ */
+async function pingRedisUrl(url) {
+  const cluster = /^(rediss?)\+cluster:\/\/(?:(.*)@)?([^@]*)$/.exec(url);
+  if (!cluster) return pingRedis(url);
+  const [, scheme, auth, hosts] = cluster;
+  let lastError = new Error('no host:port in the URL');
+  for (const node of hosts.replace(/\/$/, '').split(',').filter(Boolean)) {
+    try {
+      return await pingRedis(`${scheme}://${auth ? `${auth}@` : ''}${node.trim()}`);
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  throw lastError;
+}
+
 /** Resolves when the Redis at `url` answers PING (raw RESP; AUTH first if the URL has a password). */
 function pingRedis(url, timeoutMs = 3_000) {
   const u = new URL(url);
@@ -249,7 +268,7 @@ function stopOnSignals() {
 async function startRedis() {
   if (process.env.REDIS_URL) {
     const shown = process.env.REDIS_URL.replace(/\/\/[^@/]*@/, '//***@');
-    await pingRedis(process.env.REDIS_URL).catch((e) => fail(`REDIS_URL ${shown} does not answer PING: ${e.message}`));
+    await pingRedisUrl(process.env.REDIS_URL).catch((e) => fail(`REDIS_URL ${shown} does not answer PING: ${e.message}`));
     return process.env.REDIS_URL;
   }
   if (spawnSync('redis-server', ['--version']).error) {

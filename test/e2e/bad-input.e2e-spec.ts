@@ -1,7 +1,8 @@
 import { connect } from 'node:net';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { Stack, TEST_TENANT } from '../support/stack';
 import { expectProblem, type Answer } from '../support/problem-assertions';
+import { connectTestRedis, keysMatching } from '../support/redis-client';
 
 jest.setTimeout(60_000);
 
@@ -257,15 +258,9 @@ function sendRaw(url: string, method: string, path: string, headers: Record<stri
 }
 
 /** Keys under the stack's prefix that only an accepted (or half-accepted) execution writes. */
-async function executionKeys(redis: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    keys.push(...batch);
-  } while (cursor !== '0');
-  const bullQueueState = /:bull:[^:]+:(wait|active|paused|prioritized|delayed|completed|failed|waiting-children)$/;
+async function executionKeys(redis: Redis | Cluster, prefix: string): Promise<string[]> {
+  const keys = await keysMatching(redis, `${prefix}:*`);
+  const bullQueueState = /:bull:\{[^}]+\}:[^:]+:(wait|active|paused|prioritized|delayed|completed|failed|waiting-children)$/;
   return keys
     .filter(
       (key) =>
@@ -275,18 +270,18 @@ async function executionKeys(redis: Redis, prefix: string): Promise<string[]> {
         key.startsWith(`${prefix}:owner:`) ||
         key === `${prefix}:deadlines` ||
         bullQueueState.test(key) ||
-        /:bull:[^:]+:ex_/.test(key), // a job (its id is the execution id)
+        /:bull:\{[^}]+\}:[^:]+:ex_/.test(key), // a job (its id is the execution id)
     )
     .sort();
 }
 
 describe('bad input (invariant 12)', () => {
   let stack: Stack;
-  let redis: Redis;
+  let redis: Redis | Cluster;
 
   beforeAll(async () => {
     stack = await Stack.start({ apiEnv: { MAX_CODE_BYTES: String(MAX_CODE_BYTES), MAX_TIMEOUT_MS: String(MAX_TIMEOUT_MS) } });
-    redis = new Redis(process.env.KF_TEST_REDIS_URL!);
+    redis = connectTestRedis();
   }, 90_000);
   afterAll(async () => {
     redis?.disconnect();

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Execution, SubmitAccepted } from '@kernelfleet/contracts';
 import { Stack, TEST_TENANT } from '../support/stack';
 import { expectProblem } from '../support/problem-assertions';
+import { connectTestRedis } from '../support/redis-client';
 
 jest.setTimeout(60_000);
 
@@ -19,10 +20,10 @@ const newKey = () => `key-${randomBytes(6).toString('hex')}`;
 
 describe('Idempotency-Key', () => {
   let stack: Stack;
-  let redis: Redis;
+  let redis: Redis | Cluster;
   beforeAll(async () => {
     stack = await Stack.start();
-    redis = new Redis(process.env.KF_TEST_REDIS_URL!);
+    redis = connectTestRedis();
   }, 90_000);
   afterAll(async () => {
     redis?.disconnect();

@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { OTHER_TENANT, Stack, TEST_TENANT } from '../support/stack';
 import { expectProblem, type Answer } from '../support/problem-assertions';
+import { connectTestRedis, keysMatching } from '../support/redis-client';
 
 jest.setTimeout(90_000);
 
@@ -17,11 +18,11 @@ const SLEEP = 'import time\ntime.sleep(60)';
 
 describe('tenant quotas', () => {
   let stack: Stack;
-  let redis: Redis;
+  let redis: Redis | Cluster;
 
   beforeAll(async () => {
     stack = await Stack.start({ apis: 2 });
-    redis = new Redis(process.env.KF_TEST_REDIS_URL!);
+    redis = connectTestRedis();
   }, 120_000);
   afterAll(async () => {
     redis?.disconnect();
@@ -57,8 +58,8 @@ describe('tenant quotas', () => {
 
   /** Every BullMQ job id of the stack (any queue, any state). */
   async function jobIds(): Promise<Set<string>> {
-    const keys = await redis.keys(`${stack.prefix}:bull:*`);
-    const ids = keys.map((k) => /^.*:bull:[^:]+:([^:]+)$/.exec(k)?.[1]).filter((id): id is string => !!id && id.startsWith('ex_'));
+    const keys = await keysMatching(redis, `${stack.prefix}:bull:*`);
+    const ids = keys.map((k) => /^.*:bull:\{[^}]+\}:[^:]+:([^:]+)$/.exec(k)?.[1]).filter((id): id is string => !!id && id.startsWith('ex_'));
     return new Set(ids);
   }
 
@@ -113,7 +114,7 @@ describe('tenant quotas', () => {
     const refused = await post('tenant-c', { code: '1+1' });
     expectQuota(refused, 'pendingPerTenant', 2);
     expect(refused.headers.get('retry-after')).toBe('1');
-    expect(await redis.keys(`${stack.prefix}:{${TEST_TENANT}/tenant-c}*`)).toEqual([]);
+    expect(await keysMatching(redis, `${stack.prefix}:{${TEST_TENANT}/tenant-c}*`)).toEqual([]);
     expect((await stack.request('GET', '/v1/sessions/tenant-c')).status).toBe(404);
     expectQuota(await post('tenant-a', { code: '1+1' }), 'pendingPerTenant', 2);
 

@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { ApiKeyInfo, CreatedApiKey, Execution } from '@kernelfleet/contracts';
 import { OTHER_TENANT, readAnswer, Stack, TEST_TENANT } from '../support/stack';
 import { expectProblem, type Answer } from '../support/problem-assertions';
 import { TestRedis } from '../support/redis-server';
+import { connectTestRedis, keysMatching } from '../support/redis-client';
 
 jest.setTimeout(90_000);
 
@@ -63,7 +64,7 @@ async function bare(url: string, method: string, headers: Record<string, string>
 
 describe('tenants', () => {
   let stack: Stack;
-  let redis: Redis;
+  let redis: Redis | Cluster;
   const testRedis = () => ({ redisUrl: process.env.KF_TEST_REDIS_URL!, prefix: stack.prefix });
   const admin = (method: string, path: string, body?: unknown, url?: string) =>
     stack.request(method, path, body, { key: ADMIN_KEY, url });
@@ -101,7 +102,7 @@ describe('tenants', () => {
 
   beforeAll(async () => {
     stack = await Stack.start({ apis: 2, apiEnv: { ADMIN_KEY } });
-    redis = new Redis(process.env.KF_TEST_REDIS_URL!);
+    redis = connectTestRedis();
   }, 120_000);
   afterAll(async () => {
     redis?.disconnect();
@@ -116,7 +117,7 @@ describe('tenants', () => {
       const stored = await redis.hgetall(`${stack.prefix}:{apikeys}:key:${keyId}`);
       expect(stored).toMatchObject({ tenant: TEST_TENANT, label: 'e2e cli', digest: createHash('sha256').update(key).digest('hex') });
       const secret = key.slice(-43);
-      for (const redisKey of await redis.keys(`${stack.prefix}:*`)) {
+      for (const redisKey of await keysMatching(redis, `${stack.prefix}:*`)) {
         const type = await redis.type(redisKey);
         const value = type === 'hash' ? JSON.stringify(await redis.hgetall(redisKey)) : type === 'string' ? await redis.get(redisKey) : '';
         expect(`${redisKey} ${value}`).not.toContain(secret);

@@ -1,19 +1,35 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { TestRedis } from './redis-server';
+import { TestRedis, TestRedisCluster } from './redis-server';
 
 /**
  * Once per `npm test`: a private Redis on a free port (KF_TEST_REDIS_URL) and a compiled dist/
- * for the tests that start the api and workers as real processes.
+ * for the tests that start the api and workers as real processes. With KF_TEST_REDIS_CLUSTER=1
+ * the Redis is a three-master Redis Cluster instead (KF_TEST_REDIS_URL=redis+cluster://…), so
+ * `KF_TEST_REDIS_CLUSTER=1 npx jest --selectProjects e2e` runs the whole suite on a cluster.
  */
 export default async function globalSetup(): Promise<void> {
   if (process.env.KF_TEST_REDIS_URL) return;
+  buildApps();
+  if (process.env.KF_TEST_REDIS_CLUSTER === '1') {
+    const cluster = await TestRedisCluster.start();
+    (globalThis as { __kfRedisCluster?: TestRedisCluster }).__kfRedisCluster = cluster;
+    process.env.KF_TEST_REDIS_URL = cluster.url;
+    return;
+  }
+  const redis = await TestRedis.start();
+  (globalThis as { __kfRedis?: TestRedis }).__kfRedis = redis;
+  process.env.KF_TEST_REDIS_URL = redis.url;
+}
+
+/** dist/ once per run (the e2e projects share it). */
+export function buildApps(): void {
+  const state = globalThis as { __kfBuilt?: boolean };
+  if (state.__kfBuilt) return;
   const root = join(__dirname, '..', '..');
   execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], {
     cwd: root,
     stdio: 'inherit',
   });
-  const redis = await TestRedis.start();
-  (globalThis as { __kfRedis?: TestRedis }).__kfRedis = redis;
-  process.env.KF_TEST_REDIS_URL = redis.url;
+  state.__kfBuilt = true;
 }

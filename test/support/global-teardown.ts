@@ -1,10 +1,12 @@
-import type { TestRedis } from './redis-server';
+import type { TestRedis, TestRedisCluster } from './redis-server';
 
 export default async function globalTeardown(): Promise<void> {
-  const redis = (globalThis as { __kfRedis?: TestRedis }).__kfRedis;
+  const state = globalThis as { __kfRedis?: TestRedis; __kfRedisCluster?: TestRedisCluster };
+  const redis = state.__kfRedis ?? state.__kfRedisCluster;
   if (redis) {
     await redis.stop();
-    delete (globalThis as { __kfRedis?: TestRedis }).__kfRedis;
+    delete state.__kfRedis;
+    delete state.__kfRedisCluster;
     delete process.env.KF_TEST_REDIS_URL;
   }
 }

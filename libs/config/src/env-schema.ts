@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TENANT_PATTERN } from '@kernelfleet/contracts';
+import { parseRedisTarget } from './redis-target';
 
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce
@@ -8,10 +9,17 @@ const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     .min(min, `must be at least ${min}`)
     .max(max, `must be at most ${max}`);
 
+/** One Redis (`redis://`, `rediss://`) or a Redis Cluster (`redis+cluster://host:port,…`); see redis-target.ts. */
 const redisUrl = z
   .string()
   .default('redis://127.0.0.1:6379')
-  .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL');
+  .superRefine((v, ctx) => {
+    try {
+      parseRedisTarget(v);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    }
+  });
 
 /** `tenant:key,tenant:key` → key → tenant. */
 const apiKeys = z

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { ApiKeyInfo, CreatedApiKey } from '@kernelfleet/contracts';
 import { generateApiKey } from './api-key-format';
 import { KeySpace } from './keys';
@@ -17,7 +17,7 @@ export interface StoredApiKey {
  */
 export class ApiKeyRepository {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
   ) {}
 

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, WORKER_QUEUE_PREFIX, type RunExecutionJob } from '@kernelfleet/contracts';
 import type { FairShare } from './fair-share';
 import type { ExecutionRef, KeySpace } from './keys';
@@ -30,7 +30,7 @@ export class Dispatcher {
   private readonly queues = new Map<string, Queue>();
 
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     private readonly keys: KeySpace,
     private readonly sessions: SessionRepository,
     private readonly registry: WorkerRegistry,
@@ -78,7 +78,7 @@ export class Dispatcher {
       names.map(async (name) => {
         // Counting needs no Queue kept for a worker that may be gone for good.
         const cached = this.queues.get(name);
-        const queue = cached ?? new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+        const queue = cached ?? new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix(name) });
         if (!cached) queue.on('error', () => undefined);
         try {
           const counts = await queue.getJobCounts(...QUEUE_JOB_STATES);
@@ -93,7 +93,7 @@ export class Dispatcher {
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+      queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix(name) });
       // Connection errors (Redis unreachable) surface on the commands; unhandled, BullMQ would
       // print each reconnect attempt's error.
       queue.on('error', () => undefined);

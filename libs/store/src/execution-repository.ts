@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, KernelMode } from '@kernelfleet/contracts';
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
@@ -70,7 +70,7 @@ export class ExecutionRepository {
   private readonly run: ScriptRunner;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     readonly keys: KeySpace,
     private readonly policy: RetentionPolicy,
     private readonly quotas: TenantQuotas,
@@ -84,8 +84,10 @@ export class ExecutionRepository {
    * Records the execution, appends it to its session lane and registers its owner (seed §2.4:
    * `ownerId`, or the session id itself while the session has no owner; per-call executions
    * register none); `isHead` → dispatch it (to `home`, the worker holding the session's kernel,
-   * if any). The commands are sent back to back on one connection: Redis runs them in order,
-   * in one round trip.
+   * if any). On one Redis the commands are sent back to back on one connection: Redis runs them
+   * in order, in one round trip. On a Redis Cluster the index, deadline and owner-index keys live
+   * in other slots (other nodes, no order between connections), so the deadline entry and the
+   * owner index wait for the script's reply: a second round trip keeps the same order.
    */
   async accept(req: AcceptRequest): Promise<AcceptOutcome> {
     const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: req.executionId ?? newExecutionId() };
@@ -101,12 +103,14 @@ export class ExecutionRepository {
       [ref.executionId, req.acceptedAt, ttl, this.policy.maxReplayEvents, this.keys.liveChannel(ref), owner, fallbackOwner,
         ...requestFields(req)],
     ) as Promise<[number, number, string | null, number]>;
+    const afterScript = <T>(send: () => Promise<T>): Promise<T> => (this.redis.isCluster ? accepted.then(send) : send());
     // NX: a duplicate accept must not move the deadline of the execution that already exists.
-    const scheduled = this.redis.zadd(this.keys.deadlines(), 'NX', req.deadlineAt, encodeRef(ref));
+    // After the script: the sweeper drops an overdue entry whose execution does not exist.
+    const scheduled = afterScript(() => this.redis.zadd(this.keys.deadlines(), 'NX', req.deadlineAt, encodeRef(ref)));
     // The owner index after the script (see SessionRepository.unindexOwner for why this order).
     // The fallback owner is indexed even when the script did not add it: a stale index entry is
     // harmless, the session's owners set decides.
-    const ownerIndexed = owner || fallbackOwner ? this.indexOwner(ref, owner || fallbackOwner, ttl) : Promise.resolve();
+    const ownerIndexed = owner || fallbackOwner ? afterScript(() => this.indexOwner(ref, owner || fallbackOwner, ttl)) : Promise.resolve();
     const [, [seq, laneLength, home, duplicate]] = await Promise.all([indexed, accepted, scheduled, ownerIndexed]);
     return { ref, seq, isHead: duplicate !== 1 && laneLength === 1, home: home || null, duplicate: duplicate === 1 };
   }
@@ -239,6 +243,20 @@ export class ExecutionRepository {
   /** Signals the worker running the execution; answers the status when it is not running. */
   requestCancel(ref: ExecutionRef): Promise<string> {
     return this.run('request-cancel', [this.keys.execution(ref)], [ref.executionId, this.keys.workerControlPrefix()]) as Promise<string>;
+  }
+
+  /**
+   * `markRunning`, then `claim`: a worker that dies right after claiming is found in its running
+   * set by its reaper (a stale entry, when the claim fails, is the caller's to unmark). On one
+   * Redis both go out at once on one connection, which keeps their order; on a Redis Cluster
+   * they are in different slots, so the claim waits for the index.
+   */
+  async markRunningAndClaim(ref: ExecutionRef, workerId: string, bootId: string, now: () => number): Promise<ClaimOutcome> {
+    const indexed = this.markRunning(ref, workerId);
+    if (this.redis.isCluster) await indexed;
+    const claim = await this.claim(ref, workerId, bootId, now());
+    await indexed;
+    return claim;
   }
 
   /** Records that `workerId` runs the execution (failover finds it there if the worker dies). */

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { KeySpace } from './keys';
 
 /** BullMQ's lowest priority (its PRIORITY_LIMIT is 2^21). */
@@ -30,7 +30,7 @@ export function fairPriority(waiting: number): number {
  */
 export class FairShare {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     readonly enabled: boolean,
   ) {}

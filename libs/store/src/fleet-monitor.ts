@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
 import { workerQueueName } from './dispatcher';
 import type { FleetStats, TerminalRates, TimingSummary } from './fleet-stats';
@@ -84,11 +84,11 @@ export class FleetMonitor {
   private readonly open = new Map<string, Queue>();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly registry: WorkerRegistry,
     private readonly stats: FleetStats,
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
   ) {}
 
   /** The shared queue, then the queue of every registered worker (alive or not yet reaped), by name. */
@@ -112,7 +112,7 @@ export class FleetMonitor {
     return names.map((name) => {
       let queue = this.open.get(name);
       if (!queue) {
-        queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix() });
+        queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix(name) });
         queue.on('error', () => undefined);
         this.open.set(name, queue);
       }

@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { Execution, ExecutionStatus } from '@kernelfleet/contracts';
 import type { KeySpace } from './keys';
 
@@ -94,7 +94,7 @@ export function summariseTimings(entries: readonly TerminalTiming[], windowMs: n
  */
 export class FleetStats {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
   ) {}
 

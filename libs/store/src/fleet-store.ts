@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { StoreConfig } from '@kernelfleet/config';
 import { ApiKeyRepository } from './api-key-repository';
 import { Dispatcher } from './dispatcher';
@@ -45,7 +45,7 @@ export class FleetStore {
   readonly quotas: TenantQuotas;
   readonly fairShare: FairShare;
   readonly stats: FleetStats;
-  private readonly extra: Redis[] = [];
+  private readonly extra: RedisClient[] = [];
   private fleetMonitor?: FleetMonitor;
   private liveEvents?: LiveEvents;
   private jobConsumer?: JobConsumer;
@@ -53,7 +53,7 @@ export class FleetStore {
   private readySince?: number;
 
   private constructor(
-    readonly redis: Redis,
+    readonly redis: RedisClient,
     private readonly options: FleetStoreOptions,
   ) {
     this.keys = new KeySpace(options.keyPrefix);
@@ -141,7 +141,7 @@ export class FleetStore {
     this.redis.disconnect();
   }
 
-  private connection(role: Exclude<ConnectionRole, 'command'>, purpose: string): Redis {
+  private connection(role: Exclude<ConnectionRole, 'command'>, purpose: string): RedisClient {
     const connection = createRedis(this.options.redisUrl, role, `${this.options.clientName}-${purpose}`, this.options.failFast);
     this.extra.push(connection);
     return connection;

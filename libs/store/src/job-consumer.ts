@@ -1,5 +1,5 @@
 import { WaitingError, Worker, type Job } from 'bullmq';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, type RunExecutionJob } from '@kernelfleet/contracts';
 import type { FairShare } from './fair-share';
 import type { KeySpace } from './keys';
@@ -37,10 +37,10 @@ export class JobConsumer {
   private concurrency = 1;
   private handler?: RunExecutionHandler;
   /** Shared-queue consumers (a replacement and those it retires) share one command connection. */
-  private sharedConnection?: Redis;
+  private sharedConnection?: RedisClient;
 
   constructor(
-    private readonly connection: () => Redis,
+    private readonly connection: () => RedisClient,
     private readonly keys: KeySpace,
     /** BullMQ's job lock and stalled-job check follow the worker lease, not its 30 s default. */
     private readonly leaseMs: number,
@@ -120,7 +120,7 @@ export class JobConsumer {
       },
       {
         connection,
-        prefix: this.keys.bullPrefix(),
+        prefix: this.keys.bullPrefix(name),
         concurrency: this.concurrency,
         autorun: true,
         lockDuration: this.leaseMs,

@@ -124,9 +124,13 @@ export class KeySpace {
     return `${this.prefix}:worker:${workerId}:lease`;
   }
 
-  /** BullMQ key prefix for our queues. */
-  bullPrefix(): string {
-    return `${this.prefix}:bull`;
+  /**
+   * BullMQ key prefix of one queue: `P:bull:{<queue>}`. BullMQ's scripts touch several keys of a
+   * queue at once, so each queue's keys share a hash tag (BullMQ's Redis Cluster rule); a tag
+   * per queue rather than one for all spreads the workers' queues over the cluster's nodes.
+   */
+  bullPrefix(queueName: string): string {
+    return `${this.prefix}:bull:{${queueName}}`;
   }
 
   /**
@@ -183,12 +187,12 @@ export class KeySpace {
    * `{s: status, w: queue wait ms | null, r: run ms | null, at}`, for the dashboard's percentiles.
    */
   statsTimings(): string {
-    return `${this.prefix}:stats:timings`;
+    return `${this.prefix}:{stats}:timings`;
   }
 
   /** HASH with a TTL: terminal status → executions that ended in one 10-second bucket (`at / 10 000`). */
   statsTerminal(bucket: number): string {
-    return `${this.prefix}:stats:terminal:${bucket}`;
+    return `${this.prefix}:{stats}:terminal:${bucket}`;
   }
 }
 

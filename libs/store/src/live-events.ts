@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 
 type Listener = (message: string) => void;
 
@@ -9,7 +9,7 @@ type Listener = (message: string) => void;
 export class LiveEvents {
   private readonly listeners = new Map<string, Set<Listener>>();
 
-  constructor(private readonly subscriber: Redis) {
+  constructor(private readonly subscriber: RedisClient) {
     subscriber.on('message', (channel: string, message: string) => {
       for (const listener of this.listeners.get(channel) ?? []) listener(message);
     });

@@ -1,4 +1,12 @@
-import Redis, { type RedisOptions } from 'ioredis';
+import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { parseRedisTarget } from '@kernelfleet/config';
+
+/**
+ * A connection to one Redis or to a Redis Cluster (`REDIS_URL=redis+cluster://…`). The store
+ * uses only what both have; everything it sends in one script, MULTI or pipeline stays in one
+ * hash slot (docs/architecture.md, *Redis Cluster*).
+ */
+export type RedisClient = Redis | Cluster;
 
 /**
  * Connections for the uses we have:
@@ -25,18 +33,35 @@ export const FAIL_FAST_SOCKET_TIMEOUT_MS = 2_000;
 /** Reconnect backoff: 100 ms, 200 ms, … at most 1 s, so a returning Redis is noticed quickly. */
 const retryStrategy = (attempt: number) => Math.min(attempt * 100, 1_000);
 
-export function createRedis(url: string, role: ConnectionRole, name: string, failFast = false): Redis {
+export function createRedis(url: string, role: ConnectionRole, name: string, failFast = false): RedisClient {
   const fails = failFast && (role === 'command' || role === 'producer');
-  const options: RedisOptions = {
+  // What each connection to a Redis server gets, alone or as one node of a cluster.
+  const perServer: RedisOptions = {
     connectionName: name,
-    lazyConnect: false,
     enableReadyCheck: true,
-    retryStrategy,
-    ...(fails
-      ? { enableOfflineQueue: false, maxRetriesPerRequest: 0, socketTimeout: FAIL_FAST_SOCKET_TIMEOUT_MS }
-      : { maxRetriesPerRequest: null }),
+    ...(fails ? { maxRetriesPerRequest: 0, socketTimeout: FAIL_FAST_SOCKET_TIMEOUT_MS } : { maxRetriesPerRequest: null }),
   };
-  const redis = new Redis(url, options);
+  const target = parseRedisTarget(url);
+  const redis: RedisClient =
+    target.kind === 'single'
+      ? new Redis(url, { ...perServer, lazyConnect: false, retryStrategy, ...(fails ? { enableOfflineQueue: false } : {}) })
+      : new Cluster(target.nodes, {
+          lazyConnect: false,
+          enableReadyCheck: true,
+          // The cluster reconnects as a whole, with the same backoff as a single Redis.
+          clusterRetryStrategy: retryStrategy,
+          // Commands go to masters: a replica may lag behind a script's writes.
+          scaleReads: 'master',
+          ...(fails ? { enableOfflineQueue: false } : {}),
+          redisOptions: {
+            ...perServer,
+            ...(target.username ? { username: target.username } : {}),
+            ...(target.password ? { password: target.password } : {}),
+            ...(target.tls ? { tls: {} } : {}),
+          },
+          // With TLS, connect to nodes by the names given (certificates name hosts, not addresses).
+          ...(target.tls ? { dnsLookup: (address: string, done: (err: null, address: string) => void) => done(null, address) } : {}),
+        } satisfies ClusterOptions);
   // Connection errors are expected during an outage and surface on the commands themselves.
   redis.on('error', () => undefined);
   return redis;
@@ -63,7 +88,7 @@ export function isStoreUnavailable(error: unknown): boolean {
     e.name === 'MaxRetriesPerRequestError' ||
     e.code === 'ECONNREFUSED' ||
     e.code === 'ECONNRESET' ||
-    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command aborted due to connection close|Socket timeout|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|LOADING/.test(
+    /Stream isn't writeable|enableOfflineQueue|Connection is closed|Command aborted due to connection close|Socket timeout|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|LOADING|CLUSTERDOWN|TRYAGAIN|Cluster isn't ready|None of startup nodes is available|Failed to refresh slots cache|Too many Cluster redirections/.test(
       e.message ?? '',
     )
   );

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 
 /**
  * Our Lua scripts, one file each in ./scripts, named `<name>-<numberOfKeys>.lua`. Scripts that
@@ -23,7 +23,7 @@ function scriptsDir(): string {
 }
 
 /** Registers the scripts on a connection (idempotent per connection) and returns a runner. */
-export function registerScripts(redis: Redis): ScriptRunner {
+export function registerScripts(redis: RedisClient): ScriptRunner {
   const dir = scriptsDir();
   const prelude = readFileSync(join(dir, 'emit.lib.lua'), 'utf8');
   for (const file of SCRIPT_FILES) {

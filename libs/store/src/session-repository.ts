@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { KeySpace, SessionRef } from './keys';
 import { registerScripts, type ScriptRunner } from './scripts';
 
@@ -32,7 +32,7 @@ export class SessionRepository {
   private readonly run: ScriptRunner;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly retentionSeconds: number,
   ) {

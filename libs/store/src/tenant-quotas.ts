@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { QuotaLimits } from '@kernelfleet/config';
 import { fairPriority, STALE_WAITING_MS, type FairShare } from './fair-share';
 import type { ExecutionRef, KeySpace } from './keys';
@@ -57,7 +57,7 @@ export class TenantQuotas {
   private readonly run: ScriptRunner;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly fairShare: FairShare,
   ) {

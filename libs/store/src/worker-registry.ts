@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 import type { KeySpace } from './keys';
 
 /** What the api (or a Lua script) tells a worker. */
@@ -35,7 +35,7 @@ export class WorkerRegistry {
   private viewLoading?: Promise<void>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     readonly leaseMs: number,
   ) {}
@@ -68,26 +68,30 @@ export class WorkerRegistry {
   /** Every registered worker with its lease, or null when the lease expired (lost). */
   async members(): Promise<Map<string, WorkerLease | null>> {
     const ids = await this.redis.zrange(this.keys.workers(), 0, -1);
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.get(this.keys.workerLease(id));
-    const replies = (await pipeline.exec()) ?? [];
-    return new Map(ids.map((id, i) => [id, replies[i]?.[1] ? (JSON.parse(replies[i][1] as string) as WorkerLease) : null]));
+    // One GET per lease, sent together: the leases live in as many slots as there are workers,
+    // and a pipeline on a Redis Cluster must stay on one node.
+    const leases = await Promise.all(ids.map((id) => this.redis.get(this.keys.workerLease(id))));
+    return new Map(ids.map((id, i) => [id, leases[i] ? (JSON.parse(leases[i]) as WorkerLease) : null]));
   }
 
   /**
    * Registers the worker and renews its lease until `stop()`. A renewal still waiting (Redis
    * unreachable) is not stacked with more; when the connection comes back the lease is renewed
    * at once, before other workers' reapers can think this one lost (see WorkerReaper).
+   *
+   * The lease and the `workers` set are in different slots (no MULTI on a Redis Cluster): the
+   * lease is written first and the membership only once it is there, so a reaper never finds
+   * the worker registered without a lease (lost). A membership missing after a failed beat is
+   * added by the next one; until then the worker just takes no sessions of its own.
    */
   async startHeartbeat(workerId: string, describe: () => Omit<WorkerLease, 'workerId' | 'at'>): Promise<void> {
     let inFlight: Promise<unknown> | undefined;
+    const renew = async () => {
+      await this.redis.set(this.keys.workerLease(workerId), JSON.stringify({ workerId, ...describe(), at: Date.now() }), 'PX', this.leaseMs);
+      await this.redis.zadd(this.keys.workers(), 'NX', Date.now(), workerId);
+    };
     const beat = () => {
-      inFlight ??= this.redis
-        .multi()
-        .set(this.keys.workerLease(workerId), JSON.stringify({ workerId, ...describe(), at: Date.now() }), 'PX', this.leaseMs)
-        .zadd(this.keys.workers(), 'NX', Date.now(), workerId)
-        .exec()
-        .finally(() => (inFlight = undefined));
+      inFlight ??= renew().finally(() => (inFlight = undefined));
       return inFlight;
     };
     this.stopHeartbeat();
@@ -103,15 +107,18 @@ export class WorkerRegistry {
     await this.redis.publish(this.keys.workerControl(workerId), JSON.stringify(message));
   }
 
-  /** Leaves the fleet: no lease, no membership. */
+  /**
+   * Leaves the fleet: no membership, then no lease (two slots; in this order a worker that
+   * stopped halfway is never seen registered without a lease, i.e. lost).
+   */
   async stop(workerId: string): Promise<void> {
     this.stopHeartbeat();
-    await this.redis
-      .multi()
-      .del(this.keys.workerLease(workerId))
-      .zrem(this.keys.workers(), workerId)
-      .exec()
-      .catch(() => undefined);
+    try {
+      await this.redis.zrem(this.keys.workers(), workerId);
+      await this.redis.del(this.keys.workerLease(workerId));
+    } catch {
+      // Redis unreachable: the lease expires by itself and the reapers hand the rest back.
+    }
   }
 
   private stopHeartbeat(): void {
@@ -125,9 +132,15 @@ export class WorkerRegistry {
     return (await this.redis.set(this.keys.reapLock(workerId), '1', 'PX', ms, 'NX')) === 'OK';
   }
 
-  /** Forgets a lost worker once nothing of it is left to recover. */
+  /**
+   * Forgets a lost worker once nothing of it is left to recover. Its (empty) sets go first and
+   * its membership last, each key on its own (they are in different slots): a reaper stopped
+   * halfway leaves the worker registered and reaps it again, finding nothing.
+   */
   async forget(workerId: string): Promise<void> {
-    await this.redis.multi().zrem(this.keys.workers(), workerId).del(this.keys.workerSessions(workerId), this.keys.workerRunning(workerId)).exec();
+    await this.redis.del(this.keys.workerSessions(workerId));
+    await this.redis.del(this.keys.workerRunning(workerId));
+    await this.redis.zrem(this.keys.workers(), workerId);
   }
 
   private async loadView(): Promise<void> {

@@ -75,11 +75,9 @@ export class ExecutionRunner {
         return;
       }
     }
-    // Indexed before the claim (same connection, so in order): a worker that dies right after
-    // claiming is found by its reaper; a stale entry is dropped on recovery.
-    const indexed = this.store.executions.markRunning(ref, me);
-    const claim = await this.store.executions.claim(ref, me, this.config.bootId, Date.now());
-    await indexed;
+    // Indexed before the claim: a worker that dies right after claiming is found by its
+    // reaper; a stale entry is dropped on recovery.
+    const claim = await this.store.executions.markRunningAndClaim(ref, me, this.config.bootId, Date.now);
     const runningHere =
       claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === me && claim.runnerBoot === this.config.bootId;
     if (claim.kind !== 'claimed' && !runningHere) await this.store.executions.unmarkRunning(ref, me);
