@@ -23,9 +23,10 @@ and this process stays the kernel's parent for the kernel's whole life:
   double fork or setsid. An interrupt (SIGINT: Jupyter signals the whole process group, the
   kernel takes it as KeyboardInterrupt) ends every process below us except the kernel itself:
   an execution stopped at its deadline or cancelled leaves nothing running (a fork bomb, a
-  forgotten subprocess). SIGTERM is passed on to the kernel. If this process dies, the kernel
-  gets SIGKILL (PR_SET_PDEATHSIG), so `os.kill(os.getppid(), 9)` ends one kernel at most (and
-  as another uid it is refused outright).
+  forgotten subprocess; swept until none has appeared for 0.3 s, since the kernel may fork
+  until it takes the KeyboardInterrupt). SIGTERM is passed on to the kernel. If this process
+  dies, the kernel gets SIGKILL (PR_SET_PDEATHSIG), so `os.kill(os.getppid(), 9)` ends one
+  kernel at most (and as another uid it is refused outright).
 
 Without root nothing changes uid and the limits still apply; the process limit then counts the
 user's other processes too, so it is raised by as many as that user runs when the kernel starts
@@ -50,6 +51,10 @@ from typing import Any, NoReturn
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 KILL_ROUNDS = 200
+# After an interrupt: sweep every 20 ms until no stray appeared for 0.3 s (3 s at most).
+SWEEP_EVERY_S = 0.02
+QUIET_AFTER_INTERRUPT_S = 0.3
+SWEEP_MAX_S = 3.0
 
 LIMITS = {
     "address_space_bytes": resource.RLIMIT_AS,
@@ -125,12 +130,15 @@ def descendants(root: int) -> set[int]:
     return found
 
 
-def kill_strays(keep: set[int]) -> None:
-    """SIGKILL every process below us but `keep`, again until none is left (they may fork)."""
+def kill_strays(keep: set[int]) -> bool:
+    """SIGKILL every process below us but `keep`, again until none is left (they may fork).
+    Answers whether there was any."""
+    found = False
     for _ in range(KILL_ROUNDS):
         strays = descendants(os.getpid()) - keep
         if not strays:
-            return
+            return found
+        found = True
         for pid in strays:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -138,6 +146,31 @@ def kill_strays(keep: set[int]) -> None:
                 pass
         time.sleep(0.001)
         reap(strays)
+    return found
+
+
+class Interrupted(Exception):
+    """Raised by the SIGINT handler to leave a blocking wait for the kernel."""
+
+
+def sweep_after_interrupt(child: int, keep: set[int]) -> tuple[int, int] | None:
+    """An interrupted kernel may still be forking until it takes its KeyboardInterrupt: strays
+    are ended until none has appeared for QUIET_AFTER_INTERRUPT_S (SWEEP_MAX_S at most).
+    Answers the kernel's (pid, status) if it ended meanwhile."""
+    started = last_seen = time.monotonic()
+    while True:
+        now = time.monotonic()
+        if now - last_seen >= QUIET_AFTER_INTERRUPT_S or now - started >= SWEEP_MAX_S:
+            return None
+        if kill_strays(keep):
+            last_seen = time.monotonic()
+        try:
+            pid, status = os.waitpid(child, os.WNOHANG)
+        except ChildProcessError:
+            return child, 0
+        if pid == child:
+            return pid, status
+        time.sleep(SWEEP_EVERY_S)
 
 
 def reap(pids: set[int]) -> None:
@@ -263,13 +296,29 @@ def main() -> None:
         exec_kernel(argv, settings, uid, home)
     keep = {child} if cleaner is None else {child, cleaner}
     signal.signal(signal.SIGTERM, lambda signum, _frame: os.kill(child, signum))
-    signal.signal(signal.SIGINT, lambda _signum, _frame: kill_strays(keep))
+    # The handler leaves the blocking wait (and only that: raised anywhere else it could skip
+    # the kernel's exit); interrupts during a sweep extend nothing, the sweep runs anyway.
+    blocked = [False]
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        if blocked[0]:
+            raise Interrupted
+
+    signal.signal(signal.SIGINT, on_interrupt)
     status = 0
     while True:
         try:
+            blocked[0] = True
             pid, status = os.waitpid(-1, 0)
+            blocked[0] = False
         except ChildProcessError:
             break
+        except Interrupted:
+            blocked[0] = False
+            ended = sweep_after_interrupt(child, keep)
+            if ended is None:
+                continue
+            pid, status = ended
         if pid == child:
             break
     kill_strays({cleaner} if cleaner is not None else set())
