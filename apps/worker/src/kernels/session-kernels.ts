@@ -8,7 +8,7 @@ import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
 import { cullCheckIntervalMs, IdleCuller } from './kernel-culler';
 import { KernelPool } from './kernel-pool';
-import { prepareSessionFolder } from './session-folders';
+import { KernelPlacement } from './kernel-placement';
 
 /** A session homed on this worker and its kernel. */
 interface SessionEntry {
@@ -32,9 +32,6 @@ export interface AcquiredKernel {
 const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
 /** A pool kernel that does not finish its move into the session's folder this fast is replaced. */
 const SETUP_MAX_MS = 5_000;
-const ignoreOutput = { onStream: () => undefined, onDisplay: () => undefined };
-/** Prints the kernel's uid (each kernel runs as a uid of its own in the sandbox). */
-const UID_CELL = "print(__import__('os').getuid())";
 /** The Jupyter server did not answer at all (as the kernel library tells it apart). */
 const isConnectionFailure = (error: unknown) => error instanceof TypeError && /fetch failed/i.test(error.message);
 
@@ -59,8 +56,7 @@ export class SessionKernels {
   /** Acquires in flight for sessions not held yet: they will take a slot. */
   private admitting = 0;
   private sharedPaused = false;
-  /** The uids of kernels that run as users of their own (see kernel-sandbox.ts). */
-  private readonly kernelUids = new WeakMap<KernelHandle, number>();
+  private readonly placement: KernelPlacement;
   /** Bumped by `forgetAll`: kernels started before belong to a Jupyter server that is gone. */
   private epoch = 0;
   private closed = false;
@@ -76,6 +72,7 @@ export class SessionKernels {
     private readonly jupyter: JupyterService,
     private readonly store: FleetStore,
   ) {
+    this.placement = new KernelPlacement(config.jupyter.rootDir, { warn: (m) => this.logger.warn(m) });
     const { poolSize, idleMs, startMaxMs } = config.kernels;
     if (poolSize > 0) {
       this.pool = new KernelPool({
@@ -144,8 +141,7 @@ export class SessionKernels {
     if (entry?.handle && !entry.dead && !opts.reset) {
       if (await this.store.sessions.isHeldBy(ref, this.config.workerId, entry.generation)) {
         // A per-call execution of the session had the folder handed to its own kernel's uid.
-        const uid = this.kernelUids.get(entry.handle);
-        if (uid !== undefined) await prepareSessionFolder(this.config.jupyter.rootDir, this.workingDir(ref), uid);
+        await this.placement.reclaim(entry.handle, ref);
         entry.inUse = true;
         entry.lastUsedAt = Date.now();
         return { handle: entry.handle, ephemeral: false, info: this.info(entry.generation, false, false) };
@@ -331,11 +327,11 @@ export class SessionKernels {
    */
   private async startSessionKernel(ref: SessionRef, until: number): Promise<KernelHandle> {
     const budget = () => Math.max(1, until - Date.now());
-    if (!this.jupyter.kernelUsers) return this.startKernel({ cwd: this.workingDir(ref), timeoutMs: budget() });
+    if (!this.jupyter.kernelUsers) return this.startKernel({ cwd: this.placement.workingDir(ref), timeoutMs: budget() });
     const handle = await this.startKernel({ timeoutMs: budget() });
     try {
-      await this.learnUid(handle);
-      if (await this.moveInto(handle, ref, budget())) return handle;
+      await this.placement.learnUid(handle);
+      if (await this.placement.moveInto(handle, ref, budget())) return handle;
       throw new Error(`kernel ${handle.id} could not move into the session's folder`);
     } catch (error) {
       void this.shutDownHandle(handle);
@@ -351,15 +347,6 @@ export class SessionKernels {
     } finally {
       this.startsInFlight -= 1;
     }
-  }
-
-  /** Asks a kernel for its uid (one warm round trip) and remembers it. */
-  private async learnUid(handle: KernelHandle): Promise<void> {
-    let printed = '';
-    const outcome = await handle.execute(UID_CELL, { onStream: (_name, text) => (printed += text), onDisplay: () => undefined });
-    const uid = Number(printed.trim());
-    if (outcome.status !== 'ok' || !Number.isInteger(uid)) throw new Error(`kernel ${handle.id} did not tell its uid`);
-    this.kernelUids.set(handle, uid);
   }
 
   /** Resolves true at the next Jupyter server restart (`forgetAll`), false after `ms`. */
@@ -380,36 +367,10 @@ export class SessionKernels {
   private async fromPool(ref: SessionRef, timeoutMs: number): Promise<KernelHandle | undefined> {
     if (!this.pool || this.closed) return undefined;
     for (let handle = this.pool.take(); handle; handle = this.pool.take()) {
-      if (await this.moveInto(handle, ref, Math.min(timeoutMs, SETUP_MAX_MS))) return handle;
+      if (await this.placement.moveInto(handle, ref, Math.min(timeoutMs, SETUP_MAX_MS))) return handle;
       void this.shutDownHandle(handle);
     }
     return undefined;
-  }
-
-  /**
-   * Moves a pool kernel (started in the server's root) into the session's folder, the one a
-   * kernel started for the session would get as its cwd. One warm round trip; no output.
-   */
-  private async moveInto(handle: KernelHandle, ref: SessionRef, timeoutMs: number): Promise<boolean> {
-    let dir = JSON.stringify(this.workingDir(ref));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
-    try {
-      const uid = this.kernelUids.get(handle);
-      if (uid !== undefined) dir = JSON.stringify(await prepareSessionFolder(this.config.jupyter.rootDir, this.workingDir(ref), uid));
-      const code = `__import__('os').makedirs(${dir}, exist_ok=True); __import__('os').chdir(${dir})`;
-      const outcome = await Promise.race([handle.execute(code, ignoreOutput), timeout]);
-      if (outcome === 'timeout' || outcome.status !== 'ok') {
-        this.logger.warn(`pool kernel ${handle.id} could not move into ${dir}: ${outcome === 'timeout' ? 'timed out' : outcome.status}`);
-        return false;
-      }
-      return true;
-    } catch (error) {
-      this.logger.warn(`pool kernel ${handle.id} unusable: ${(error as Error).message ?? error}`);
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
@@ -451,12 +412,6 @@ export class SessionKernels {
     handle.dispose();
   }
 
-  /** `<tenant>/<session>` with `.` and `:` escaped, so ids like `..` stay one plain folder. */
-  private workingDir(ref: SessionRef): string {
-    const escape = (id: string) => id.replace(/[.:%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-    return `${escape(ref.tenant)}/${escape(ref.sessionId)}`;
-  }
-
   /**
    * A pool kernel, warmed up: a fresh ipykernel answers its first cells 2–4× slower than later
    * ones (measured: 10–22 ms vs 5–7 ms), so two empty cells run before it waits in the pool.
@@ -465,7 +420,7 @@ export class SessionKernels {
     const handle = await this.startKernel({ timeoutMs: startMaxMs });
     const ignore = { onStream: () => undefined, onDisplay: () => undefined };
     try {
-      if (this.jupyter.kernelUsers) await this.learnUid(handle);
+      if (this.jupyter.kernelUsers) await this.placement.learnUid(handle);
       for (let i = 0; i < 2; i++) await handle.execute('None', ignore);
     } catch (error) {
       handle.dispose();

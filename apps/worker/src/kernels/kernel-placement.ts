@@ -1,0 +1,79 @@
+import type { KernelHandle } from '@kernelfleet/kernel';
+import type { SessionRef } from '@kernelfleet/store';
+import { prepareSessionFolder } from './session-folders';
+
+const ignoreOutput = { onStream: () => undefined, onDisplay: () => undefined };
+/** Prints the kernel's uid (each kernel runs as a uid of its own in the sandbox). */
+const UID_CELL = "print(__import__('os').getuid())";
+
+/**
+ * Where a session's kernel works: its folder `<tenant>/<session>` under the Jupyter server's
+ * root, and, when kernels run as users of their own (kernel-sandbox.ts), which uid owns it. A
+ * kernel started elsewhere (the pool's, or any kernel with a user of its own) is moved in by one
+ * setup cell after the worker has handed the folder to the kernel's uid.
+ */
+export class KernelPlacement {
+  private readonly uids = new WeakMap<KernelHandle, number>();
+
+  constructor(
+    private readonly rootDir: string,
+    private readonly log: { warn(message: string): void },
+  ) {}
+
+  /** `<tenant>/<session>` with `.` and `:` escaped, so ids like `..` stay one plain folder. */
+  workingDir(ref: SessionRef): string {
+    const escape = (id: string) => id.replace(/[.:%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    return `${escape(ref.tenant)}/${escape(ref.sessionId)}`;
+  }
+
+  /**
+   * Asks a kernel for its uid (one warm round trip) and remembers it. Only stdout counts, and
+   * its last line: a fresh kernel may still print start-up warnings.
+   */
+  async learnUid(handle: KernelHandle): Promise<void> {
+    let printed = '';
+    const outcome = await handle.execute(UID_CELL, {
+      onStream: (name, text) => {
+        if (name === 'stdout') printed += text;
+      },
+      onDisplay: () => undefined,
+    });
+    const uid = Number(printed.trim().split('\n').pop());
+    if (outcome.status !== 'ok' || !Number.isInteger(uid)) {
+      throw new Error(`kernel ${handle.id} did not tell its uid (${outcome.status}: ${JSON.stringify(printed.slice(0, 200))})`);
+    }
+    this.uids.set(handle, uid);
+  }
+
+  /** The folder goes back to the session's kernel (a per-call execution may have had it). */
+  async reclaim(handle: KernelHandle, ref: SessionRef): Promise<void> {
+    const uid = this.uids.get(handle);
+    if (uid !== undefined) await prepareSessionFolder(this.rootDir, this.workingDir(ref), uid);
+  }
+
+  /**
+   * Moves a kernel started in the server's root into the session's folder, the one a kernel
+   * started for the session would get as its cwd. One warm round trip; no output.
+   */
+  async moveInto(handle: KernelHandle, ref: SessionRef, timeoutMs: number): Promise<boolean> {
+    let dir = JSON.stringify(this.workingDir(ref));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+    try {
+      const uid = this.uids.get(handle);
+      if (uid !== undefined) dir = JSON.stringify(await prepareSessionFolder(this.rootDir, this.workingDir(ref), uid));
+      const code = `__import__('os').makedirs(${dir}, exist_ok=True); __import__('os').chdir(${dir})`;
+      const outcome = await Promise.race([handle.execute(code, ignoreOutput), timeout]);
+      if (outcome === 'timeout' || outcome.status !== 'ok') {
+        this.log.warn(`kernel ${handle.id} could not move into ${dir}: ${outcome === 'timeout' ? 'timed out' : outcome.status}`);
+        return false;
+      }
+      return true;
+    } catch (error) {
+      this.log.warn(`kernel ${handle.id} unusable: ${(error as Error).message ?? error}`);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
