@@ -49,3 +49,14 @@ export function printTable(widths: number[], header: string[], rows: string[][])
   console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
   for (const row of rows) console.log(line(row));
 }
+
+/** Runs `once` n times in a row; answers each run's time in milliseconds. */
+export async function timeEach(n: number, once: () => Promise<void>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = process.hrtime.bigint();
+    await once();
+    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
+  }
+  return samples;
+}

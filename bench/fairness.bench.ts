@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
 import { OTHER_TENANT, Stack } from '../test/support/stack';
-import { prepareBench, printTable } from './app-snapshot';
+import { prepareBench, printTable, timeEach } from './app-snapshot';
 
 const SESSIONS = Number(process.env.BENCH_FAIR_SESSIONS ?? 40);
 const LOOPS = Number(process.env.BENCH_FAIR_LOOPS ?? 3);
@@ -23,16 +23,6 @@ const FLOOD_CODE = 'time.sleep(0.3)';
 
 const median = (samples: number[]) => [...samples].sort((a, b) => a - b)[Math.floor(samples.length / 2)];
 const ms = (n: number) => `${n.toFixed(n < 100 ? 2 : 0)} ms`;
-
-async function timeEach(n: number, once: () => Promise<void>): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const start = process.hrtime.bigint();
-    await once();
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return samples;
-}
 
 async function rawRoundTrip(): Promise<number> {
   const python = process.env.KERNELFLEET_PYTHON ?? join(__dirname, '..', '.venv', 'bin', 'python');

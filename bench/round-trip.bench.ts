@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { snapshotApps } from './app-snapshot';
+import { snapshotApps, timeEach } from './app-snapshot';
 import { fleetRows, type Row } from './fleet.bench';
 
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 300);
@@ -27,16 +27,6 @@ function percentile(sorted: number[], p: number): number {
 function summary(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: samples.length };
-}
-
-async function timeEach(n: number, once: () => Promise<void>): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const start = process.hrtime.bigint();
-    await once();
-    samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return samples;
 }
 
 /** Executions per second with `parallel` independent loops for `ms` milliseconds. */

@@ -16,6 +16,16 @@ export interface QueueDepth {
   counts: Record<QueueJobState, number>;
 }
 
+/**
+ * A BullMQ queue of ours: its hash-tagged prefix, and connection errors (Redis unreachable) left
+ * to surface on the commands; unhandled, BullMQ would print each reconnect attempt's error.
+ */
+export function openQueue(name: string, connection: RedisClient, keys: KeySpace): Queue {
+  const queue = new Queue(name, { connection, prefix: keys.bullPrefix(name) });
+  queue.on('error', () => undefined);
+  return queue;
+}
+
 export function workerQueueName(workerId: string): string {
   return `${WORKER_QUEUE_PREFIX}${workerId}`;
 }
@@ -78,8 +88,7 @@ export class Dispatcher {
       names.map(async (name) => {
         // Counting needs no Queue kept for a worker that may be gone for good.
         const cached = this.queues.get(name);
-        const queue = cached ?? new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix(name) });
-        if (!cached) queue.on('error', () => undefined);
+        const queue = cached ?? openQueue(name, this.connection, this.keys);
         try {
           const counts = await queue.getJobCounts(...QUEUE_JOB_STATES);
           return { queue: name, counts: Object.fromEntries(QUEUE_JOB_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueJobState, number> };
@@ -93,10 +102,7 @@ export class Dispatcher {
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix(name) });
-      // Connection errors (Redis unreachable) surface on the commands; unhandled, BullMQ would
-      // print each reconnect attempt's error.
-      queue.on('error', () => undefined);
+      queue = openQueue(name, this.connection, this.keys);
       this.queues.set(name, queue);
     }
     return queue;

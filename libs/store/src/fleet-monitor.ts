@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { RedisClient } from './redis-connection';
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
-import { workerQueueName } from './dispatcher';
+import { openQueue, workerQueueName } from './dispatcher';
 import type { FleetStats, TerminalRates, TimingSummary } from './fleet-stats';
 import { decodeRef, type KeySpace } from './keys';
 import { parseSessionMember, type KernelState } from './session-repository';
@@ -112,8 +112,7 @@ export class FleetMonitor {
     return names.map((name) => {
       let queue = this.open.get(name);
       if (!queue) {
-        queue = new Queue(name, { connection: this.connection, prefix: this.keys.bullPrefix(name) });
-        queue.on('error', () => undefined);
+        queue = openQueue(name, this.connection, this.keys);
         this.open.set(name, queue);
       }
       return queue;
