@@ -1,4 +1,4 @@
-import { mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DisplayOutput } from '@kernelfleet/contracts';
@@ -183,4 +183,75 @@ describe('kernel library against a real Jupyter server', () => {
     await Promise.all([extra.shutdown(), extra.shutdown()]);
     expect(await extra.isAlive()).toBe(false);
   });
+});
+
+/**
+ * Kernels that die while starting, as when two Jupyter servers on one host hand out the same
+ * port: kernel specs of a server of their own (JUPYTER_PATH) whose kernels exit at once.
+ */
+describe('kernel starts that die', () => {
+  let specs: string;
+  let server: JupyterServer;
+  const retries: string[] = [];
+  let client: KernelClient;
+
+  /** A kernel spec named `name` that runs `script` with the connection file. */
+  function kernelSpec(name: string, script: string) {
+    const dir = join(specs, 'kernels', name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'launch.py'), script);
+    const spec = { argv: [PYTHON, join(dir, 'launch.py'), '{connection_file}'], display_name: name, language: 'python' };
+    writeFileSync(join(dir, 'kernel.json'), JSON.stringify(spec));
+  }
+
+  beforeAll(async () => {
+    jest.spyOn(console, 'debug').mockImplementation(() => undefined);
+    specs = realpathSync(mkdtempSync(join(tmpdir(), 'kf-kernel-specs-')));
+    kernelSpec('always-dies', 'import sys\nsys.exit(3)\n');
+    // Dies whenever it is the first kernel this spec launched (restarts included), then runs ipykernel.
+    kernelSpec(
+      'first-dies',
+      [
+        'import os, runpy, sys',
+        "marker = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'first-kernel')",
+        'kernel = os.path.basename(sys.argv[1])',
+        'try:',
+        '    with open(marker, "x") as f: f.write(kernel)',
+        'except FileExistsError:',
+        '    pass',
+        'if open(marker).read() == kernel: sys.exit(3)',
+        "sys.argv = ['ipykernel_launcher', '-f', sys.argv[1]]",
+        "runpy.run_module('ipykernel_launcher', run_name='__main__')",
+        '',
+      ].join('\n'),
+    );
+    const env = { ...kernelEnvironment(process.env), JUPYTER_PATH: specs };
+    server = await JupyterServer.start({ python: PYTHON, rootDir: join(specs, 'root'), env });
+    client = new KernelClient({ baseUrl: server.url, token: server.token }, { onStartRetry: (error) => retries.push(error.message) });
+  }, 60_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    if (specs) rmSync(specs, { recursive: true, force: true });
+  }, 20_000);
+
+  it('replaces a kernel that died while starting, within the same budget', async () => {
+    const kernel = await client.startKernel({ kernelName: 'first-dies', timeoutMs: 60_000 });
+    try {
+      expect((await run(kernel, 'print(6 * 7)')).stdout).toBe('42\n');
+      expect(retries).toHaveLength(1);
+      expect(retries[0]).toMatch(/while (starting|it started)/);
+      expect(await kernelCount(server)).toBe(1);
+    } finally {
+      await kernel.shutdown();
+    }
+  }, 90_000);
+
+  it('gives up on a kernel that keeps dying long before the budget runs out, leaving none behind', async () => {
+    const started = Date.now();
+    await expect(client.startKernel({ kernelName: 'always-dies', timeoutMs: 120_000 })).rejects.toBeInstanceOf(KernelDiedError);
+    expect(Date.now() - started).toBeLessThan(60_000);
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(await kernelCount(server)).toBe(0);
+  }, 150_000);
 });

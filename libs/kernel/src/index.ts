@@ -2,7 +2,7 @@ export { JupyterServer, findFreePort, findLauncherScript } from './jupyter-serve
 export type { JupyterServerExit, JupyterServerOptions, KernelSandboxSettings } from './jupyter-server';
 export { ALLOWED_HOST_VARIABLES, FORCED_KERNEL_VARIABLES, kernelEnvironment } from './kernel-environment';
 export { KernelClient } from './kernel-client';
-export type { StartKernelOptions } from './kernel-client';
+export type { KernelClientOptions, StartKernelOptions } from './kernel-client';
 export type { ExecuteHandlers, ExecuteOutcome, KernelHandle } from './kernel-handle';
 export { normaliseDisplayText, toDisplayOutputs } from './display-mapping';
 export type { MappedDisplay } from './display-mapping';

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { mkdirSync } from 'node:fs';
 import type { WorkerConfig } from '@kernelfleet/config';
-import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
+import { JupyterServer, KernelClient, type KernelClientOptions, kernelEnvironment } from '@kernelfleet/kernel';
 import { lifecycleLine } from '@kernelfleet/telemetry';
 import { WORKER_CONFIG } from '../tokens';
 import { planSandbox, type SandboxPlan } from './kernel-sandbox';
@@ -45,7 +45,7 @@ export class JupyterService implements OnApplicationShutdown {
   async start(): Promise<void> {
     const { url, token } = this.config.jupyter;
     if (url && token) {
-      this.kernelClient = new KernelClient({ baseUrl: url, token });
+      this.kernelClient = new KernelClient({ baseUrl: url, token }, this.clientOptions());
       this.logger.log(lifecycleLine(`using Jupyter server at ${url}`));
       return;
     }
@@ -73,9 +73,13 @@ export class JupyterService implements OnApplicationShutdown {
     });
     const startedAt = Date.now();
     this.server = server;
-    this.kernelClient = new KernelClient({ baseUrl: server.url, token: server.token });
+    this.kernelClient = new KernelClient({ baseUrl: server.url, token: server.token }, this.clientOptions());
     this.logger.log(lifecycleLine(`started Jupyter server pid ${server.pid} at ${server.url}`, { jupyterPid: server.pid }));
     void server.exited.then(({ code, signal }) => this.onExit(code, signal, startedAt));
+  }
+
+  private clientOptions(): KernelClientOptions {
+    return { onStartRetry: (error, attempt) => this.logger.warn(`${error.message} (launch ${attempt}); starting another`) };
   }
 
   private async onExit(code: number | null, signal: string | null, startedAt: number): Promise<void> {
