@@ -160,7 +160,8 @@ describe('no head-of-line blocking', () => {
 
     const busy: SubmitAccepted[] = [];
     for (let i = 0; i < 30; i++) busy.push(await stack.submit('hol-busy', { code: 'import time; time.sleep(0.2)', timeoutMs: 60_000 }));
-    await stack.waitForStatus(busy[0].executionId, 'running');
+    // The first sleep may be over before a poll sees it running (30 submissions take a while).
+    await stack.waitForStatus(busy[0].executionId, ['running', 'completed']);
 
     const other = await stack.run('hol-other', { code: "print('not blocked')" });
     expect(other.status).toBe('completed');

@@ -187,10 +187,12 @@ export class Stack {
     }
   }
 
-  async waitForStatus(executionId: string, status: string, timeoutMs = 30_000): Promise<void> {
+  /** Polls until the execution's status is `status` (or one of them). */
+  async waitForStatus(executionId: string, status: string | string[], timeoutMs = 30_000): Promise<void> {
+    const wanted = new Set([status].flat());
     const until = Date.now() + timeoutMs;
-    while ((await this.get(executionId)).status !== status) {
-      if (Date.now() > until) throw new Error(`execution ${executionId} never became ${status}`);
+    while (!wanted.has((await this.get(executionId)).status)) {
+      if (Date.now() > until) throw new Error(`execution ${executionId} never became ${[...wanted].join(' or ')}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
