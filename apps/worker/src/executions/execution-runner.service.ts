@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { SHARED_QUEUE, type Execution, type KernelInfo, type RunExecutionJob, type TerminalStatus } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
-import { KernelStartTimeoutError } from '@kernelfleet/kernel';
+import { KernelDiedError, KernelStartTimeoutError } from '@kernelfleet/kernel';
 import {
   FleetStore,
   KERNEL_LOST_NOTICE,
@@ -21,6 +21,12 @@ import { WORKER_CONFIG } from '../tokens';
 import { Deadline, messageSeconds, NOTICES } from './deadline';
 import { ExecutionOutput } from './execution-output';
 import { runOnKernel, type KernelRunEnd } from './kernel-run';
+
+/** Why an execution ends before its code reached a kernel. */
+interface StartFailure {
+  failure: TerminalStatus;
+  message: string;
+}
 
 /**
  * Runs the lane heads handed to this worker: claim, kernel, code, terminal state, next head.
@@ -115,13 +121,9 @@ export class ExecutionRunner {
     try {
       let ending: Ending;
       const started = await this.startKernel(record, deadline);
-      if (typeof started === 'string') {
-        const timedOut = started === 'timed_out';
-        ending = { status: started, phase: 'kernel_start', exitCode: timedOut ? null : 1 };
-        const message = timedOut
-          ? QUEUE_TIMEOUT_MESSAGE
-          : `[the kernel did not start within ${messageSeconds(this.config.kernels.startMaxMs)}s; nothing ran. Retry the execution.]`;
-        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, message)), busy);
+      if ('failure' in started) {
+        ending = { status: started.failure, phase: 'kernel_start', exitCode: started.failure === 'timed_out' ? null : 1 };
+        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, started.message)), busy);
       }
       kernel = started;
       if (controller.signal.aborted) {
@@ -163,16 +165,24 @@ export class ExecutionRunner {
     }
   }
 
-  /** The kernel to run on, or the terminal status when the deadline ran out first. */
-  private async startKernel(record: ExecutionRecord, deadline: Deadline): Promise<AcquiredKernel | TerminalStatus> {
+  /** The kernel to run on, or how the execution ends when none could be started. */
+  private async startKernel(record: ExecutionRecord, deadline: Deadline): Promise<AcquiredKernel | StartFailure> {
+    const timedOut: StartFailure = { failure: 'timed_out', message: QUEUE_TIMEOUT_MESSAGE };
     const budget = deadline.stepBudget(this.config.kernels.startMaxMs);
-    if (budget <= 0) return 'timed_out';
+    if (budget <= 0) return timedOut;
     try {
       return record.kernelMode === 'per-call'
         ? await this.kernels.acquireEphemeral(record.ref, budget)
         : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget });
     } catch (error) {
-      if (error instanceof KernelStartTimeoutError) return deadline.expired() ? 'timed_out' : 'failed';
+      if (error instanceof KernelStartTimeoutError) {
+        if (deadline.expired()) return timedOut;
+        const seconds = messageSeconds(this.config.kernels.startMaxMs);
+        return { failure: 'failed', message: `[the kernel did not start within ${seconds}s; nothing ran. Retry the execution.]` };
+      }
+      if (error instanceof KernelDiedError) {
+        return { failure: 'failed', message: `[the kernel died while starting (${error.reason}); nothing ran. Retry the execution.]` };
+      }
       throw error;
     }
   }
