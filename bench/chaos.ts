@@ -14,7 +14,7 @@
  * under /tmp). What is checked: docs/benchmarks.md, "Chaos".
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
@@ -22,6 +22,7 @@ import type { Execution, ExecutionStatus } from '@kernelfleet/contracts';
 import { connectTestRedis } from '../test/support/redis-client';
 import { TestRedis } from '../test/support/redis-server';
 import { snapshotApps } from './app-snapshot';
+import { descendants, processAlive } from '../test/support/processes';
 import { readSse, type SseEvent } from '../test/support/sse-client';
 import { Stack, TEST_TENANT, type AppProcess } from '../test/support/stack';
 
@@ -118,32 +119,6 @@ function parseKernelLog(output: string | undefined): string[] | undefined {
   if (!m) return undefined;
   const log = m[2].split(',');
   return log.length === Number(m[1]) ? log : undefined;
-}
-
-/** Alive and not a zombie (a reparented child nobody reaped yet counts as gone). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\d+ \(.*\) [ZX] /.test(stat);
-  } catch {
-    return false;
-  }
-}
-
-/** Every process below `root` (its Jupyter server and the kernels), read from `ps`. */
-function descendants(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const line of execFileSync('ps', ['-eo', 'pid=,ppid=']).toString().split('\n')) {
-    const [pid, ppid] = line.trim().split(/\s+/).map(Number);
-    if (pid && ppid) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
-  }
-  const out: number[] = [];
-  for (let todo = [root]; todo.length; ) {
-    const next = children.get(todo.pop()!) ?? [];
-    out.push(...next);
-    todo.push(...next);
-  }
-  return out;
 }
 
 interface WorkerSlot {

@@ -26,7 +26,8 @@ and this process stays the kernel's parent for the kernel's whole life:
   forgotten subprocess; swept until none has appeared for 0.3 s, since the kernel may fork
   until it takes the KeyboardInterrupt). SIGTERM is passed on to the kernel. If this process
   dies, the kernel gets SIGKILL (PR_SET_PDEATHSIG), so `os.kill(os.getppid(), 9)` ends one
-  kernel at most (and as another uid it is refused outright).
+  kernel at most (and as another uid it is refused outright). If the Jupyter server dies, the
+  kernel is killed within half a second: no kernel outlives the server that started it.
 
 Without root nothing changes uid and the limits still apply; the process limit then counts the
 user's other processes too, so it is raised by as many as that user runs when the kernel starts
@@ -45,6 +46,7 @@ import resource
 import shutil
 import signal
 import sys
+import threading
 import time
 from typing import Any, NoReturn
 
@@ -55,6 +57,8 @@ KILL_ROUNDS = 200
 SWEEP_EVERY_S = 0.02
 QUIET_AFTER_INTERRUPT_S = 0.3
 SWEEP_MAX_S = 3.0
+# How often we look whether the Jupyter server that started us is still there.
+PARENT_POLL_S = 0.5
 
 LIMITS = {
     "address_space_bytes": resource.RLIMIT_AS,
@@ -220,6 +224,23 @@ def start_cleaner(uid: int) -> int:
     return pid
 
 
+def end_with_parent(child: int, parent: int) -> None:
+    """Kills the kernel once the Jupyter server that started us is gone (SIGKILLed, OOM-killed):
+    nobody can reach its kernels any more, and the worker starts a new server. The main loop
+    then sees the kernel end and cleans up as always. Polled rather than PR_SET_PDEATHSIG, which
+    fires when the server's launching *thread* ends, not the server."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def tasks_of(uid: int) -> int:
     """Processes and threads of `uid` now: what RLIMIT_NPROC counts."""
     total = 0
@@ -276,6 +297,7 @@ def main() -> None:
         fail("usage: kernelfleet_sandbox.py '<settings json>' -- <kernel argv>")
     settings = json.loads(sys.argv[1])
     argv = sys.argv[3:]
+    parent = os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -295,6 +317,7 @@ def main() -> None:
     if child == 0:
         exec_kernel(argv, settings, uid, home)
     keep = {child} if cleaner is None else {child, cleaner}
+    end_with_parent(child, parent)
     signal.signal(signal.SIGTERM, lambda signum, _frame: os.kill(child, signum))
     # The handler leaves the blocking wait (and only that: raised anywhere else it could skip
     # the kernel's exit); interrupts during a sweep extend nothing, the sweep runs anyway.

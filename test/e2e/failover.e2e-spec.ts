@@ -1,4 +1,5 @@
 import type { Execution } from '@kernelfleet/contracts';
+import { descendants, processAlive } from '../support/processes';
 import { Stack, type AppProcess } from '../support/stack';
 
 /** Short leases so a lost worker is noticed within seconds. */
@@ -131,8 +132,14 @@ describe('a fleet of workers', () => {
       await stack.waitForStatus(running.executionId, 'running');
       // Let the server live long enough that the worker restarts it rather than giving up.
       await new Promise((r) => setTimeout(r, 10_500 - (Date.now() - first.timings.finishedAt!)));
+      const kernelProcesses = descendants(pid);
+      expect(kernelProcesses.length).toBeGreaterThan(0);
       process.kill(pid, 'SIGKILL');
       const lost = await stack.settled(running.executionId, 30_000);
+      // Its kernels (and their sandboxes) do not outlive it, the one in a cell included.
+      const until = Date.now() + 10_000;
+      while (kernelProcesses.some(processAlive) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      expect(kernelProcesses.filter(processAlive)).toEqual([]);
       expect(lost.status).toBe('outcome_unknown');
       const next = await stack.run('jupyter-dies', { code: 'print("x" in globals())' });
       expect(next.status).toBe('completed');
