@@ -91,20 +91,42 @@ def take_uid(settings: dict[str, Any]) -> tuple[int, int]:
     fail(f"all {count} sandbox uids from {base} are in use")
 
 
+def live_processes_of(uid: int) -> set[int]:
+    """Processes (not zombies) that a process of `uid` may signal: real or saved uid `uid`."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as status:
+                fields = dict(line.split(":", 1) for line in status if ":" in line)
+        except OSError:
+            continue
+        real, _effective, saved = (fields.get("Uid", "-1 -1 -1").split() + ["-1"] * 3)[:3]
+        if uid in (int(real), int(saved)) and fields.get("State", "").split()[:1] not in (["Z"], ["X"]):
+            found.add(int(entry))
+    return found
+
+
 def kill_uid(uid: int) -> None:
-    """SIGKILL every process of `uid` (a child that becomes `uid` signals all it may: -1)."""
+    """SIGKILL every process of `uid` (a child that becomes `uid` signals all it may: -1) until
+    none is left. kill(-1) cannot tell: it answers success while any process exists at all."""
+    if not live_processes_of(uid):
+        return
     pid = os.fork()
     if pid == 0:
         try:
             os.setgroups([])
             os.setgid(uid)
             os.setuid(uid)
+            me = os.getpid()
             for _ in range(KILL_ROUNDS):
                 try:
                     os.kill(-1, signal.SIGKILL)
-                except OSError as error:
-                    if error.errno == errno.ESRCH:
-                        break
+                except OSError:
+                    pass
+                if not live_processes_of(uid) - {me}:
+                    break
                 time.sleep(0.005)
         finally:
             os._exit(0)
