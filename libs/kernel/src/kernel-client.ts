@@ -70,6 +70,7 @@ function whenReady(connection: Kernel.IKernelConnection, kernelId: string, rest:
       if (status === 'disconnected') died('websocket closed while starting');
     };
     const watch = setInterval(() => {
+      if (connection.isDisposed) return died('the start was given up'); // timed out: stop watching
       rest.getKernel(kernelId, START_WATCH_INTERVAL_MS * 4).then(
         (model) => {
           if (!model) died('the server dropped the kernel while it started');
