@@ -37,7 +37,6 @@ user's other processes too, so it is raised by as many as that user runs when th
 from __future__ import annotations
 
 import ctypes
-import errno
 import fcntl
 import json
 import os
@@ -48,7 +47,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, NoReturn
+from typing import Any, Iterator, NoReturn
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -91,20 +90,25 @@ def take_uid(settings: dict[str, Any]) -> tuple[int, int]:
     fail(f"all {count} sandbox uids from {base} are in use")
 
 
-def live_processes_of(uid: int) -> set[int]:
-    """Processes (not zombies) that a process of `uid` may signal: real or saved uid `uid`."""
-    found: set[int] = set()
+def process_statuses() -> Iterator[tuple[int, dict[str, str]]]:
+    """Every process now, with the fields of its /proc/<pid>/status."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
+                yield int(entry), dict(line.split(":", 1) for line in status if ":" in line)
         except OSError:
             continue
-        real, _effective, saved = (fields.get("Uid", "-1 -1 -1").split() + ["-1"] * 3)[:3]
+
+
+def live_processes_of(uid: int) -> set[int]:
+    """Processes (not zombies) that a process of `uid` may signal: real or saved uid `uid`."""
+    found: set[int] = set()
+    for pid, fields in process_statuses():
+        real, _effective, saved = (fields.get("Uid", "").split() + ["-1"] * 3)[:3]
         if uid in (int(real), int(saved)) and fields.get("State", "").split()[:1] not in (["Z"], ["X"]):
-            found.add(int(entry))
+            found.add(pid)
     return found
 
 
@@ -265,18 +269,11 @@ def end_with_parent(child: int, parent: int) -> None:
 
 def tasks_of(uid: int) -> int:
     """Processes and threads of `uid` now: what RLIMIT_NPROC counts."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as status:
-                fields = dict(line.split(":", 1) for line in status if ":" in line)
-        except OSError:
-            continue
-        if int(fields.get("Uid", "-1 0").split()[0]) == uid:
-            total += int(fields.get("Threads", "1").strip() or 1)
-    return total
+    return sum(
+        int(fields.get("Threads", "1").strip() or 1)
+        for _pid, fields in process_statuses()
+        if int((fields.get("Uid", "").split() or ["-1"])[0]) == uid
+    )
 
 
 def set_limits(settings: dict[str, Any], as_other_user: bool) -> None:
