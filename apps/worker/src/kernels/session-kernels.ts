@@ -7,8 +7,8 @@ import { logFields } from '@kernelfleet/telemetry';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
 import { cullCheckIntervalMs, IdleCuller } from './kernel-culler';
-import { KernelPool } from './kernel-pool';
 import { KernelPlacement } from './kernel-placement';
+import { KernelStarter, shutDownKernel } from './kernel-starter';
 
 /** A session homed on this worker and its kernel. */
 interface SessionEntry {
@@ -30,14 +30,10 @@ export interface AcquiredKernel {
 }
 
 const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
-/** A pool kernel that does not finish its move into the session's folder this fast is replaced. */
-const SETUP_MAX_MS = 5_000;
-/** The Jupyter server did not answer at all (as the kernel library tells it apart). */
-const isConnectionFailure = (error: unknown) => error instanceof TypeError && /fetch failed/i.test(error.message);
 
 /**
- * The kernels this worker holds, one per session homed here, plus a warm pool of started kernels
- * that new sessions and per-call executions take from. Executions of a session never overlap
+ * The kernels this worker holds, one per session homed here; new ones come from a
+ * {@link KernelStarter} (its warm pool, else a fresh start). Executions of a session never overlap
  * (the lane guarantees it); starts, shutdowns and culls of one session are serialised here.
  *
  * Capacity: while it holds `maxKernels` session kernels (pool kernels do not count), the worker
@@ -51,19 +47,13 @@ export class SessionKernels {
   private readonly kernels = new Map<string, SessionEntry>();
   /** Per-session chain of starts, shutdowns and culls. */
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly pool?: KernelPool;
+  private readonly starter: KernelStarter;
   private readonly culler: IdleCuller;
   /** Acquires in flight for sessions not held yet: they will take a slot. */
   private admitting = 0;
   private sharedPaused = false;
   private readonly placement: KernelPlacement;
-  /** Bumped by `forgetAll`: kernels started before belong to a Jupyter server that is gone. */
-  private epoch = 0;
   private closed = false;
-  /** Kernel starts waiting for the Jupyter server to come back. */
-  private readonly restartWaiters = new Set<() => void>();
-  /** Kernel starts in flight (session, per-call and pool kernels); for metrics. */
-  private startsInFlight = 0;
   /** Session kernels culled since the process started; for metrics. */
   private culls = 0;
 
@@ -73,15 +63,8 @@ export class SessionKernels {
     private readonly store: FleetStore,
   ) {
     this.placement = new KernelPlacement(config.jupyter.rootDir, { warn: (m) => this.logger.warn(m) });
-    const { poolSize, idleMs, startMaxMs } = config.kernels;
-    if (poolSize > 0) {
-      this.pool = new KernelPool({
-        size: poolSize,
-        start: () => this.startWarmKernel(startMaxMs),
-        log: { warn: (m) => this.logger.warn(m), debug: (m) => this.logger.debug(m) },
-      });
-    }
-    this.culler = new IdleCuller(cullCheckIntervalMs(idleMs), () => this.cullIdle(), { warn: (m) => this.logger.warn(m) });
+    this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
+    this.culler = new IdleCuller(cullCheckIntervalMs(config.kernels.idleMs), () => this.cullIdle(), { warn: (m) => this.logger.warn(m) });
     jupyter.onRestart(() => void this.forgetAll().catch((e: unknown) => this.logger.error(`forgetting kernels failed: ${e}`)));
   }
 
@@ -92,7 +75,7 @@ export class SessionKernels {
 
   /** Pool kernels ready to be taken. */
   get pooled(): number {
-    return this.pool?.readyCount ?? 0;
+    return this.starter.pooled;
   }
 
   /** Session kernels alive now (a session whose kernel died or was killed holds its slot without one). */
@@ -104,7 +87,7 @@ export class SessionKernels {
 
   /** Kernels being started right now. */
   get starting(): number {
-    return this.startsInFlight;
+    return this.starter.starting;
   }
 
   /** Session kernels culled since start. */
@@ -114,7 +97,7 @@ export class SessionKernels {
 
   /** After the Jupyter server is up: fill the warm pool in the background, start culling. */
   start(): void {
-    this.pool?.start();
+    this.starter.start();
     this.culler.start();
   }
 
@@ -166,7 +149,7 @@ export class SessionKernels {
       entry.inUse = true;
       await this.shutDown(entry);
     }
-    const handle = await this.kernelFor(ref, opts.startTimeoutMs);
+    const handle = await this.starter.kernelFor(ref, opts.startTimeoutMs);
     let generation: number;
     try {
       generation = await this.store.sessions.beginGeneration(ref, this.config.workerId);
@@ -191,7 +174,7 @@ export class SessionKernels {
 
   /** A fresh kernel for one per-call execution; never registered with the session. */
   async acquireEphemeral(ref: SessionRef, startTimeoutMs: number): Promise<AcquiredKernel> {
-    const handle = await this.kernelFor(ref, startTimeoutMs);
+    const handle = await this.starter.kernelFor(ref, startTimeoutMs);
     return { handle, ephemeral: true, info: this.info(1, false, true) };
   }
 
@@ -268,7 +251,7 @@ export class SessionKernels {
    * so), and the pool refills from the new server.
    */
   async forgetAll(): Promise<void> {
-    this.epoch += 1;
+    this.starter.serverRestarted();
     const entries = [...this.kernels.values()];
     this.kernels.clear();
     this.updateCapacity();
@@ -277,8 +260,6 @@ export class SessionKernels {
       entry.handle = undefined;
       entry.dead = true;
     }
-    this.pool?.forget();
-    for (const wake of [...this.restartWaiters]) wake();
     if (entries.length) this.logger.warn(`Jupyter server restarted: ${entries.length} session kernel(s) lost`);
     await Promise.all(
       entries.map((entry) =>
@@ -294,83 +275,7 @@ export class SessionKernels {
     this.culler.stop();
     const entries = [...this.kernels.values()];
     this.kernels.clear();
-    await Promise.all([this.pool?.dispose(), ...entries.map((entry) => this.shutDown(entry))]);
-  }
-
-  /**
-   * A started kernel already in the session's working directory: a warm one from the pool
-   * (moved into the folder by a setup cell), else a new one. A kernel that landed after the
-   * Jupyter server was restarted belongs to the old server and is replaced once. When our own
-   * server has just died, the start waits (within its budget) for the restarted one.
-   */
-  private async kernelFor(ref: SessionRef, startTimeoutMs: number): Promise<KernelHandle> {
-    const until = Date.now() + startTimeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      const epoch = this.epoch;
-      let handle: KernelHandle;
-      try {
-        handle = (await this.fromPool(ref, startTimeoutMs)) ?? (await this.startSessionKernel(ref, until));
-      } catch (error) {
-        const ownServerDown = !this.config.jupyter.url && isConnectionFailure(error);
-        if (attempt > 0 || !ownServerDown) throw error;
-        if (epoch === this.epoch && !(await this.restarted(until - Date.now()))) throw error;
-        continue;
-      }
-      if (epoch === this.epoch || attempt > 0) return handle;
-      handle.dispose();
-    }
-  }
-
-  /**
-   * A new kernel for the session. Kernels with users of their own start in the root folder and
-   * move into the session's folder once the worker has handed it to their uid.
-   */
-  private async startSessionKernel(ref: SessionRef, until: number): Promise<KernelHandle> {
-    const budget = () => Math.max(1, until - Date.now());
-    if (!this.jupyter.kernelUsers) return this.startKernel({ cwd: this.placement.workingDir(ref), timeoutMs: budget() });
-    const handle = await this.startKernel({ timeoutMs: budget() });
-    try {
-      await this.placement.learnUid(handle);
-      if (await this.placement.moveInto(handle, ref, budget())) return handle;
-      throw new Error(`kernel ${handle.id} could not move into the session's folder`);
-    } catch (error) {
-      void this.shutDownHandle(handle);
-      throw error;
-    }
-  }
-
-  /** Starts a kernel on the Jupyter server, counted while it starts. */
-  private async startKernel(options: Parameters<JupyterService['client']['startKernel']>[0]): Promise<KernelHandle> {
-    this.startsInFlight += 1;
-    try {
-      return await this.jupyter.client.startKernel(options);
-    } finally {
-      this.startsInFlight -= 1;
-    }
-  }
-
-  /** Resolves true at the next Jupyter server restart (`forgetAll`), false after `ms`. */
-  private restarted(ms: number): Promise<boolean> {
-    if (ms <= 0) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const done = (restarted: boolean) => {
-        clearTimeout(timer);
-        this.restartWaiters.delete(onRestart);
-        resolve(restarted);
-      };
-      const onRestart = () => done(true);
-      const timer = setTimeout(() => done(false), ms);
-      this.restartWaiters.add(onRestart);
-    });
-  }
-
-  private async fromPool(ref: SessionRef, timeoutMs: number): Promise<KernelHandle | undefined> {
-    if (!this.pool || this.closed) return undefined;
-    for (let handle = this.pool.take(); handle; handle = this.pool.take()) {
-      if (await this.placement.moveInto(handle, ref, Math.min(timeoutMs, SETUP_MAX_MS))) return handle;
-      void this.shutDownHandle(handle);
-    }
-    return undefined;
+    await Promise.all([this.starter.close(), ...entries.map((entry) => this.shutDown(entry))]);
   }
 
   /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
@@ -407,26 +312,8 @@ export class SessionKernels {
     if (handle) await this.shutDownHandle(handle);
   }
 
-  private async shutDownHandle(handle: KernelHandle): Promise<void> {
-    await handle.shutdown().catch((error: unknown) => this.logger.warn(`kernel shutdown failed: ${error}`));
-    handle.dispose();
-  }
-
-  /**
-   * A pool kernel, warmed up: a fresh ipykernel answers its first cells 2–4× slower than later
-   * ones (measured: 10–22 ms vs 5–7 ms), so two empty cells run before it waits in the pool.
-   */
-  private async startWarmKernel(startMaxMs: number): Promise<KernelHandle> {
-    const handle = await this.startKernel({ timeoutMs: startMaxMs });
-    const ignore = { onStream: () => undefined, onDisplay: () => undefined };
-    try {
-      if (this.jupyter.kernelUsers) await this.placement.learnUid(handle);
-      for (let i = 0; i < 2; i++) await handle.execute('None', ignore);
-    } catch (error) {
-      handle.dispose();
-      throw error;
-    }
-    return handle;
+  private shutDownHandle(handle: KernelHandle): Promise<void> {
+    return shutDownKernel(handle, this.logger);
   }
 
   private info(generation: number, stateLost: boolean, restarted: boolean): KernelInfo {
