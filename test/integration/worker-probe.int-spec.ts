@@ -3,12 +3,12 @@
  * exactly while the worker holds a lease written by the real WorkerRegistry and is not
  * draining; the WORKER_ID-less form finds `<hostname>-<pid>`; a Redis password is used.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { FleetStore } from '@kernelfleet/store';
 import { connectStore, testPrefix } from '../support/store-fixtures';
-import { freePort } from '../support/redis-server';
+import { TestRedis } from '../support/redis-server';
 
 const PROBE = join(__dirname, '..', '..', 'scripts', 'worker-probe.js');
 
@@ -64,23 +64,19 @@ describe('scripts/worker-probe.js', () => {
   });
 
   describe('with a Redis password', () => {
-    let redis: ChildProcess;
-    let port: number;
+    // TestRedis requires a random password, given to redis-server on stdin (not its command line).
+    let redis: TestRedis;
     beforeAll(async () => {
-      port = await freePort();
-      redis = spawn(process.env.REDIS_SERVER_BIN ?? 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--requirepass', 'pw-0123456789'], { stdio: 'ignore' });
-      const until = Date.now() + 10_000;
-      while (probe({ REDIS_URL: `redis://:pw-0123456789@127.0.0.1:${port}`, WORKER_ID: 'x' }).message.includes('ECONNREFUSED')) {
-        if (Date.now() > until) throw new Error('redis-server did not start');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      redis = await TestRedis.start();
     });
-    afterAll(() => {
-      redis.kill('SIGKILL');
+    afterAll(async () => {
+      await redis?.stop();
     });
 
     it('authenticates with the URL password, and reports a wrong one', () => {
-      expect(probe({ REDIS_URL: `redis://:pw-0123456789@127.0.0.1:${port}`, WORKER_ID: 'x' }).message).toBe('not ready: worker x holds no lease');
+      const port = redis.port;
+      expect(redis.url).toBe(`redis://:${redis.password}@127.0.0.1:${port}`);
+      expect(probe({ REDIS_URL: redis.url, WORKER_ID: 'x' }).message).toBe('not ready: worker x holds no lease');
       expect(probe({ REDIS_URL: `redis://:wrong@127.0.0.1:${port}`, WORKER_ID: 'x' }).message).toMatch(/^not ready: Redis answered WRONGPASS/);
       expect(probe({ REDIS_URL: `redis://127.0.0.1:${port}`, WORKER_ID: 'x' }).message).toMatch(/^not ready: Redis answered NOAUTH/);
     });

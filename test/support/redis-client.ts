@@ -8,7 +8,18 @@ import { parseRedisTarget } from '@kernelfleet/config';
 export function connectTestRedis(url = process.env.KF_TEST_REDIS_URL): Redis | Cluster {
   if (!url) throw new Error('KF_TEST_REDIS_URL is not set (test/support/global-setup.ts starts Redis)');
   const target = parseRedisTarget(url);
-  const client = target.kind === 'single' ? new Redis(url) : new Cluster(target.nodes, { scaleReads: 'master' });
+  const client =
+    target.kind === 'single'
+      ? new Redis(url)
+      : new Cluster(target.nodes, {
+          scaleReads: 'master',
+          // The credentials of the URL, for every node (as libs/store/src/redis-connection.ts does).
+          redisOptions: {
+            ...(target.username ? { username: target.username } : {}),
+            ...(target.password ? { password: target.password } : {}),
+            ...(target.tls ? { tls: {} } : {}),
+          },
+        });
   client.on('error', () => undefined);
   return client;
 }
