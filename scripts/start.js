@@ -12,7 +12,7 @@ const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
 const readline = require('node:readline');
-const tls = require('node:tls');
+const { startEmbeddedRedis, pingRedis, RedisStartError, PASSWORD_FILE } = require('./embedded-redis');
 
 const ROOT = path.resolve(__dirname, '..');
 const STATE_DIR = path.join(ROOT, '.kernelfleet');
@@ -137,39 +137,6 @@ async function pingRedisUrl(url) {
   throw lastError;
 }
 
-/** Resolves when the Redis at `url` answers PING (raw RESP; AUTH first if the URL has a password). */
-function pingRedis(url, timeoutMs = 3_000) {
-  const u = new URL(url);
-  const target = { host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(u.port) || 6379 };
-  const command = (...args) => `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
-  const credentials = [u.username, u.password].filter(Boolean).map(decodeURIComponent);
-  return new Promise((resolve, reject) => {
-    const secure = u.protocol === 'rediss:';
-    const socket = secure ? tls.connect({ ...target, servername: target.host }) : net.connect(target);
-    const finish = (error) => { socket.destroy(); error ? reject(error) : resolve(); };
-    let reply = '';
-    socket.setTimeout(timeoutMs, () => finish(new Error(`no answer within ${timeoutMs} ms`)));
-    socket.once(secure ? 'secureConnect' : 'connect', () => {
-      socket.write(`${u.password ? command('AUTH', ...credentials) : ''}PING\r\n`);
-    });
-    socket.on('data', (chunk) => {
-      reply += chunk;
-      const error = reply.split('\r\n').find((line) => line.startsWith('-'));
-      if (error) finish(new Error(`Redis answered ${error.slice(1)}`));
-      else if (reply.includes('+PONG\r\n')) finish();
-    });
-    socket.on('error', finish);
-    socket.on('close', () => finish(new Error('connection closed without +PONG')));
-  });
-}
-
-function freeLoopbackPort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)); });
-  });
-}
-
 function portIsFree(port, host) {
   return new Promise((resolve) => {
     const server = net.createServer().once('error', () => resolve(false));
@@ -204,9 +171,12 @@ function readable(line) {
   return `${String(entry.level).padEnd(5)} ${context}${entry.msg}${fields}${entry.stack ? `\n${entry.stack}` : ''}`;
 }
 
-/** Spawns a child in its own process group (Ctrl-C reaches only us) and prefixes its output lines. */
-function startChild(name, command, args, env = process.env) {
-  const proc = spawn(command, args, { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Spawns a child in its own process group (Ctrl-C reaches only us) and prefixes its output lines.
+ * `stdin`: 'pipe' for a child that reads its config there (our Redis), else 'ignore'.
+ */
+function startChild(name, command, args, env = process.env, stdin = 'ignore') {
+  const proc = spawn(command, args, { cwd: ROOT, env, detached: true, stdio: [stdin, 'pipe', 'pipe'] });
   const child = { name, proc, ready: false };
   child.exited = new Promise((resolve) => {
     proc.once('exit', (code, signal) => resolve(signal ?? `exit code ${code}`));
@@ -271,20 +241,12 @@ async function startRedis() {
     await pingRedisUrl(process.env.REDIS_URL).catch((e) => fail(`REDIS_URL ${shown} does not answer PING: ${e.message}`));
     return process.env.REDIS_URL;
   }
-  if (spawnSync('redis-server', ['--version']).error) {
-    fail('redis-server was not found. Install it (`apt-get install redis-server` on Debian/Ubuntu, `brew install redis` on macOS) or set REDIS_URL.');
-  }
-  const dataDir = path.join(STATE_DIR, 'redis');
-  fs.mkdirSync(dataDir, { recursive: true });
-  const port = await freeLoopbackPort();
-  const redis = startChild('redis', 'redis-server', [
-    '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dataDir, '--loglevel', 'warning',
-  ]);
-  const url = `redis://127.0.0.1:${port}`;
-  for (const deadline = Date.now() + 10_000; ; await sleep(100)) {
-    if (await pingRedis(url, 500).then(() => true, () => false)) return url;
-    if (Date.now() > deadline || redis.proc.exitCode !== null) fail('redis-server did not answer PING within 10 s');
-  }
+  // Password-protected (kernels share this host): scripts/embedded-redis.js.
+  const redis = await startEmbeddedRedis({
+    stateDir: STATE_DIR,
+    spawnServer: (command, args) => startChild('redis', command, args, process.env, 'pipe').proc,
+  });
+  return redis.url;
 }
 
 /** API_KEYS from the environment, else one local key kept in .kernelfleet/local-api-key. */
@@ -321,7 +283,9 @@ function printBanner(apiUrl, keys, workerCount, redisUrl) {
     `kernelfleet is running: api + ${workerCount} worker(s). Ctrl-C stops everything.`,
     `  API URL  ${apiUrl}`,
     `  API key  ${key}  (${keyOrigin})`,
-    `  Redis    ${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}  (REDIS_URL for \`npm run keys\` and \`npm run quotas\`)`,
+    process.env.REDIS_URL
+      ? `  Redis    ${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}  (REDIS_URL for \`npm run keys\` and \`npm run quotas\`)`
+      : `  Redis    REDIS_URL=${shellQuote(redisUrl)}  (for \`npm run keys\` and \`npm run quotas\`; the password is kept in .kernelfleet/${PASSWORD_FILE})`,
     '',
     'Run Python and wait for the result (result.output holds what it printed):',
     `  ${submit('?wait=true', 'print(6*7)')}`,
@@ -373,6 +337,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  log(error instanceof StartError ? error.message : error.stack);
+  log(error instanceof StartError || error instanceof RedisStartError ? error.message : error.stack);
   void stopEverything(1);
 });
