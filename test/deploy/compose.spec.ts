@@ -24,6 +24,7 @@ type Service = { [key: string]: Json } & {
   ports?: Json[];
   cap_add?: string[];
   cap_drop?: string[];
+  security_opt?: string[];
   healthcheck?: { test: string[] };
   command?: string[] | string;
   stop_grace_period?: string;
@@ -137,11 +138,19 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('gives the worker root with exactly the capabilities docs/security.md names, and the api none', () => {
+  it('gives the worker root with the capabilities docs/security.md names plus NET_ADMIN, and the api none', () => {
     const worker = services.worker;
     expect(worker.user ?? 'root').toBe('root');
     expect(worker.cap_drop).toEqual(['ALL']);
-    expect([...(worker.cap_add ?? [])].sort()).toEqual(securityDocCapabilities());
+    // Compose has no init container: the worker installs and holds the kernels' network rules
+    // itself, so it gets NET_ADMIN on top of what a Kubernetes worker container gets.
+    expect(securityDocCapabilities()).not.toContain('NET_ADMIN');
+    expect([...(worker.cap_add ?? [])].sort()).toEqual([...securityDocCapabilities(), 'NET_ADMIN'].sort());
+    // Docker's default AppArmor profile refuses the mounts of each kernel's private /tmp.
+    expect([...(worker.security_opt ?? [])].sort()).toEqual(['apparmor=unconfined', 'no-new-privileges:true']);
+    expect(worker.environment?.KERNEL_NETWORK).toBe('public');
+    expect(load({ ...ENV, KERNEL_NETWORK: 'none' }).services.worker.environment?.KERNEL_NETWORK).toBe('none');
+    expect(services.api.security_opt).toEqual(['no-new-privileges:true']);
     expect(containerCapabilities(services.api.cap_drop, services.api.cap_add)).toEqual([]);
     expect(services.api.user).toBe('node');
   });

@@ -155,13 +155,20 @@ describe.each(['api', 'worker'] as const)('docker/%s.Dockerfile', (app) => {
       expect(readFileSync(repoPath('python', 'requirements.txt'), 'utf8')).toMatch(/Debian 12's 3\.11\.2/);
     });
 
-    it('carries the Jupyter server launcher, the kernel sandbox and the kernel site', () => {
+    it('carries the Jupyter server launcher, the kernel sandbox, the network rules and the kernel site', () => {
       expect(of('COPY').map((c) => c.text)).toContain('python python');
-      for (const f of ['kernelfleet_jupyter.py', 'kernelfleet_sandbox.py', 'kernel_site/kernelfleet_outstream.py']) {
-        expect(existsSync(repoPath('python', f))).toBe(true);
+      for (const f of ['kernelfleet_jupyter.py', 'kernelfleet_sandbox.py', 'kernelfleet_netwall.py', 'kernel_site/kernelfleet_outstream.py']) {
+        expect([f, existsSync(repoPath('python', f))]).toEqual([f, true]);
       }
       const copied = of('COPY').flatMap((c) => c.text.split(' ').slice(0, -1));
-      expect(copied).toEqual(expect.arrayContaining(['scripts/worker-probe.js', 'scripts/kernel-netfilter.sh']));
+      expect(copied).toContain('scripts/worker-probe.js');
+    });
+
+    it('installs nftables (nft) for the kernels\' network rules, and no iptables', () => {
+      const install = runs.join(' ');
+      expect(install).toMatch(/apt-get install [^&]*\bnftables\b/);
+      expect(install).not.toMatch(/\biptables\b/);
+      expect(readFileSync(repoPath('python', 'kernelfleet_netwall.py'), 'utf8')).toMatch(/\["nft", "-f", "-"\]/);
     });
 
     it('runs as root (the kernel sandbox gives each kernel a uid) under tini', () => {

@@ -14,7 +14,7 @@ import { apiEnvSchema, workerEnvSchema } from '../../libs/config/src/env-schema'
 import { allowed, selects, type Peer } from './support/network-policy';
 import { type Manifest, podSpecs, renderKustomization, repoPath } from './support/kustomize';
 import { baseMetricName, metricNames } from './support/promql';
-import { securityDocCapabilities } from './support/security-doc';
+import { containerCapabilities, securityDocCapabilities } from './support/security-doc';
 
 /** The metrics the dashboard and alerts read (labels in comments); each must be defined in the code. */
 const METRICS = [
@@ -183,7 +183,8 @@ describe.each([
     };
     check(apiContainer, known(apiEnvSchema, ['REDIS_PASSWORD']));
     check(workerContainer, known(workerEnvSchema, ['REDIS_PASSWORD', 'HOME']));
-    check(podOf(worker).initContainers?.[0] as Container, ['REDIS_PASSWORD', 'REDIS_URL', 'KERNEL_UID_BASE', 'KERNEL_UID_COUNT']);
+    // What python/kernelfleet_netwall.py install reads.
+    check(podOf(worker).initContainers?.[0] as Container, ['KERNEL_UID_BASE', 'KERNEL_UID_COUNT', 'KERNEL_NETWORK', 'KERNEL_DENY_EXTRA']);
     expect(envOf(workerContainer).REDIS_URL).toBe('redis://:$(REDIS_PASSWORD)@redis:6379');
     expect(envOf(apiContainer).REDIS_URL).toBe('redis://:$(REDIS_PASSWORD)@redis:6379');
     // Each worker is named after its pod: unique, and kept by a pod restarted in place.
@@ -246,16 +247,27 @@ describe.each([
     expect(podOf(api).automountServiceAccountToken).toBe(false);
   });
 
-  it('keeps kernels off Redis by uid: an init container with NET_ADMIN runs scripts/kernel-netfilter.sh for the kernel uids', () => {
-    const init = (podOf(worker).initContainers ?? []).find((c) => c.name === 'kernel-netfilter') as Container;
-    expect(init.command).toEqual(['sh', 'scripts/kernel-netfilter.sh']);
-    expect(existsSync(repoPath('scripts', 'kernel-netfilter.sh'))).toBe(true);
+  it('walls kernels off by uid: an init container with NET_ADMIN alone runs python/kernelfleet_netwall.py install for the worker\'s kernel uids', () => {
+    const inits = podOf(worker).initContainers ?? [];
+    expect(inits.map((c) => c.name)).toEqual(['kernel-netwall']);
+    const [init] = inits;
+    expect(init.command).toEqual(['python3', 'python/kernelfleet_netwall.py', 'install']);
+    expect(existsSync(repoPath('python', 'kernelfleet_netwall.py'))).toBe(true);
     expect(init.image).toBe(workerContainer.image);
-    expect(init.securityContext?.capabilities?.add).toEqual(expect.arrayContaining(['NET_ADMIN']));
+    const sc = init.securityContext ?? {};
+    expect(containerCapabilities(sc.capabilities?.drop, sc.capabilities?.add)).toEqual(['NET_ADMIN']);
+    expect(sc.allowPrivilegeEscalation).toBe(false);
+    expect(sc.readOnlyRootFilesystem).toBe(true);
+    // The rules are for the worker's kernels: the same uids and network setting.
+    for (const name of ['KERNEL_UID_BASE', 'KERNEL_UID_COUNT', 'KERNEL_NETWORK', 'KERNEL_DENY_EXTRA']) {
+      expect([name, envOf(init)[name]]).toEqual([name, envOf(workerContainer)[name]]);
+    }
+    expect(envOf(workerContainer).KERNEL_NETWORK).toBe('public');
+    // The worker cannot change them; it proves them as a kernel at start.
     expect(workerContainer.securityContext?.capabilities?.add).not.toContain('NET_ADMIN');
-    for (const name of ['KERNEL_UID_BASE', 'KERNEL_UID_COUNT', 'REDIS_URL']) expect(envOf(init)[name]).toBe(envOf(workerContainer)[name]);
-    // iptables -w needs a writable /run on a read-only root.
-    expect(init.volumeMounts?.map((m) => m.mountPath)).toContain('/run');
+    // nft takes no lock file and reads no secret.
+    expect(init.volumeMounts ?? []).toEqual([]);
+    expect((init.env ?? []).filter((e) => e.valueFrom)).toEqual([]);
   });
 
   it('runs Redis with AOF (appendfsync always), noeviction, a password and a volume claim', () => {
@@ -334,6 +346,49 @@ describe.each([
     for (const wanted of [/Executions by status/, /Queue depth by state/, /Queue wait p50 \/ p99/, /Run time p99/, /Kernels/, /Failovers/]) {
       expect(titles).toMatch(wanted);
     }
+  });
+});
+
+/** The directory on the PATH holding `name`, if any. */
+const onPath = (name: string): string | undefined =>
+  (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, name)).find((file) => existsSync(file));
+
+describe('the kernel network rules for k8s/base\'s worker (python/kernelfleet_netwall.py print)', () => {
+  const env = envOf(container(find(base, 'Deployment', 'kernelfleet-worker'), 'worker'));
+  const first = Number(env.KERNEL_UID_BASE);
+  const last = first + Number(env.KERNEL_UID_COUNT) - 1;
+  const printed = spawnSync('python3', ['python/kernelfleet_netwall.py', 'print'], {
+    cwd: repoPath(),
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      KERNEL_UID_BASE: env.KERNEL_UID_BASE,
+      KERNEL_UID_COUNT: env.KERNEL_UID_COUNT,
+      KERNEL_NETWORK: env.KERNEL_NETWORK,
+      KERNEL_DENY_EXTRA: '',
+    },
+  });
+  const nft = onPath('nft');
+
+  it('names the worker\'s kernel uid range and refuses this host\'s addresses', () => {
+    expect([printed.status, printed.stderr]).toEqual([0, '']);
+    expect(first).toBe(2_000_000_000);
+    expect(last).toBe(2_000_004_095);
+    expect(printed.stdout).toMatch(/^table inet kernelfleet_walls\n/);
+    expect(printed.stdout).toContain(`    meta skuid != ${first}-${last} accept\n`);
+    expect(printed.stdout).toContain('fib daddr type local meta l4proto tcp reject with tcp reset');
+    expect(printed.stdout).toMatch(/ip daddr \{[^}]*\b10\.0\.0\.0\/8\b[^}]*\} meta l4proto tcp reject with tcp reset/);
+  });
+
+  // A syntax check that changes nothing (`nft -c`); only this part is left out where nft is not
+  // on the PATH (the printed ruleset above is checked everywhere). As root nft checks against the
+  // host's kernel; otherwise in a user and network namespace of its own, where nft may look.
+  it(`is accepted by nft -c -f - (${nft ? `with ${nft}` : 'nft not on the PATH: nothing to run'})`, () => {
+    if (!nft) return;
+    const root = process.getuid?.() === 0;
+    const [command, args] = root ? [nft, ['-c', '-f', '-']] : ['unshare', ['--user', '--map-root-user', '--net', nft, '-c', '-f', '-']];
+    const check = spawnSync(command, args, { input: printed.stdout, encoding: 'utf8' });
+    expect([check.status, check.stderr]).toEqual([0, '']);
   });
 });
 
