@@ -15,6 +15,14 @@ and this process stays the kernel's parent for the kernel's whole life:
   process limit counts its processes only, and everything it left running can be found and
   killed by uid. It gets a private, emptied HOME/TMPDIR and a copy of its connection file it can
   read; umask 077.
+- Places every user may write (/tmp, /var/tmp, /dev/shm, /run/lock) are the kernel's own: in a
+  mount namespace of its own each is covered by an empty folder of the kernel's, and what the
+  kernel needs below one (the interpreter, the kernel folders, its HOME) is bound back at its own
+  path. An IPC namespace of its own keeps System V and POSIX message queues apart, and /proc
+  shows the kernel only its own processes (hidepid), so no tenant sees another's command lines.
+  Everything it left there is removed when it ends. Without the privilege for this (no
+  CAP_SYS_ADMIN) the kernel starts without it and the first line on stderr says so; the worker's
+  start-up probe reads that line and says it too.
 - A cleaner process in a session of its own (so the Jupyter server's kill of this process group
   does not reach it) waits for this process to end, however it ends, then kills every process
   of the kernel's uid before the uid is handed to another kernel. Whoever takes a uid also
@@ -51,6 +59,14 @@ from typing import Any, Iterator, NoReturn
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+# Places where any user may create files: each kernel gets its own (see the docstring).
+SHARED_PLACES = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+# What the kernel's stderr says first when its places could not be made private.
+SHARED_PLACES_NOTICE = "kernelfleet_sandbox: places not private:"
 KILL_ROUNDS = 200
 # After an interrupt: sweep every 20 ms until no stray appeared for 0.3 s (3 s at most).
 SWEEP_EVERY_S = 0.02
@@ -229,6 +245,70 @@ def private_home(settings: dict[str, Any], uid: int, connection_file: str | None
     return home, copy
 
 
+def mount(libc: ctypes.CDLL, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    encode = lambda text: None if text is None else os.fsencode(text)  # noqa: E731
+    if libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"mount {source or fstype} on {target}: {os.strerror(errno)}")
+
+
+def below(path: str, place: str) -> bool:
+    return path == place or path.startswith(place.rstrip("/") + "/")
+
+
+def shared_places() -> list[str]:
+    """The SHARED_PLACES of this host that are folders any user may write (symlinks skipped)."""
+    found = []
+    for place in SHARED_PLACES:
+        try:
+            if not os.path.islink(place) and os.path.isdir(place) and os.stat(place).st_mode & 0o002:
+                found.append(place)
+        except OSError:
+            continue
+    return found
+
+
+def make_places_private(home: str, uid: int, keep: list[str]) -> None:
+    """In the kernel's child, before it drops root: a mount namespace (and IPC namespace) of its
+    own where every shared place is an empty folder of the kernel's under `home`, the `keep`
+    paths below them are bound back where they were, and /proc hides other users' processes.
+    Sources are held open (O_PATH) first: once a place is covered their paths lead elsewhere."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNS | CLONE_NEWIPC) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"unshare: {os.strerror(errno)}")
+    mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    places = shared_places()
+    covers = []
+    for place in places:
+        private = os.path.join(home, "places", place.strip("/").replace("/", "-"))
+        os.makedirs(private, mode=0o700)
+        os.chown(private, uid, uid)
+        os.chmod(private, 0o700)
+        covers.append((place, os.open(private, os.O_PATH | os.O_CLOEXEC)))
+    wanted = sorted({os.path.realpath(path) for path in keep if os.path.exists(path)}, key=len)
+    rebinds = []
+    for path in wanted:
+        inside = any(below(path, place) and path != place for place in places)
+        if inside and not any(below(path, done) for done, _fd in rebinds):
+            rebinds.append((path, os.open(path, os.O_PATH | os.O_CLOEXEC)))
+    cwd = os.getcwd()
+    for place, fd in covers:
+        mount(libc, f"/proc/self/fd/{fd}", place, None, MS_BIND)
+    for path, fd in rebinds:
+        os.makedirs(path, mode=0o711, exist_ok=True)
+        mount(libc, f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+    for _path, fd in [*covers, *rebinds]:
+        os.close(fd)
+    mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+    os.chdir(cwd)  # the same folder, now as this namespace sees it
+
+
+def remove_home(home: str) -> None:
+    """Everything the kernel left in its HOME and private places (never follows symlinks)."""
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def start_cleaner(uid: int) -> int:
     """A process outside our process group that kills the uid's processes once we are gone."""
     read_end, write_end = os.pipe()
@@ -291,6 +371,13 @@ def set_limits(settings: dict[str, Any], as_other_user: bool) -> None:
 
 def exec_kernel(argv: list[str], settings: dict[str, Any], uid: int | None, home: str | None) -> NoReturn:
     try:
+        if uid is not None and home is not None and settings.get("private_places", True):
+            keep = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                    os.path.dirname(os.path.abspath(__file__)), settings["run_dir"], os.getcwd(), *settings.get("keep_paths", [])]
+            try:
+                make_places_private(home, uid, keep)
+            except OSError as error:
+                print(f"{SHARED_PLACES_NOTICE} {error}", file=sys.stderr, flush=True)
         set_limits(settings, uid is not None)
         if uid is not None and home is not None:
             os.setgroups([])
@@ -366,6 +453,8 @@ def main() -> None:
     kill_strays({cleaner} if cleaner is not None else set())
     if uid is not None:
         kill_uid(uid)
+    if home is not None:
+        remove_home(home)
     sys.exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 1)
 
 

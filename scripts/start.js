@@ -297,6 +297,19 @@ function printBanner(apiUrl, keys, workerCount, redisUrl) {
   ].join('\n') + '\n');
 }
 
+/**
+ * As root the workers wall kernels off with nftables (docs/security.md) and refuse to start
+ * without it: say so before anything starts. Not root, they say on start that kernels can reach
+ * this machine's services.
+ */
+function checkKernelWalls() {
+  const walled = process.getuid?.() === 0 && (process.env.KERNEL_SANDBOX ?? 'auto') === 'auto' && !process.env.JUPYTER_URL;
+  if (!walled || process.env.SINGLE_TENANT_DEV === 'true') return;
+  if (spawnSync('nft', ['--version']).error) {
+    fail('nft was not found. As root, workers keep kernels off this machine\'s services with nftables: install it (`apt-get install nftables`), or set SINGLE_TENANT_DEV=true for a single-tenant development setup.');
+  }
+}
+
 function workerCountFromEnv() {
   const count = Number(process.env.WORKERS ?? 1);
   if (!Number.isInteger(count) || count < 1 || count > 64) fail(`WORKERS must be an integer from 1 to 64, not ${process.env.WORKERS}`);
@@ -312,6 +325,7 @@ async function main() {
   if (args.includes('--check')) return log('bootstrap complete (node_modules, .venv, dist/)');
 
   const workerCount = workerCountFromEnv();
+  checkKernelWalls();
   const port = process.env.PORT ?? '8080';
   const host = process.env.HOST ?? '127.0.0.1';
   if (!(await portIsFree(Number(port), host))) fail(`port ${port} is already in use: stop what uses it or set PORT`);

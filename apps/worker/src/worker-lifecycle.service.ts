@@ -7,7 +7,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { WorkerConfig } from '@kernelfleet/config';
-import { FleetStore, type WorkerControlMessage } from '@kernelfleet/store';
+import { FleetStore, redisServesWithoutPassword, type WorkerControlMessage } from '@kernelfleet/store';
 import { lifecycleLine } from '@kernelfleet/telemetry';
 import { ExecutionRunner } from './executions/execution-runner.service';
 import { QueueSweeper } from './executions/queue-sweeper';
@@ -43,6 +43,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   async onApplicationBootstrap(): Promise<void> {
     const { workerId, concurrency } = this.config;
     await this.jupyter.start();
+    await this.refuseOpenRedis();
     this.kernels.start();
     this.unlisten = await this.store.live.listen(this.store.keys.workerControl(workerId), (message) =>
       this.onControl(JSON.parse(message) as WorkerControlMessage),
@@ -56,6 +57,20 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     this.sweeper.start();
     this.reaper.start();
     this.logger.log(lifecycleLine(`worker ${workerId} ready (concurrency ${concurrency})`, { concurrency }));
+  }
+
+  /**
+   * A Redis that serves clients without a password, where kernels can reach it, hands every
+   * tenant's data to any tenant's code: the worker does not start on it, unless told that this
+   * is a single-tenant development setup.
+   */
+  private async refuseOpenRedis(): Promise<void> {
+    if (!this.jupyter.kernelsReachRedis || !(await redisServesWithoutPassword(this.config.store.redisUrl))) return;
+    const problem = "kernels can reach this worker's Redis, and it serves clients without a password";
+    if (!this.config.sandbox.singleTenantDev) {
+      throw new Error(`${problem}: give Redis a password (requirepass, or an ACL user) and put it in REDIS_URL; SINGLE_TENANT_DEV=true starts anyway, for a single-tenant development setup only`);
+    }
+    this.logger.warn(lifecycleLine(`SINGLE_TENANT_DEV: ${problem}; any code run here can read and change everything in it`));
   }
 
   /** Idempotent; the process may exit 0 once it resolves. */

@@ -84,6 +84,12 @@ export interface WorkerConfig {
     dir: string;
     uidBase: number;
     uidCount: number;
+    /** New connections kernels may open: `public` addresses (never this host's or private ones), or `none`. */
+    network: 'public' | 'none';
+    /** Address ranges kernels may not reach beside this host's own and the private ones. */
+    denyExtra: string[];
+    /** SINGLE_TENANT_DEV: start even where kernels can reach this host's services or an open Redis. */
+    singleTenantDev: boolean;
     limits: { addressSpaceBytes: number; cpuSeconds: number; processes: number; fileSizeBytes: number; openFiles: number };
   };
   kernels: {
@@ -185,6 +191,9 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       dir: e.KERNEL_SANDBOX_DIR ?? join(tmpdir(), 'kernelfleet-sandbox'),
       uidBase: e.KERNEL_UID_BASE,
       uidCount: e.KERNEL_UID_COUNT,
+      network: e.KERNEL_NETWORK,
+      denyExtra: e.KERNEL_DENY_EXTRA,
+      singleTenantDev: e.SINGLE_TENANT_DEV === 'true',
       limits: {
         addressSpaceBytes: e.KERNEL_MEMORY_MB * MIB,
         cpuSeconds: e.KERNEL_CPU_SECONDS,

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { TENANT_PATTERN } from '@kernelfleet/contracts';
 import { parseRedisTarget } from './redis-target';
 
+/** An IPv4 or IPv6 address range (`a.b.c.d/n`, `x:y::/n`); nftables checks the rest. */
+const CIDR = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)\/\d{1,3}$/;
+
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce
     .number({ error: 'must be a number' })
@@ -104,6 +107,16 @@ export const workerEnvSchema = z.object({
   /** auto: limits, and kernels as users of their own when root; limits: no user switch; off: neither. */
   KERNEL_SANDBOX: z.enum(['auto', 'limits', 'off']).default('auto'),
   KERNEL_SANDBOX_DIR: z.string().optional(),
+  /** What kernels may connect to (docs/security.md): public addresses, or nothing at all. */
+  KERNEL_NETWORK: z.enum(['public', 'none']).default('public'),
+  /** More address ranges kernels may not reach, beside this host's own and the private ones. */
+  KERNEL_DENY_EXTRA: z
+    .string()
+    .default('')
+    .transform((raw) => raw.split(/[\s,]+/).filter(Boolean))
+    .refine((cidrs) => cidrs.every((c) => CIDR.test(c)), 'must be address ranges such as 203.0.113.0/24 or 2001:db8::/32, separated by spaces'),
+  /** A single-tenant development setup: start even where kernels can reach local services or an open Redis. */
+  SINGLE_TENANT_DEV: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
   KERNEL_UID_BASE: int(1_000, 4_000_000_000).default(2_000_000_000),
   KERNEL_UID_COUNT: int(1, 1_000_000).default(4_096),
   KERNEL_MEMORY_MB: int(0).default(4_096),

@@ -15,3 +15,5 @@ export {
   KernelDiedError,
   KernelStartTimeoutError,
 } from './kernel-errors';
+export { checkKernelReach, holdNetworkWalls, NetworkWallsConflictError } from './kernel-walls';
+export type { KernelReach, NetworkWallHold, NetworkWallSettings } from './kernel-walls';

@@ -42,6 +42,13 @@ export interface KernelSandboxSettings {
   lockDir: string;
   /** Where each sandbox uid gets its private HOME (emptied whenever the uid is taken). */
   runDir: string;
+  /**
+   * Folders a kernel needs (the kernel root) that may lie below a place every user may write,
+   * such as /tmp: the sandbox covers those places with the kernel's own and binds these back.
+   */
+  keepPaths?: string[];
+  /** Private /tmp, /var/tmp, /dev/shm and /run/lock for each kernel of its own uid (default true). */
+  privatePlaces?: boolean;
   limits: {
     addressSpaceBytes: number;
     cpuSeconds: number;
@@ -51,7 +58,7 @@ export interface KernelSandboxSettings {
   };
 }
 
-function sandboxLaunchSettings(sandbox: KernelSandboxSettings): Record<string, unknown> {
+export function sandboxLaunchSettings(sandbox: KernelSandboxSettings): Record<string, unknown> {
   const { limits } = sandbox;
   return {
     switch_user: sandbox.switchUser,
@@ -59,6 +66,8 @@ function sandboxLaunchSettings(sandbox: KernelSandboxSettings): Record<string, u
     uid_count: sandbox.uidCount,
     lock_dir: resolve(sandbox.lockDir),
     run_dir: resolve(sandbox.runDir),
+    keep_paths: (sandbox.keepPaths ?? []).map((path) => resolve(path)),
+    private_places: sandbox.privatePlaces ?? true,
     limits: {
       address_space_bytes: limits.addressSpaceBytes,
       cpu_seconds: limits.cpuSeconds,

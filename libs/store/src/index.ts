@@ -12,7 +12,7 @@ export * from './worker-registry';
 export * from './terminal-execution';
 export * from './session-lanes';
 export * from './failover';
-export { isStoreUnavailable, StoreUnavailableError } from './redis-connection';
+export { isStoreUnavailable, redisAddresses, redisServesWithoutPassword, StoreUnavailableError } from './redis-connection';
 export * from './tenant-quotas';
 export * from './fair-share';
 export * from './fleet-stats';

@@ -93,3 +93,35 @@ export function isStoreUnavailable(error: unknown): boolean {
     )
   );
 }
+
+/** Where a kernel would have to connect to reach the Redis of `url` (each seed node of a cluster). */
+export function redisAddresses(url: string): { host: string; port: number }[] {
+  const target = parseRedisTarget(url);
+  if (target.kind === 'cluster') return target.nodes;
+  const parsed = new URL(url);
+  return [{ host: parsed.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1', port: Number(parsed.port) || 6379 }];
+}
+
+/**
+ * Whether the Redis of `url` serves a client that gives no credentials (answers PING rather than
+ * NOAUTH): anyone who can open a connection to it can then read and change every tenant's data.
+ * On a cluster, whether any seed node does.
+ */
+export async function redisServesWithoutPassword(url: string): Promise<boolean> {
+  const tls = /^rediss/.test(url);
+  const answers = await Promise.all(
+    redisAddresses(url).map(async ({ host, port }) => {
+      const probe = new Redis({ host, port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false, ...(tls ? { tls: {} } : {}) });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        return (await probe.ping()) === 'PONG';
+      } catch {
+        return false;
+      } finally {
+        probe.disconnect();
+      }
+    }),
+  );
+  return answers.some(Boolean);
+}

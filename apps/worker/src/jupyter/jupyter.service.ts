@@ -5,6 +5,7 @@ import { JupyterServer, KernelClient, type KernelClientOptions, kernelEnvironmen
 import { lifecycleLine } from '@kernelfleet/telemetry';
 import { WORKER_CONFIG } from '../tokens';
 import { planSandbox, type SandboxPlan } from './kernel-sandbox';
+import { raiseKernelWalls, type KernelWalls } from './kernel-walls';
 
 /** A server that dies again this soon after a restart is not restarted: the worker exits. */
 const MIN_UPTIME_FOR_RESTART_MS = 10_000;
@@ -24,6 +25,7 @@ export class JupyterService implements OnApplicationShutdown {
   private kernelClient?: KernelClient;
   private stopping = false;
   private sandbox?: SandboxPlan;
+  private walls?: KernelWalls;
 
   constructor(@Inject(WORKER_CONFIG) private readonly config: WorkerConfig) {}
 
@@ -37,6 +39,14 @@ export class JupyterService implements OnApplicationShutdown {
     return this.sandbox?.kernelUsers ?? false;
   }
 
+  /**
+   * Whether code in a kernel may open a connection to the fleet's Redis: true unless the walls
+   * around our own kernels were proven at start (kernel-walls.ts), and for an external server.
+   */
+  get kernelsReachRedis(): boolean {
+    return this.walls?.kernelsReachRedis ?? true;
+  }
+
   /** Called after our Jupyter server died and a new one is up. */
   onRestart(listener: () => void): void {
     this.restartListeners.push(listener);
@@ -46,7 +56,7 @@ export class JupyterService implements OnApplicationShutdown {
     const { url, token } = this.config.jupyter;
     if (url && token) {
       this.kernelClient = new KernelClient({ baseUrl: url, token }, this.clientOptions());
-      this.logger.log(lifecycleLine(`using Jupyter server at ${url}`));
+      this.logger.log(lifecycleLine(`using Jupyter server at ${url}; what its kernels can reach is up to its deployment (docs/security.md)`));
       return;
     }
     await this.spawn();
@@ -55,6 +65,7 @@ export class JupyterService implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
     await this.server?.stop();
+    await this.walls?.release();
   }
 
   private async spawn(): Promise<void> {
@@ -63,6 +74,10 @@ export class JupyterService implements OnApplicationShutdown {
     if (!this.sandbox) {
       this.sandbox = planSandbox(this.config);
       this.logger.log(lifecycleLine(this.sandbox.summary));
+      this.walls = await raiseKernelWalls(this.config, this.sandbox);
+      const line = lifecycleLine(this.walls.summary);
+      if (this.walls.kernelsReachRedis || this.config.sandbox.singleTenantDev) this.logger.warn(line);
+      else this.logger.log(line);
     }
     const server = await JupyterServer.start({
       python,

@@ -12,6 +12,8 @@ export interface SandboxPlan {
   kernelUsers: boolean;
   /** One line for the log: what the kernels get, and why not more. */
   summary: string;
+  /** Why kernels do not run as users of their own (empty when they do). */
+  reason: string;
 }
 
 /**
@@ -22,7 +24,7 @@ export interface SandboxPlan {
  */
 export function planSandbox(config: WorkerConfig): SandboxPlan {
   const { sandbox, jupyter } = config;
-  if (sandbox.mode === 'off') return { kernelUsers: false, summary: 'kernel sandbox off (KERNEL_SANDBOX=off)' };
+  if (sandbox.mode === 'off') return { kernelUsers: false, summary: 'kernel sandbox off (KERNEL_SANDBOX=off)', reason: 'KERNEL_SANDBOX=off' };
   const locks = join(sandbox.dir, 'locks');
   const homes = join(sandbox.dir, 'home');
   let kernelUsers = false;
@@ -49,6 +51,7 @@ export function planSandbox(config: WorkerConfig): SandboxPlan {
     uidCount: sandbox.uidCount,
     lockDir: locks,
     runDir: homes,
+    keepPaths: [jupyter.rootDir],
     limits,
   };
   const mib = (bytes: number) => (bytes ? `${Math.round(bytes / 1_048_576)} MiB` : 'unlimited');
@@ -59,7 +62,7 @@ export function planSandbox(config: WorkerConfig): SandboxPlan {
   const summary = kernelUsers
     ? `kernels run as uids ${sandbox.uidBase}..${sandbox.uidBase + sandbox.uidCount - 1}, each its own; limits: ${limitText}`
     : `kernels run as the worker's user (${why}); limits: ${limitText}`;
-  return { settings, kernelUsers, summary };
+  return { settings, kernelUsers, summary, reason: why };
 }
 
 /** Undefined when `uid` can start a kernel's interpreter in `rootDir`; else why not. */
