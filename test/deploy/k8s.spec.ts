@@ -375,7 +375,7 @@ describe('the kernel network rules for k8s/base\'s worker (python/kernelfleet_ne
     expect(first).toBe(2_000_000_000);
     expect(last).toBe(2_000_004_095);
     expect(printed.stdout).toMatch(/^table inet kernelfleet_walls\n/);
-    expect(printed.stdout).toContain(`    meta skuid != ${first}-${last} accept\n`);
+    expect(printed.stdout).toContain(`    meta skuid ${first}-${last} jump kernels\n`);
     expect(printed.stdout).toContain('fib daddr type local meta l4proto tcp reject with tcp reset');
     expect(printed.stdout).toMatch(/ip daddr \{[^}]*\b10\.0\.0\.0\/8\b[^}]*\} meta l4proto tcp reject with tcp reset/);
   });
