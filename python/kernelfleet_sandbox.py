@@ -286,7 +286,8 @@ def make_places_private(home: str, uid: int, keep: list[str]) -> None:
         os.chown(private, uid, uid)
         os.chmod(private, 0o700)
         covers.append((place, os.open(private, os.O_PATH | os.O_CLOEXEC)))
-    wanted = sorted({os.path.realpath(path) for path in keep if os.path.exists(path)}, key=len)
+    # A path as given and where it leads: a venv linked from /tmp must be found through the link.
+    wanted = sorted({found for path in keep if os.path.exists(path) for found in (os.path.abspath(path), os.path.realpath(path))}, key=len)
     rebinds = []
     for path in wanted:
         inside = any(below(path, place) and path != place for place in places)
