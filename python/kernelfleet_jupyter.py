@@ -30,6 +30,9 @@ machine, 2 vCPUs, Node client in libs/kernel, warm `1+1`, execute -> reply + idl
   however large (256 MiB printed arrived as one message); kernels use
   kernel_site/kernelfleet_outstream.py, which sends pieces of about 1 MiB and makes the writer
   wait for them (PYTHONPATH names kernel_site for the kernel only).
+- Tool calls: `--IPKernelApp.exec_lines=<line>` (one argument = a one-item List) imports `tool`,
+  `ToolError`, `ToolTimeoutError` from kernel_site/kernelfleet_tools.py silently at every kernel
+  start; each execute_request's metadata says where that execution's tool bridge is.
 - stdin: the client executes with allow_stdin=False; ipykernel then raises
   StdinNotImplementedError from input()/getpass(), which ends the cell with an
   error reply (ename StdinNotImplementedError) and leaves the kernel usable.
@@ -72,6 +75,8 @@ async def _open_with_nodelay(self: KernelWebsocketHandler, *args: Any, **kwargs:
 PYTHON_NAMES = {"python", f"python{sys.version_info[0]}", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
 KERNEL_SITE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_site")
 OUTSTREAM_CLASS = "kernelfleet_outstream.BoundedOutStream"
+# One List item (traitlets takes `--IPKernelApp.exec_lines=<line>` as a one-line list).
+TOOLS_IMPORT = "from kernelfleet_tools import tool, ToolError, ToolTimeoutError"
 SANDBOX_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernelfleet_sandbox.py")
 
 
@@ -85,7 +90,12 @@ class KernelfleetKernelSpecManager(KernelSpecManager):
         spec = super().get_kernel_spec(kernel_name)
         is_ipykernel = any("ipykernel" in arg for arg in spec.argv)
         if is_ipykernel and not any(arg.startswith("--HistoryManager.") for arg in spec.argv):
-            spec.argv = [*spec.argv, "--HistoryManager.enabled=False", f"--IPKernelApp.outstream_class={OUTSTREAM_CLASS}"]
+            spec.argv = [
+                *spec.argv,
+                "--HistoryManager.enabled=False",
+                f"--IPKernelApp.outstream_class={OUTSTREAM_CLASS}",
+                f"--IPKernelApp.exec_lines={TOOLS_IMPORT}",
+            ]
             spec.env = {**spec.env, "PYTHONPATH": KERNEL_SITE}
         if self.sandbox is not None and SANDBOX_SCRIPT not in spec.argv:
             # jupyter_client swaps a leading bare "python" for sys.executable; once wrapped, the

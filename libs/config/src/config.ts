@@ -61,7 +61,7 @@ export interface ApiConfig {
     /** How long a replica may answer from what it learnt about a stored key (revocation bound). */
     keyCacheMs: number;
   };
-  limits: { maxCodeBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number };
+  limits: { maxCodeBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number; toolResultMaxBytes: number };
   /** Per-tenant defaults; overrides live in Redis. */
   quotas: QuotaLimits;
   idempotencyTtlSeconds: number;
@@ -160,6 +160,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       maxCodeBytes: e.MAX_CODE_BYTES,
       defaultTimeoutMs: e.DEFAULT_TIMEOUT_MS,
       maxTimeoutMs: e.MAX_TIMEOUT_MS,
+      toolResultMaxBytes: e.TOOL_RESULT_MAX_BYTES,
     },
     quotas: loadQuotaDefaults(env),
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,

@@ -69,6 +69,8 @@ export const apiEnvSchema = z.object({
   MAX_TIMEOUT_MS: int(1).default(600_000),
   SSE_KEEPALIVE_MS: int(100).default(15_000),
   IDEMPOTENCY_TTL_SECONDS: int(1).default(86_400),
+  /** A tool call's answer, at most (bytes of its JSON `value`); larger answers get 413. */
+  TOOL_RESULT_MAX_BYTES: int(1).default(1_048_576),
   /** Operator key for the /admin endpoints; unset, they do not exist. */
   ADMIN_KEY: z
     .string()

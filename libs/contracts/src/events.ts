@@ -1,5 +1,6 @@
 import type { DisplayOutput } from './display';
 import type { Execution } from './execution';
+import type { ToolCall, ToolCallOutcome } from './tools';
 
 /**
  * Output events of one execution, in SSE and on the replay stream (wire contract). Every
@@ -11,6 +12,10 @@ export type ExecutionEvent =
   | { seq: number; type: 'stdout' | 'stderr'; data: { text: string } }
   | { seq: number; type: 'display'; data: DisplayOutput }
   | { seq: number; type: 'status'; data: unknown }
+  /** Code in the kernel called a declared tool: answer it with POST …/tool-calls/{callId}. */
+  | { seq: number; type: 'tool_call'; data: ToolCall }
+  /** A call was answered (`ok`), expired (`timedOut`) or ended with its execution (`ended`). */
+  | { seq: number; type: 'tool_result'; data: ToolCallOutcome }
   | { seq: number; type: 'result'; data: Execution };
 
 export type ExecutionEventType = ExecutionEvent['type'];

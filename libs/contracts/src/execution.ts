@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { DisplayOutput } from './display';
 import { idSchema } from './ids';
+import { toolsSchema, type ToolCall } from './tools';
 
 export const KERNEL_MODES = ['session', 'per-call'] as const;
 export type KernelMode = (typeof KERNEL_MODES)[number];
@@ -24,6 +25,10 @@ export const submitExecutionSchema = z.strictObject({
   kernelMode: z.enum(KERNEL_MODES).optional(),
   ownerId: idSchema.optional(),
   retryOnKernelLoss: z.boolean().optional(),
+  /** Tools Python may call as `tool.<name>(…)`; each call is answered by the client (docs/tools.md). */
+  tools: toolsSchema.optional(),
+  /** How long one tool call may wait for its answer (the execution's deadline bounds it too). */
+  toolCallTimeoutMs: z.number('must be a finite number').int('must be an integer').positive('must be positive').optional(),
 });
 export type SubmitExecution = z.infer<typeof submitExecutionSchema>;
 
@@ -97,6 +102,8 @@ export interface Execution {
   result?: PythonResult;
   kernel?: KernelInfo;
   timings: ExecutionTimings;
+  /** Tool calls of a running execution that wait for the client's answer (docs/tools.md). */
+  pendingToolCalls?: ToolCall[];
 }
 
 /** `202` answer of a submit (wire contract). */

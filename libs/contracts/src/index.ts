@@ -5,3 +5,4 @@ export * from './execution';
 export * from './ids';
 export * from './jobs';
 export * from './problems';
+export * from './tools';

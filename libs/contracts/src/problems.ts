@@ -4,6 +4,8 @@ export const PROBLEM_TYPES = {
   unauthorized: 'https://kernelfleet.dev/problems/unauthorized',
   notFound: 'https://kernelfleet.dev/problems/not-found',
   conflict: 'https://kernelfleet.dev/problems/conflict',
+  /** What the request names existed but has ended (a tool call answered too late). */
+  gone: 'https://kernelfleet.dev/problems/gone',
   /** The request is well-formed but cannot be honoured (an Idempotency-Key reused with another request). */
   unprocessable: 'https://kernelfleet.dev/problems/unprocessable',
   payloadTooLarge: 'https://kernelfleet.dev/problems/payload-too-large',

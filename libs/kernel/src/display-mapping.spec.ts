@@ -6,7 +6,7 @@ describe('toDisplayOutputs', () => {
   it('turns the status MIME into only a status output, without text', () => {
     const data = { phase: 'loading', progress: 0.5 };
     expect(toDisplayOutputs({ [STATUS_MIME_TYPE]: data, 'text/plain': 'ignored' })).toEqual({
-      outputs: [{ type: 'status', data }],
+      outputs: [{ type: 'status', event: data }],
     });
   });
 

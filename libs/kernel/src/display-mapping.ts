@@ -53,7 +53,7 @@ function chooseText(bundle: Record<string, unknown>): { text: string; markdown: 
  */
 export function toDisplayOutputs(bundle: Record<string, unknown>): MappedDisplay {
   if (Object.prototype.hasOwnProperty.call(bundle, STATUS_MIME_TYPE)) {
-    return { outputs: [{ type: 'status', data: bundle[STATUS_MIME_TYPE] }] };
+    return { outputs: [{ type: 'status', event: bundle[STATUS_MIME_TYPE] }] };
   }
   const outputs: DisplayOutput[] = [];
   for (const mimeType of IMAGE_TYPES) {

@@ -29,8 +29,11 @@ export interface KernelHandle {
    *
    * @throws KernelDiedError if the kernel dies (or its server goes away) before that.
    * @throws KernelClosedError if the handle is disposed or shut down meanwhile.
+   *
+   * `metadata` travels in the execute_request's metadata: code in the cell reads it through
+   * `get_ipython().kernel.get_parent()["metadata"]` (the tool bridge's address and token).
    */
-  execute(code: string, handlers: ExecuteHandlers): Promise<ExecuteOutcome>;
+  execute(code: string, handlers: ExecuteHandlers, metadata?: Record<string, unknown>): Promise<ExecuteOutcome>;
   /** Sends an interrupt (SIGINT) through the REST API; the running cell ends with KeyboardInterrupt. */
   interrupt(): Promise<void>;
   /** Deletes the kernel through the REST API, bounded in time; idempotent. */
@@ -81,14 +84,15 @@ export class JupyterKernelHandle implements KernelHandle {
     connection.connectionStatusChanged.connect(this.onConnectionStatus, this);
   }
 
-  execute(code: string, handlers: ExecuteHandlers): Promise<ExecuteOutcome> {
+  execute(code: string, handlers: ExecuteHandlers, metadata?: Record<string, unknown>): Promise<ExecuteOutcome> {
     if (this.death) return Promise.reject(this.death);
     if (this.closed) return Promise.reject(new KernelClosedError(this.id));
     return new Promise<ExecuteOutcome>((resolve, reject) => {
       let handlerError: unknown;
       const entry: InFlight = { reject };
       this.inFlight.add(entry);
-      const future = this.connection.requestExecute({ code, allow_stdin: false, stop_on_error: true, store_history: true, silent: false });
+      const content = { code, allow_stdin: false, stop_on_error: true, store_history: true, silent: false };
+      const future = this.connection.requestExecute(content, true, metadata as Parameters<Kernel.IKernelConnection['requestExecute']>[2]);
       future.onIOPub = (msg) => {
         try {
           this.routeIOPub(msg, handlers);

@@ -1,3 +1,4 @@
+import { ToolCalls } from './tool-calls';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import calculateSlot, { generateMulti } from 'cluster-key-slot';
@@ -107,6 +108,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
   const sessions = new SessionRepository(redis, keys, 60);
   const registry = new WorkerRegistry(redis, keys, 10_000);
   const apiKeys = new ApiKeyRepository(redis, keys);
+  const toolCalls = new ToolCalls(redis, keys, { retentionSeconds: 60, maxReplayEvents: 100 });
   const ref: ExecutionRef = { tenant: 'acme', sessionId: 'agent.7:run-2', executionId: 'ex_0123456789abcdef' };
   const execution = { executionId: ref.executionId, sessionId: ref.sessionId, seq: 1, status: 'completed', timings: { acceptedAt: 1, finishedAt: 2 } } as Execution;
 
@@ -120,6 +122,9 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
     }
     await executions.markRunningAndClaim(ref, 'w1', 'boot', Date.now);
     await executions.emit(ref, 'stdout', { text: 'hi' });
+    await toolCalls.open(ref, { callId: 'tc_1', name: 'read', args: {}, deadlineAt: now + 1_000 }, { type: 'tool_call' });
+    await toolCalls.answer(ref, 'tc_1', { ok: true, value: 1 });
+    await toolCalls.end(ref, 'tc_1', 'ended');
     await executions.markCodeSent(ref, 3);
     await executions.requestCancel(ref);
     await executions.requeue(ref, 'w1', 'retry');
@@ -160,7 +165,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
 
   it('keeps a session, its tenant and each BullMQ queue under hash tags of their own', () => {
     const session = calculateSlot(keys.lane(ref));
-    for (const key of [keys.seq(ref), keys.sessionInfo(ref), keys.owners(ref), keys.execution(ref), keys.events(ref), keys.artifact(ref)]) {
+    for (const key of [keys.seq(ref), keys.sessionInfo(ref), keys.owners(ref), keys.execution(ref), keys.events(ref), keys.artifact(ref), keys.toolCalls(ref)]) {
       expect(calculateSlot(key)).toBe(session);
     }
     const tenant = calculateSlot(keys.tenantPending('acme'));

@@ -1,4 +1,4 @@
-import type { Execution, ExecutionStatus, KernelMode } from '@kernelfleet/contracts';
+import type { Execution, ExecutionStatus, KernelMode, ToolDeclaration } from '@kernelfleet/contracts';
 import type { ExecutionRef } from './keys';
 
 /** An execution as the worker needs it: the wire view plus the request it must run. */
@@ -18,6 +18,10 @@ export interface ExecutionRecord {
   cancelRequested: boolean;
   /** Already re-run once after its kernel was lost (`retryOnKernelLoss`). */
   retried: boolean;
+  /** Tools the code may call (docs/tools.md); empty: none. */
+  tools: ToolDeclaration[];
+  /** How long one tool call may wait for its answer; undefined: until the deadline. */
+  toolCallTimeoutMs?: number;
 }
 
 /** Request fields stored at accept, as the hash holds them. */
@@ -30,6 +34,8 @@ export function requestFields(r: {
   reset: boolean;
   ownerId?: string;
   retryOnKernelLoss: boolean;
+  tools?: ToolDeclaration[];
+  toolCallTimeoutMs?: number;
 }): string[] {
   const fields = [
     'tenant', r.tenant,
@@ -41,6 +47,8 @@ export function requestFields(r: {
     'retryOnKernelLoss', r.retryOnKernelLoss ? '1' : '0',
   ];
   if (r.ownerId) fields.push('ownerId', r.ownerId);
+  if (r.tools?.length) fields.push('tools', JSON.stringify(r.tools));
+  if (r.toolCallTimeoutMs !== undefined) fields.push('toolCallTimeoutMs', String(r.toolCallTimeoutMs));
   return fields;
 }
 
@@ -60,6 +68,8 @@ export function toRecord(ref: ExecutionRef, h: Record<string, string>): Executio
     workerId: h.workerId || undefined,
     cancelRequested: h.cancelRequested === '1',
     retried: h.retried === '1',
+    tools: h.tools ? (JSON.parse(h.tools) as ToolDeclaration[]) : [],
+    toolCallTimeoutMs: h.toolCallTimeoutMs ? Number(h.toolCallTimeoutMs) : undefined,
   };
 }
 

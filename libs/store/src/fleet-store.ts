@@ -1,3 +1,4 @@
+import { ToolCalls } from './tool-calls';
 import type { RedisClient } from './redis-connection';
 import type { StoreConfig } from '@kernelfleet/config';
 import { ApiKeyRepository } from './api-key-repository';
@@ -45,6 +46,7 @@ export class FleetStore {
   readonly quotas: TenantQuotas;
   readonly fairShare: FairShare;
   readonly stats: FleetStats;
+  readonly toolCalls: ToolCalls;
   private readonly extra: RedisClient[] = [];
   private fleetMonitor?: FleetMonitor;
   private liveEvents?: LiveEvents;
@@ -72,6 +74,7 @@ export class FleetStore {
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
     this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
     this.apiKeys = new ApiKeyRepository(redis, this.keys);
+    this.toolCalls = new ToolCalls(redis, this.keys, retention);
   }
 
   static connect(options: FleetStoreOptions): FleetStore {

@@ -17,3 +17,4 @@ export * from './tenant-quotas';
 export * from './fair-share';
 export * from './fleet-stats';
 export * from './fleet-monitor';
+export * from './tool-calls';

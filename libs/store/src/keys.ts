@@ -52,6 +52,11 @@ export class KeySpace {
     return `${this.execution(ref)}:events`;
   }
 
+  /** The execution's tool calls and their answers (tool-call-*.lua). */
+  toolCalls(ref: ExecutionRef): string {
+    return `${this.execution(ref)}:toolcalls`;
+  }
+
   /** STRING: the full sanitised output once it overflowed the result's head and tail. */
   artifact(ref: ExecutionRef): string {
     return `${this.execution(ref)}:artifact`;

@@ -1,10 +1,13 @@
+import type { ToolAnswer } from '@kernelfleet/contracts';
 import type { RedisClient } from './redis-connection';
 import type { KeySpace } from './keys';
 
 /** What the api (or a Lua script) tells a worker. */
 export type WorkerControlMessage =
   | { op: 'cancel'; executionId: string }
-  | { op: 'dispose'; tenant: string; sessionId: string };
+  | { op: 'dispose'; tenant: string; sessionId: string }
+  /** A tool call of an execution running there was answered (tool-call-answer-3.lua). */
+  | { op: 'tool-answer'; executionId: string; callId: string; answer?: ToolAnswer };
 
 /** What a worker says of itself in its lease. */
 export interface WorkerLease {
