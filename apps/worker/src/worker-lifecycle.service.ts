@@ -14,6 +14,7 @@ import { QueueSweeper } from './executions/queue-sweeper';
 import { WorkerReaper } from './fleet/worker-reaper';
 import { JupyterService } from './jupyter/jupyter.service';
 import { SessionKernels } from './kernels/session-kernels';
+import { ToolBridge } from './tools/tool-bridge';
 import { WORKER_CONFIG } from './tokens';
 
 /**
@@ -38,6 +39,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly runner: ExecutionRunner,
     private readonly sweeper: QueueSweeper,
     private readonly reaper: WorkerReaper,
+    private readonly tools: ToolBridge,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -114,6 +116,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
 
   private onControl(message: WorkerControlMessage): void {
     if (message.op === 'cancel') this.runner.cancel(message.executionId);
+    else if (message.op === 'tool-answer') this.tools.answered(message.executionId, message.callId, message.answer);
     else void this.runner.dispose({ tenant: message.tenant, sessionId: message.sessionId });
   }
 }

@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { loadWorkerConfig, type WorkerConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
 import { ExecutionRunner } from './executions/execution-runner.service';
@@ -7,9 +7,12 @@ import { WorkerReaper } from './fleet/worker-reaper';
 import { JupyterService } from './jupyter/jupyter.service';
 import { SessionKernels } from './kernels/session-kernels';
 import { WorkerMetrics } from './metrics/worker-metrics.service';
+import { ToolsModule } from './tools/tools.module';
 import { WORKER_CONFIG } from './tokens';
 import { WorkerLifecycle } from './worker-lifecycle.service';
 
+/** What every feature module of the worker uses: its configuration and the one door to Redis. */
+@Global()
 @Module({
   providers: [
     { provide: WORKER_CONFIG, useFactory: () => loadWorkerConfig() },
@@ -23,13 +26,13 @@ import { WorkerLifecycle } from './worker-lifecycle.service';
           clientName: `worker-${config.workerId}`,
         }),
     },
-    JupyterService,
-    SessionKernels,
-    ExecutionRunner,
-    QueueSweeper,
-    WorkerReaper,
-    WorkerLifecycle,
-    WorkerMetrics,
   ],
+  exports: [WORKER_CONFIG, FleetStore],
+})
+export class WorkerCoreModule {}
+
+@Module({
+  imports: [WorkerCoreModule, ToolsModule],
+  providers: [JupyterService, SessionKernels, ExecutionRunner, QueueSweeper, WorkerReaper, WorkerLifecycle, WorkerMetrics],
 })
 export class WorkerModule {}

@@ -76,12 +76,33 @@ export class ExecutionOutput {
   display(output: DisplayOutput): void {
     this.flush();
     if (output.type === 'status') {
-      this.send('status', output.data);
+      this.status(output.event);
       return;
     }
     this.displays.push(output);
     if (output.type === 'text') this.sink.push(output.text);
     this.send('display', output);
+  }
+
+  /** A status event: sent live, and kept in the result's displayOutputs in its place. */
+  status(event: unknown): void {
+    this.flush();
+    this.displays.push({ type: 'status', event });
+    this.send('status', event);
+  }
+
+  /** A status event already sent by a script of the store (the tool bridge's): kept in the result. */
+  keepStatus(event: unknown): void {
+    this.displays.push({ type: 'status', event });
+  }
+
+  /**
+   * Puts everything so far on the connection, in order, without waiting: a command sent after
+   * this one (a tool call's event) comes after the output printed before it.
+   */
+  sendPending(): void {
+    this.flush();
+    this.release(true);
   }
 
   /**

@@ -17,6 +17,7 @@ import {
 } from '@kernelfleet/store';
 import { executionFinishedLine, logFields } from '@kernelfleet/telemetry';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
+import { ToolBridge } from '../tools/tool-bridge';
 import { WORKER_CONFIG } from '../tokens';
 import { Deadline, messageSeconds, NOTICES } from './deadline';
 import { ExecutionOutput } from './execution-output';
@@ -45,6 +46,7 @@ export class ExecutionRunner {
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly store: FleetStore,
     private readonly kernels: SessionKernels,
+    private readonly tools: ToolBridge,
   ) {
     // Every terminal state this worker writes (runs, the queue sweeper, the reaper), once each.
     store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
@@ -131,13 +133,13 @@ export class ExecutionRunner {
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), busy);
       }
       void this.store.executions.markCodeSent(ref, kernel.ephemeral ? null : kernel.info.generation);
-      let end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
+      let end = await this.runCode(record, kernel, output, deadline, controller.signal);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
         await this.store.executions.markRetried(ref);
         await this.kernels.lose(ref);
         kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
         void this.store.executions.markCodeSent(ref, kernel.info.generation);
-        end = await runOnKernel(kernel.handle, record.code, output, deadline, controller.signal, this.config.kernels.interruptGraceMs);
+        end = await this.runCode(record, kernel, output, deadline, controller.signal);
       }
       if (end.kind === 'finished' && end.outcome.status === 'error' && !end.interruptedBy) {
         output.stream('stderr', `${end.outcome.traceback.join('\n')}\n`);
@@ -162,6 +164,23 @@ export class ExecutionRunner {
       if (kernel?.ephemeral) {
         await this.kernels.releaseEphemeral(kernel.handle).catch((e: unknown) => this.logger.warn(`per-call kernel clean-up failed: ${e}`));
       }
+    }
+  }
+
+  /**
+   * Runs the code on the kernel, with the execution's tool bridge open while it runs: calls
+   * still waiting when the cell ends (finished, interrupted, killed, died) end unanswered.
+   */
+  private async runCode(record: ExecutionRecord, kernel: AcquiredKernel, output: ExecutionOutput, deadline: Deadline, cancel: AbortSignal): Promise<KernelRunEnd> {
+    const bridge = await this.tools.open(record, this.kernels.uidOf(kernel.handle), output);
+    const onCancel = () => void bridge?.endWaiting('the execution was cancelled');
+    cancel.addEventListener('abort', onCancel);
+    try {
+      return await runOnKernel(kernel.handle, record.code, output, deadline, cancel, this.config.kernels.interruptGraceMs, bridge?.metadata as Record<string, unknown> | undefined);
+    } finally {
+      cancel.removeEventListener('abort', onCancel);
+      const reason = cancel.aborted ? 'the execution was cancelled' : deadline.expired() ? 'the execution reached its deadline' : 'the cell ended before the answer came';
+      await bridge?.close(reason);
     }
   }
 

@@ -20,6 +20,8 @@ export function runOnKernel(
   deadline: Deadline,
   cancel: AbortSignal,
   graceMs: number,
+  /** The execute request's metadata (the tool bridge's address and token). */
+  metadata?: Record<string, unknown>,
 ): Promise<KernelRunEnd> {
   return new Promise((resolve) => {
     let interruptedBy: 'deadline' | 'cancel' | undefined;
@@ -45,10 +47,14 @@ export function runOnKernel(
     if (cancel.aborted) onCancel();
 
     handle
-      .execute(code, {
-        onStream: (name, text) => output.stream(name, text),
-        onDisplay: (display) => output.display(display),
-      })
+      .execute(
+        code,
+        {
+          onStream: (name, text) => output.stream(name, text),
+          onDisplay: (display) => output.display(display),
+        },
+        metadata,
+      )
       .then(
         (outcome) => end({ kind: 'finished', outcome, interruptedBy }),
         () => end({ kind: 'died', interruptedBy }),

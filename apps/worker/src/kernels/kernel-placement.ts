@@ -45,6 +45,11 @@ export class KernelPlacement {
     this.uids.set(handle, uid);
   }
 
+  /** The uid a kernel runs as, when it runs as a user of its own. */
+  uidOf(handle: KernelHandle): number | undefined {
+    return this.uids.get(handle);
+  }
+
   /** The folder goes back to the session's kernel (a per-call execution may have had it). */
   async reclaim(handle: KernelHandle, ref: SessionRef): Promise<void> {
     const uid = this.uids.get(handle);

@@ -172,6 +172,11 @@ export class SessionKernels {
     entry.lastUsedAt = Date.now();
   }
 
+  /** The uid a kernel runs as, when kernels run as users of their own (else undefined). */
+  uidOf(handle: KernelHandle): number | undefined {
+    return this.placement.uidOf(handle);
+  }
+
   /** A fresh kernel for one per-call execution; never registered with the session. */
   async acquireEphemeral(ref: SessionRef, startTimeoutMs: number): Promise<AcquiredKernel> {
     const handle = await this.starter.kernelFor(ref, startTimeoutMs);
