@@ -32,7 +32,7 @@ describe('kernel behaviour seen by a client', () => {
     return { events: sse.events, execution: JSON.parse(last.data) as Execution };
   }
 
-  it('captures text and display outputs in order; markdown wins, html becomes markdown, status MIME is no text (1, 23)', async () => {
+  it('captures text and display outputs in order; markdown wins, html becomes markdown, status MIME is a status event, no text (1, 23)', async () => {
     const code = [
       'from IPython.display import display, Markdown, HTML',
       "print('before')",
@@ -51,7 +51,9 @@ describe('kernel behaviour seen by a client', () => {
       { type: 'text', text: 'x\n', markdown: false },
       { type: 'text', text: '**Hello**\n', markdown: true },
     ];
-    expect(execution.result?.displayOutputs).toEqual(expectedDisplays);
+    // Status events are kept in the result in their place, as the original executor kept them.
+    const status: DisplayOutput = { type: 'status', event: { phase: 'loading' } };
+    expect(execution.result?.displayOutputs).toEqual([...expectedDisplays.slice(0, 3), status, expectedDisplays[3]]);
     expect(execution.result?.output).toBe('before\n**hi**\nx\n**Hello**\nafter\n');
     expect(execution.result?.output).not.toContain('STATUS-TEXT');
 

@@ -1,4 +1,4 @@
-import { Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Global, Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
@@ -23,18 +23,15 @@ import { OwnersService } from './owners/owners.service';
 import { ProblemFilter } from './problems/problem.filter';
 import { SessionsController } from './sessions/sessions.controller';
 import { SessionsService } from './sessions/sessions.service';
+import { ToolsModule } from './tools/tools.module';
 import { API_CONFIG } from './tokens';
 
+/**
+ * What every feature module of the api uses: configuration, the one door to Redis, tenant
+ * authentication (ApiKeyGuard) and the problem+json filter.
+ */
+@Global()
 @Module({
-  controllers: [
-    ExecutionsController,
-    SessionsController,
-    OwnersController,
-    HealthController,
-    AdminKeysController,
-    AdminDashboardController,
-    MetricsController,
-  ],
   providers: [
     { provide: API_CONFIG, useFactory: () => loadApiConfig() },
     {
@@ -49,6 +46,24 @@ import { API_CONFIG } from './tokens';
       useFactory: (config: ApiConfig, store: FleetStore) => new TenantKeysService(config.auth, store.apiKeys),
     },
     ApiKeyGuard,
+    ApiMetrics,
+  ],
+  exports: [API_CONFIG, FleetStore, TenantKeysService, ApiKeyGuard, ApiMetrics],
+})
+export class ApiCoreModule {}
+
+@Module({
+  imports: [ApiCoreModule, ToolsModule],
+  controllers: [
+    ExecutionsController,
+    SessionsController,
+    OwnersController,
+    HealthController,
+    AdminKeysController,
+    AdminDashboardController,
+    MetricsController,
+  ],
+  providers: [
     AdminGuard,
     AdminKeysService,
     EventFollower,
@@ -60,7 +75,6 @@ import { API_CONFIG } from './tokens';
     AdminPageGuard,
     AdminQueuesBoard,
     FleetDashboardService,
-    ApiMetrics,
   ],
 })
 export class AppModule implements OnApplicationBootstrap, OnApplicationShutdown {

@@ -30,9 +30,11 @@ async function main(): Promise<void> {
   const config = configOrExit();
   const logger = new NestJsonLogger(createJsonLogger({ app: 'api', level: config.logLevel as LogLevelName }));
   const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger });
-  // JSON escapes can make a body up to 6x its code; the code-size check gives the precise 413.
-  const limit = config.limits.maxCodeBytes * 6 + 64 * 1024;
-  app.use(express.json({ limit, strict: false, verify: rejectMalformedUtf8 }));
+  // JSON escapes can make a body up to 6x its code (or a tool call's answer); the size checks of
+  // the routes give the precise 413. Answers to tool calls have a limit of their own.
+  const bodyLimit = (bytes: number) => express.json({ limit: bytes * 6 + 64 * 1024, strict: false, verify: rejectMalformedUtf8 });
+  app.use('/v1/executions/:executionId/tool-calls/:callId', bodyLimit(config.limits.toolResultMaxBytes));
+  app.use(bodyLimit(config.limits.maxCodeBytes));
   app.get(AdminQueuesBoard).mount(app);
   app.use(bodyErrors);
   app.disable('x-powered-by');

@@ -217,6 +217,8 @@ export class ExecutionsService {
       reset: req.reset ?? false,
       ownerId: req.ownerId,
       retryOnKernelLoss: req.retryOnKernelLoss ?? false,
+      tools: req.tools,
+      toolCallTimeoutMs: req.toolCallTimeoutMs,
     });
     if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home, 0, admission.priority);
     // Admit guessed the head from its own count, which a crash can skew: no job, no waiting entry.
@@ -279,10 +281,13 @@ export class ExecutionsService {
     return ref;
   }
 
+  /** The execution; while it runs, with the tool calls that wait for the client's answer. */
   async get(ref: ExecutionRef): Promise<Execution> {
     const execution = await this.store.executions.get(ref);
     if (!execution) throw notFound(`execution ${ref.executionId}`);
-    return execution;
+    if (execution.status !== 'running') return execution;
+    const pendingToolCalls = await this.store.toolCalls.pending(ref);
+    return pendingToolCalls.length ? { ...execution, pendingToolCalls } : execution;
   }
 
   async artifact(ref: ExecutionRef): Promise<Buffer> {

@@ -76,7 +76,8 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
     auth: 'tenant',
     summary: 'The execution\'s events as Server-Sent Events',
     description:
-      'Events `queued`, `started`, `stdout`, `stderr`, `display`, `status`, `result` (last; the stream then closes). ' +
+      'Events `queued`, `started`, `stdout`, `stderr`, `display`, `status`, `tool_call` (a ToolCall to answer), ' +
+      '`tool_result` (`{callId, ok}`, `{callId, timedOut: true}` or `{callId, ended: true}`), `result` (last; the stream then closes). ' +
       '`id:` is the event seq; `Last-Event-ID` resumes after it. Data is JSON.',
     parameters: [
       { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^\\s*\\d{1,9}\\s*$' }, description: 'resume after this event seq' },
@@ -90,6 +91,18 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
     summary: 'The full output of an execution whose output overflowed the result',
     responses: { '200': text('text/plain', 'The full sanitised output') },
     errors: TENANT,
+  },
+  'POST /v1/executions/{executionId}/tool-calls/{callId}': {
+    tag: 'executions',
+    auth: 'tenant',
+    summary: 'Answer a tool call that code in the kernel made (docs/tools.md)',
+    description:
+      'The first answer returns from the Python call (`ok: false` raises ToolError there). The same answer again is a 200; ' +
+      'another answer 409; a call that ended unanswered (timed out, cancelled, the execution over) 410; an answer over ' +
+      'TOOL_RESULT_MAX_BYTES 413, and the call still waits.',
+    body: 'ToolAnswer',
+    responses: { '200': json('ToolAnswered', 'The answer is kept and on its way to the kernel') },
+    errors: [...BODY, 401, 404, 405, 409, 410, 503],
   },
   'POST /v1/executions/{executionId}/cancel': {
     tag: 'executions',

@@ -70,7 +70,7 @@ export function componentSchemas(): Record<string, SchemaObject> {
         object({ type: { type: 'string', enum: ['image'] }, mimeType: { type: 'string', enum: ['image/png', 'image/jpeg'] }, data: str('base64') }, ['type', 'mimeType', 'data']),
         object({ type: { type: 'string', enum: ['json'] }, data: {} }, ['type', 'data']),
         object({ type: { type: 'string', enum: ['text'] }, text: str(), markdown: { type: 'boolean' } }, ['type', 'text', 'markdown']),
-        object({ type: { type: 'string', enum: ['status'] }, data: {} }, ['type', 'data']),
+        object({ type: { type: 'string', enum: ['status'] }, event: { description: 'a status event: from the status MIME type, or a tool call or answer' } }, ['type', 'event']),
       ],
     },
     PythonResult: object(
@@ -100,6 +100,7 @@ export function componentSchemas(): Record<string, SchemaObject> {
         kernelMode: { type: 'string', enum: [...KERNEL_MODES] },
         result: ref('PythonResult'),
         kernel: ref('KernelInfo'),
+        pendingToolCalls: { type: 'array', items: ref('ToolCall'), description: 'while running: tool calls that wait for the client\'s answer' },
         timings: object(
           {
             acceptedAt: epochMs('accepted'),
@@ -127,6 +128,23 @@ export function componentSchemas(): Record<string, SchemaObject> {
       },
       ['sessionId', 'workerId', 'kernel', 'pending', 'owners', 'lastActivityAt'],
     ),
+    ToolCall: object(
+      {
+        callId: str('answer it with POST /v1/executions/{executionId}/tool-calls/{callId}'),
+        name: str('a tool the execution declared'),
+        args: { type: 'object', additionalProperties: true, description: 'the arguments Python passed (JSON)' },
+        deadlineAt: epochMs('when the call ends unanswered (toolCallTimeoutMs or the execution\'s deadline)'),
+      },
+      ['callId', 'name', 'args', 'deadlineAt'],
+    ),
+    ToolAnswer: {
+      oneOf: [
+        object({ ok: { type: 'boolean', enum: [true] }, value: { description: 'any JSON: what the Python call returns' } }, ['ok', 'value']),
+        object({ ok: { type: 'boolean', enum: [false] }, error: str('what Python\'s ToolError says') }, ['ok', 'error']),
+      ],
+      description: 'The client\'s answer to a tool call. Unknown fields are refused (400).',
+    },
+    ToolAnswered: object({ callId: str(), ok: { type: 'boolean' } }, ['callId', 'ok']),
     SessionCancelled: object({ sessionId: str(), cancelled: int('queued executions cancelled') }, ['sessionId', 'cancelled']),
     OwnerDisposal: object(
       {

@@ -6,7 +6,7 @@ import { METHOD_METADATA, MODULE_METADATA, PATH_METADATA } from '@nestjs/common/
  * spelling), sorted. Read from Nest's decorator metadata, so it needs no running app.
  */
 export function controllerRoutes(module: Type<unknown>): string[] {
-  const controllers = (Reflect.getMetadata(MODULE_METADATA.CONTROLLERS, module) ?? []) as Type<unknown>[];
+  const controllers = controllersOf(module);
   const routes: string[] = [];
   for (const controller of controllers) {
     const prefixes = [Reflect.getMetadata(PATH_METADATA, controller) as string | string[]].flat();
@@ -26,4 +26,13 @@ export function controllerRoutes(module: Type<unknown>): string[] {
     }
   }
   return routes.sort();
+}
+
+/** The controllers of `module` and of the feature modules it imports, however deep. */
+function controllersOf(module: Type<unknown>, seen = new Set<Type<unknown>>()): Type<unknown>[] {
+  if (seen.has(module)) return [];
+  seen.add(module);
+  const own = (Reflect.getMetadata(MODULE_METADATA.CONTROLLERS, module) ?? []) as Type<unknown>[];
+  const imports = (Reflect.getMetadata(MODULE_METADATA.IMPORTS, module) ?? []) as Type<unknown>[];
+  return [...own, ...imports.flatMap((imported) => controllersOf(imported, seen))];
 }

@@ -9,6 +9,7 @@ const TITLES: Record<ProblemKind, string> = {
   unauthorized: 'Unauthorized',
   notFound: 'Not found',
   conflict: 'Conflict',
+  gone: 'Gone',
   unprocessable: 'Unprocessable request',
   payloadTooLarge: 'Payload too large',
   unsupportedMediaType: 'Unsupported media type',

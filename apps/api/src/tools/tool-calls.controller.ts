@@ -1,0 +1,19 @@
+import { Body, Controller, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
+import type { Request } from 'express';
+import { ApiKeyGuard } from '../auth/api-key.guard';
+import { Tenant } from '../auth/tenant.decorator';
+import { ProblemException } from '../problems/problem.exception';
+import { ToolCallsService } from './tool-calls.service';
+
+@Controller('v1')
+@UseGuards(ApiKeyGuard)
+export class ToolCallsController {
+  constructor(private readonly toolCalls: ToolCallsService) {}
+
+  @Post('executions/:executionId/tool-calls/:callId')
+  @HttpCode(200)
+  answer(@Tenant() tenant: string, @Param('executionId') executionId: string, @Param('callId') callId: string, @Body() body: unknown, @Req() req: Request) {
+    if (!req.is('application/json')) throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
+    return this.toolCalls.answer(tenant, executionId, callId, body);
+  }
+}
