@@ -104,8 +104,9 @@ class ExecutionBridge {
   async endAll(reason: string): Promise<void> {
     const ending = [...this.waiting.values()];
     for (const waiting of ending) {
-      this.output.keepStatus({ type: 'tool_result', callId: waiting.call.callId, name: waiting.call.name, ended: true });
-      this.reply(waiting, { ok: false, error: reason });
+      if (this.reply(waiting, { ok: false, error: reason })) {
+        this.output.keepStatus({ type: 'tool_result', callId: waiting.call.callId, name: waiting.call.name, ended: true });
+      }
     }
     await Promise.all(ending.map((waiting) => this.store.toolCalls.end(this.ref, waiting.call.callId, 'ended').catch(() => undefined)));
   }
@@ -171,19 +172,23 @@ class ExecutionBridge {
     if ((await within(ended, END_CHECK_MS, 'unknown')) === 'answered') return this.answered(callId);
     const seconds = Math.max(1, Math.round((this.record.toolCallTimeoutMs ?? 0) / 1000));
     const ending = deadlineAt >= this.record.deadlineAt ? 'before the execution’s deadline' : `within ${seconds}s (toolCallTimeoutMs)`;
-    this.output.keepStatus({ type: 'tool_result', callId, name, timedOut: true });
-    this.reply(waiting, { ok: false, reason: 'timeout', error: `tool ${name} got no answer ${ending}` });
+    if (this.reply(waiting, { ok: false, reason: 'timeout', error: `tool ${name} got no answer ${ending}` })) {
+      this.output.keepStatus({ type: 'tool_result', callId, name, timedOut: true });
+    }
   }
 
   private deliver(waiting: WaitingCall, answer: ToolAnswer): void {
-    this.output.keepStatus({ type: 'tool_result', callId: waiting.call.callId, name: waiting.call.name, ok: answer.ok });
-    this.reply(waiting, answer.ok ? { ok: true, value: answer.value } : { ok: false, error: answer.error });
+    if (this.reply(waiting, answer.ok ? { ok: true, value: answer.value } : { ok: false, error: answer.error })) {
+      this.output.keepStatus({ type: 'tool_result', callId: waiting.call.callId, name: waiting.call.name, ok: answer.ok });
+    }
   }
 
-  private reply(waiting: WaitingCall, reply: Reply): void {
-    if (!this.waiting.delete(waiting.call.callId)) return;
+  /** Answers the kernel's call, once: false when it was answered already (answer, poll and timer may race). */
+  private reply(waiting: WaitingCall, reply: Reply): boolean {
+    if (!this.waiting.delete(waiting.call.callId)) return false;
     clearTimeout(waiting.timer);
     waiting.socket.end(`${JSON.stringify(reply)}\n`);
+    return true;
   }
 
   private async pollAnswers(): Promise<void> {
