@@ -60,3 +60,14 @@ export async function timeEach(n: number, once: () => Promise<void>): Promise<nu
   }
   return samples;
 }
+
+/** Runs a benchmark's `main` and ends the process: 0 (or the exit code it set), 1 on an error. */
+export function runMain(main: () => Promise<void>): void {
+  void main().then(
+    () => process.exit(process.exitCode ?? 0),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

@@ -21,7 +21,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Execution, ExecutionStatus } from '@kernelfleet/contracts';
 import { connectTestRedis } from '../test/support/redis-client';
 import { TestRedis } from '../test/support/redis-server';
-import { snapshotApps } from './app-snapshot';
+import { snapshotApps, runMain } from './app-snapshot';
 import { descendants, processAlive } from '../test/support/processes';
 import { readSse, type SseEvent } from '../test/support/sse-client';
 import { Stack, TEST_TENANT, type AppProcess } from '../test/support/stack';
@@ -816,10 +816,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().then(
-  () => process.exit(process.exitCode ?? 0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

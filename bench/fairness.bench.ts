@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
 import { OTHER_TENANT, Stack } from '../test/support/stack';
-import { prepareBench, printTable, timeEach } from './app-snapshot';
+import { prepareBench, printTable, timeEach, runMain } from './app-snapshot';
 
 const SESSIONS = Number(process.env.BENCH_FAIR_SESSIONS ?? 40);
 const LOOPS = Number(process.env.BENCH_FAIR_LOOPS ?? 3);
@@ -107,10 +107,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Execution } from '@kernelfleet/contracts';
 import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
 import { Stack } from '../test/support/stack';
-import { prepareBench, printTable } from './app-snapshot';
+import { prepareBench, printTable, runMain } from './app-snapshot';
 
 const FLOOD_MB = Number(process.env.FLOOD_MB ?? 1024);
 const CODE = `import sys\nline = 'x' * 1023 + '\\n'\nfor _ in range(${FLOOD_MB} * 1024):\n    sys.stdout.write(line)`;
@@ -110,10 +110,4 @@ async function main(): Promise<void> {
   printTable([32, 16, 16, 14, 50], ['measure', 'output / before', 'time / peak', 'rate / after', 'note'], rows);
 }
 
-void main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

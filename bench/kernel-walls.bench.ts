@@ -14,7 +14,7 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JupyterServer, KernelClient, holdNetworkWalls, kernelEnvironment, type KernelHandle, type KernelSandboxSettings } from '@kernelfleet/kernel';
-import { printTable, timeEach } from './app-snapshot';
+import { printTable, timeEach, runMain } from './app-snapshot';
 
 const STARTS = Number(process.env.BENCH_STARTS ?? 20);
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 300);
@@ -91,10 +91,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

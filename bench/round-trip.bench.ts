@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { snapshotApps, timeEach } from './app-snapshot';
+import { snapshotApps, timeEach, runMain } from './app-snapshot';
 import { fleetRows, type Row } from './fleet.bench';
 
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 300);
@@ -127,10 +127,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -22,7 +22,7 @@ import type { Execution, ToolCall } from '@kernelfleet/contracts';
 import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
 import { readSse } from '../test/support/sse-client';
 import { Stack } from '../test/support/stack';
-import { prepareBench, printTable, timeEach } from './app-snapshot';
+import { prepareBench, printTable, timeEach, runMain } from './app-snapshot';
 
 const RUNS = Number(process.env.BENCH_TOOL_RUNS ?? 10);
 const RAW_PER_RUN = 30;
@@ -255,10 +255,4 @@ async function main(): Promise<void> {
   }
 }
 
-void main().then(
-  () => process.exit(0),
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runMain(main);
