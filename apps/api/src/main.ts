@@ -26,6 +26,20 @@ function configOrExit(): ApiConfig {
   }
 }
 
+/** How long an idle keep-alive connection stays open (see keepConnectionsLonger). */
+const KEEP_ALIVE_MS = 65_000;
+
+/**
+ * Idle keep-alive connections stay open 65 s (Node's default is 5 s). A client that sends on a
+ * pooled connection at the moment the server closes it gets "other side closed" for a request
+ * that never arrived; clients close idle connections first when the server waits longer than they
+ * do (fetch: the server's hint minus 1 s; load balancers: typically 60 s).
+ */
+function keepConnectionsLonger(server: import('node:http').Server): void {
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
+  server.headersTimeout = KEEP_ALIVE_MS + 1_000;
+}
+
 async function main(): Promise<void> {
   const config = configOrExit();
   const logger = new NestJsonLogger(createJsonLogger({ app: 'api', level: config.logLevel as LogLevelName }));
@@ -41,6 +55,7 @@ async function main(): Promise<void> {
   app.enableShutdownHooks();
   serveOpenApi(app, (message) => logger.warn(message, 'OpenAPI'));
   answerClientErrors(app.getHttpServer());
+  keepConnectionsLonger(app.getHttpServer());
   await app.listen(config.http.port, config.http.host);
   const url = `http://${config.http.host}:${config.http.port}`;
   logger.log(lifecycleLine(`kernelfleet api listening on ${url}`, { url }), 'Main');
