@@ -99,6 +99,7 @@ def current_bridge() -> Bridge | None:
 
 def declared_bridge(name: str) -> Bridge:
     """The current bridge, if it declares `name`; otherwise ToolNotDeclaredError."""
+    __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
     bridge = current_bridge()
     if bridge is None or not bridge.tools:
         raise ToolNotDeclaredError(
@@ -157,6 +158,7 @@ def pending_slot(bridge: Bridge) -> Iterator[None]:
 
 def encode_request(bridge: Bridge, name: str, args: dict[str, Any]) -> bytes:
     """The request line; TypeError when the args are not JSON."""
+    __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
     try:
         line = json.dumps({"token": bridge.token, "name": name, "args": args}, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -181,6 +183,7 @@ def read_line(connection: socket.socket) -> bytes | None:
 
 def call_bridge(bridge: Bridge, name: str, request: bytes) -> Any:
     """Sends one request over a new connection and turns the answer into a value or an error."""
+    __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
     with pending_slot(bridge):
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -202,6 +205,7 @@ def call_bridge(bridge: Bridge, name: str, request: bytes) -> Any:
 
 def decode_answer(name: str, line: bytes) -> Any:
     """The value of an ok answer; ToolTimeoutError / ToolError otherwise."""
+    __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
     try:
         answer = json.loads(line)
     except ValueError:
@@ -224,6 +228,7 @@ class ToolFunction:
         self.name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         if args and kwargs:
             raise TypeError(f"tool {self.name!r} takes keyword arguments or one dict, not both")
         if len(args) > 1:
@@ -247,12 +252,14 @@ class ToolProxy:
     """
 
     def __getattr__(self, name: str) -> ToolFunction:
+        __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         if name.startswith("_"):
             raise AttributeError(name)
         declared_bridge(name)
         return ToolFunction(name)
 
     def __getitem__(self, name: str) -> ToolFunction:
+        __tracebackhide__ = True  # IPython leaves this frame out of tracebacks
         if not isinstance(name, str):
             raise TypeError(f"tool names are strings, not {type(name).__name__}")
         declared_bridge(name)
