@@ -7,6 +7,16 @@ import { Stack } from '../support/stack';
  * `tool_call` event that the client answers on any api replica; the kernel's call returns the
  * answer. Real api replicas, worker and kernels.
  */
+/** Polls GET until the execution lists a pending call; answers its callId. */
+async function pendingCall(stack: Stack, executionId: string): Promise<string> {
+  for (let i = 0; i < 400; i++) {
+    const pending = (await stack.get(executionId)).pendingToolCalls ?? [];
+    if (pending.length) return pending[0].callId;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`execution ${executionId} never had a pending tool call`);
+}
+
 describe('tools: Python calls the client', () => {
   let stack: Stack;
 
@@ -40,16 +50,6 @@ describe('tools: Python calls the client', () => {
       return false;
     });
     return result.events;
-  }
-
-  /** Polls GET until the execution lists a pending call; answers its callId. */
-  async function pendingCall(executionId: string): Promise<string> {
-    for (let i = 0; i < 400; i++) {
-      const pending = (await stack.get(executionId)).pendingToolCalls ?? [];
-      if (pending.length) return pending[0].callId;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`execution ${executionId} never had a pending tool call`);
   }
 
   const run = async (sessionId: string, body: Record<string, unknown>, respond: (call: ToolCall) => unknown | undefined) => {
@@ -171,7 +171,7 @@ describe('tools: Python calls the client', () => {
 
   it('ends a pending call when the execution is cancelled: the cell is interrupted and the answer gets 410', async () => {
     const { executionId } = await stack.submit('tools-cancel', { code: 'tool.wait()', tools: [{ name: 'wait' }] });
-    const callId = await pendingCall(executionId);
+    const callId = await pendingCall(stack, executionId);
     expect((await stack.request('POST', `/v1/executions/${executionId}/cancel`)).status).toBe(202);
     const done = await stack.settled(executionId);
     expect(done.status).toBe('cancelled');
@@ -212,7 +212,7 @@ describe('tools: Python calls the client', () => {
       if (replay.status === 202) executionId = (replay.json as { executionId: string }).executionId;
       else await new Promise((r) => setTimeout(r, 50));
     }
-    const callId = await pendingCall(executionId);
+    const callId = await pendingCall(stack, executionId);
     expect((await answer(executionId, callId, { ok: true, value: 5 })).status).toBe(200);
     const done = (await waiting).json as Execution;
     expect(done.status).toBe('completed');
@@ -280,11 +280,7 @@ describe('tools: a worker lost with a call pending', () => {
 
   it('ends the execution outcome_unknown; the late answer gets 410', async () => {
     const { executionId } = await stack.submit('tools-lost', { code: 'print(tool.wait())', tools: [{ name: 'wait' }], timeoutMs: 60_000 });
-    let callId = '';
-    for (let i = 0; i < 400 && !callId; i++) {
-      callId = (await stack.get(executionId)).pendingToolCalls?.[0]?.callId ?? '';
-      if (!callId) await new Promise((r) => setTimeout(r, 50));
-    }
+    const callId = await pendingCall(stack, executionId);
     expect(callId).not.toBe('');
     const events = await readSse(`${stack.url}/v1/executions/${executionId}/events`, stack.headers(), (ev) => ev.some((e) => e.event === 'started'), 10_000);
     const runner = (JSON.parse(events.events.find((e) => e.event === 'started')!.data) as { workerId: string }).workerId;

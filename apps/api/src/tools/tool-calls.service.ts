@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { ID_PATTERN, toolAnswerSchema, type ToolAnswer } from '@kernelfleet/contracts';
+import { toolAnswerSchema, type ToolAnswer } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
 import { FleetStore, type ExecutionRef } from '@kernelfleet/store';
 import { checkId } from '../executions/executions.service';
@@ -8,9 +8,6 @@ import { API_CONFIG } from '../tokens';
 
 /** Executions whose place the service remembers, at most. */
 const LOCATED_MAX = 10_000;
-
-/** `callId`s the worker gives out: `tc_` and hex (wire contract: any id of ID_PATTERN is looked up). */
-const CALL_ID = ID_PATTERN;
 
 /**
  * The client's answers to tool calls (docs/tools.md). The first answer is kept and reaches the
@@ -29,7 +26,7 @@ export class ToolCallsService {
 
   async answer(tenant: string, executionId: string, callId: string, body: unknown): Promise<{ callId: string; ok: boolean }> {
     checkId('executionId', executionId);
-    if (!CALL_ID.test(callId)) throw invalid([{ field: 'callId', message: 'must be 1-128 characters of A-Z a-z 0-9 . _ : -' }]);
+    checkId('callId', callId);
     const answer = this.parse(body);
     const ref = await this.locate(tenant, executionId);
     switch (await this.store.toolCalls.answer(ref, callId, answer)) {

@@ -87,7 +87,7 @@ export class ExecutionOutput {
   /** A status event: sent live, and kept in the result's displayOutputs in its place. */
   status(event: unknown): void {
     this.flush();
-    this.displays.push({ type: 'status', event });
+    this.keepStatus(event);
     this.send('status', event);
   }
 
