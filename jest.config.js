@@ -2,7 +2,8 @@
  * Unit specs sit beside the source; integration and e2e tests under test/; deploy specs
  * (docker-compose.yml, docker/, k8s/: files only, no infrastructure) under test/deploy/.
  */
-const moduleNameMapper = { '^@kernelfleet/(.*)$': '<rootDir>/libs/$1/src' };
+// The client's sources import each other as './x.js' (they are built as ES modules too).
+const moduleNameMapper = { '^@kernelfleet/(.*)$': '<rootDir>/libs/$1/src', '^(\\.{1,2}/.*)\\.js$': '$1' };
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 const common = { rootDir: __dirname, testEnvironment: 'node', moduleNameMapper, transform };
 const CLUSTER_E2E = [

@@ -3,7 +3,7 @@
 const path = require('node:path');
 const tsconfigPaths = require('tsconfig-paths');
 const dist = path.join(__dirname, '..', 'dist');
-const libs = ['contracts', 'config', 'store', 'kernel', 'sink', 'telemetry'];
+const libs = ['contracts', 'config', 'store', 'kernel', 'sink', 'telemetry', 'client'];
 tsconfigPaths.register({
   baseUrl: dist,
   paths: Object.fromEntries(libs.map((lib) => [`@kernelfleet/${lib}`, [`libs/${lib}/src`]])),

@@ -284,10 +284,14 @@ function printBanner(apiUrl, keys, workerCount, redisUrl) {
     `  API URL  ${apiUrl}`,
     `  API key  ${key}  (${keyOrigin})`,
     process.env.REDIS_URL
-      ? `  Redis    ${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}  (REDIS_URL for \`npm run keys\` and \`npm run quotas\`)`
-      : `  Redis    REDIS_URL=${shellQuote(redisUrl)}  (for \`npm run keys\` and \`npm run quotas\`; the password is kept in .kernelfleet/${PASSWORD_FILE})`,
+      ? `  Redis    ${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}  (REDIS_URL for \`npx kernelfleet keys\` and \`npx kernelfleet quotas\`)`
+      : `  Redis    REDIS_URL=${shellQuote(redisUrl)}  (for \`npx kernelfleet keys\` and \`npx kernelfleet quotas\`; the password is kept in .kernelfleet/${PASSWORD_FILE})`,
     '',
-    'Run Python and wait for the result (result.output holds what it printed):',
+    'From a shell or a program (the CLI and @kernelfleet/client, docs/client.md):',
+    `  export KERNELFLEET_URL=${shellQuote(apiUrl)} KERNELFLEET_API_KEY=${shellQuote(key)}`,
+    "  echo 'print(6*7)' | npx kernelfleet run --session demo",
+    '',
+    'Or over HTTP: run Python and wait for the result (result.output holds what it printed):',
     `  ${submit('?wait=true', 'print(6*7)')}`,
     '',
     'Stream events (SSE): submit without ?wait=true, take executionId from the 202 answer, then follow it:',

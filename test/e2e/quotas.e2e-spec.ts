@@ -31,7 +31,7 @@ describe('tenant quotas', () => {
 
   /** The quotas CLI, compiled like the apps, against the stack's Redis and prefix. */
   function quotas(...args: string[]): string {
-    return execFileSync(process.execPath, ['-r', join(ROOT, 'scripts', 'paths.js'), join(ROOT, 'dist', 'apps', 'cli', 'src', 'quotas.js'), ...args], {
+    return execFileSync(process.execPath, ['-r', join(ROOT, 'scripts', 'paths.js'), join(ROOT, 'dist', 'apps', 'cli', 'src', 'main.js'), 'quotas', ...args], {
       cwd: ROOT,
       env: { ...process.env, REDIS_URL: process.env.KF_TEST_REDIS_URL!, KEY_PREFIX: stack.prefix },
       encoding: 'utf8',

@@ -26,12 +26,12 @@ interface CliRun {
   stderr: string;
 }
 
-/** The compiled keys CLI (what `npm run keys` runs after building) against a Redis and prefix. */
+/** The compiled `kernelfleet keys` (what `npm run keys` runs after building) against a Redis and prefix. */
 function keysCli(args: string[], env: { redisUrl: string; prefix: string }): Promise<CliRun> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
-      ['-r', join(ROOT, 'scripts', 'paths.js'), join(ROOT, 'dist', 'apps', 'cli', 'src', 'main.js'), ...args],
+      ['-r', join(ROOT, 'scripts', 'paths.js'), join(ROOT, 'dist', 'apps', 'cli', 'src', 'main.js'), 'keys', ...args],
       { cwd: ROOT, env: { ...process.env, REDIS_URL: env.redisUrl, KEY_PREFIX: env.prefix } },
       (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
     );
@@ -155,7 +155,7 @@ describe('tenants', () => {
       for (const args of [[], ['create'], ['create', 'acme/other'], ['create', 'acme', '--label'], ['revoke', 'nope'], ['list', 'a b'], ['rotate']]) {
         const run = await keysCli(args, testRedis());
         expect({ args, code: run.code }).toEqual({ args, code: 2 });
-        expect(run.stderr).toMatch(/^keys: .+\n\nusage: npm run keys/);
+        expect(run.stderr).toMatch(/^keys: .+\n\nusage: kernelfleet keys/);
         expect(run.stdout).toBe('');
       }
       const badPrefix = await keysCli(['list'], { redisUrl: testRedis().redisUrl, prefix: 'Not A Prefix' });

@@ -1,6 +1,7 @@
 import { KEY_ID_PATTERN, KEY_LABEL_PATTERN, TENANT_PATTERN } from '@kernelfleet/contracts';
+import { UsageError } from './cli-args';
 
-export const USAGE = `usage: npm run keys -- <command>
+export const USAGE = `usage: kernelfleet keys <command>   (or: npm run keys -- <command>)
 
   create <tenant> [--label <text>]   create a key for the tenant; prints it once, with its id
   list [tenant]                      list stored keys (id, tenant, created, label)
@@ -14,8 +15,7 @@ export type KeysCommand =
   | { command: 'revoke'; keyId: string }
   | { command: 'help' };
 
-/** A mistake in the command line: printed with the usage, exit code 2. */
-export class UsageError extends Error {}
+export { UsageError };
 
 const TENANT_RULE = 'tenant names are 1-64 characters of A-Z a-z 0-9 _ -';
 
@@ -29,7 +29,7 @@ function noMore(rest: string[], what: string): void {
   if (rest.length > 0) throw new UsageError(`${what}: unexpected argument "${rest[0]}"`);
 }
 
-/** Parses the arguments after `npm run keys --`. Throws UsageError naming what is wrong. */
+/** Parses the arguments after `kernelfleet keys`. Throws UsageError naming what is wrong. */
 export function parseKeysCommand(argv: string[]): KeysCommand {
   const [command, ...args] = argv;
   switch (command) {

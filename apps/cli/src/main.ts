@@ -1,98 +1,89 @@
-import { ConfigError, loadKeysCliConfig } from '@kernelfleet/config';
-import type { ApiKeyInfo } from '@kernelfleet/contracts';
-import { ApiKeyRepository } from '@kernelfleet/store';
-import { parseKeysCommand, UsageError, USAGE, type KeysCommand } from './keys-command';
+import { KernelfleetConnectionError, KernelfleetError } from '@kernelfleet/client';
+import { UsageError } from './cli-args';
+import { EXIT } from './exit-codes';
+import { keysCommand } from './keys';
+import { quotasCommand } from './quotas';
+import { RUN_USAGE, runCommand } from './run-command';
+import { artifactCommand, SESSION_USAGE, sessionCommand } from './session-command';
 
 /**
- * `npm run keys -- create|list|revoke …`: manages the API keys stored in Redis. Exit codes:
- * 0 done, 1 failed (Redis unreachable, no such key), 2 bad arguments or configuration.
+ * `kernelfleet` (the repo's bin; `npx kernelfleet …` from a checkout): runs Python through the
+ * api with the client library, manages sessions, and, against Redis directly, API keys and
+ * tenant quotas. Exit codes: exit-codes.ts.
  */
+const USAGE = `usage: kernelfleet <command> …
 
-/** How long the CLI waits for Redis before giving up. */
-const REDIS_TIMEOUT_MS = 5_000;
+  run [file|-] [--session ID] [--timeout ms] [--json]   run Python, streaming its output
+  session show|rm …                                     look at or dispose of sessions
+  artifact EXECUTION_ID [FILE]                          the full output of a truncated execution
+  keys create|list|revoke …                             API keys in Redis (admin; REDIS_URL)
+  quotas set|show|clear|repair …                        tenant quotas in Redis (admin; REDIS_URL)
 
-class Failure extends Error {}
+The api commands take --url and --key, or KERNELFLEET_URL and KERNELFLEET_API_KEY (npm start
+prints both). \`kernelfleet <command> --help\` says more.`;
 
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const note = (line: string) => process.stderr.write(`${line}\n`);
+const HELP: Record<string, string> = { run: RUN_USAGE, session: SESSION_USAGE, artifact: SESSION_USAGE };
 
-function table(keys: ApiKeyInfo[]): string[] {
-  const rows = [['KEY ID', 'TENANT', 'CREATED', 'LABEL'], ...keys.map((k) => [k.keyId, k.tenant, new Date(k.createdAt).toISOString(), k.label])];
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]))).join('  ').trimEnd());
-}
-
-async function run(command: Exclude<KeysCommand, { command: 'help' }>, keys: ApiKeyRepository): Promise<void> {
-  switch (command.command) {
-    case 'create': {
-      const created = await keys.create(command.tenant, command.label);
-      out(`keyId   ${created.keyId}`);
-      out(`tenant  ${created.tenant}`);
-      out(`key     ${created.key}`);
-      note('The key is shown this once: only its SHA-256 is stored. Use it as Authorization: Bearer <key>.');
-      return;
-    }
-    case 'list': {
-      const listed = await keys.list(command.tenant);
-      if (listed.length === 0) note(command.tenant ? `no stored keys for tenant ${command.tenant}` : 'no stored keys');
-      else table(listed).forEach(out);
-      return;
-    }
-    case 'revoke': {
-      const revoked = await keys.revoke(command.keyId);
-      if (!revoked) throw new Failure(`no key with id ${command.keyId} (already revoked, or never created; see \`list\`)`);
-      out(`revoked ${revoked.keyId} (tenant ${revoked.tenant}${revoked.label ? `, label "${revoked.label}"` : ''})`);
-      note('api replicas refuse it within their API_KEY_CACHE_MS (5 s by default)');
-      return;
-    }
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return command === undefined ? EXIT.usage : EXIT.ok;
   }
-}
-
-async function main(): Promise<number> {
-  let command: KeysCommand;
+  if (HELP[command] && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(`${HELP[command]}\n`);
+    return EXIT.ok;
+  }
+  const io = { stdout: process.stdout, stderr: process.stderr, env: process.env };
   try {
-    command = parseKeysCommand(process.argv.slice(2));
+    switch (command) {
+      case 'run':
+        return await runCommand(rest, {
+          ...io,
+          stdin: process.stdin,
+          cwd: process.cwd(),
+          onInterrupt: (handler) => {
+            process.on('SIGINT', handler);
+            return () => process.off('SIGINT', handler);
+          },
+          exit: (code) => process.exit(code),
+        });
+      case 'session':
+        return await sessionCommand(rest, io);
+      case 'artifact':
+        return await artifactCommand(rest, io);
+      case 'keys':
+        return await keysCommand(rest);
+      case 'quotas':
+        return await quotasCommand(rest);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    note(`keys: ${error.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (command.command === 'help') {
-    out(USAGE);
-    return 0;
-  }
-  let config: { redisUrl: string; keyPrefix: string };
-  try {
-    config = loadKeysCliConfig();
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    note(`keys: ${error.message}`);
-    return 2;
-  }
-  const keys = ApiKeyRepository.connect({ ...config, clientName: `keys-cli-${process.pid}` });
-  const shownUrl = config.redisUrl.replace(/\/\/[^@/]*@/, '//***@');
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Failure(`Redis at ${shownUrl} did not answer within ${REDIS_TIMEOUT_MS / 1000} s`)), REDIS_TIMEOUT_MS);
-  });
-  try {
-    await Promise.race([run(command, keys), timeout]);
-    return 0;
-  } catch (error) {
-    const e = error as Error;
-    const why = e.name === 'MaxRetriesPerRequestError' ? 'cannot be reached' : `failed: ${e.message}`;
-    note(`keys: ${error instanceof Failure ? e.message : `Redis at ${shownUrl} ${why}`}`);
-    return 1;
-  } finally {
-    clearTimeout(timer);
-    keys.close();
+    if (error instanceof UsageError) {
+      process.stderr.write(`kernelfleet ${error.message}\n\n${HELP[command] ?? USAGE}\n`);
+      return EXIT.usage;
+    }
+    if (error instanceof KernelfleetError) {
+      process.stderr.write(`kernelfleet: the api refused: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    if (error instanceof KernelfleetConnectionError) {
+      process.stderr.write(`kernelfleet: ${error.message}\n`);
+      return EXIT.unreachable;
+    }
+    throw error;
   }
 }
 
-void main().then(
-  (code) => (process.exitCode = code),
+void main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Open keep-alive connections must not hold the answer back.
+    setTimeout(() => process.exit(code), 1_000).unref();
+  },
   (error: unknown) => {
-    note(`keys failed: ${(error as Error).stack ?? error}`);
+    process.stderr.write(`kernelfleet failed: ${(error as Error).stack ?? error}\n`);
     process.exitCode = 1;
   },
 );

@@ -1,5 +1,6 @@
 /**
- * `npm run quotas -- <command>`: a tenant's quota overrides in Redis (docs/quotas.md).
+ * `kernelfleet quotas <command>` (`npm run quotas -- …`): a tenant's quota overrides in Redis
+ * (docs/quotas.md).
  *
  *   set <tenant> name=value…   override quotas (names: see QUOTA_NAMES; positive integers)
  *   show <tenant>              overrides, the defaults of this environment, current usage
@@ -11,11 +12,10 @@
 import { TENANT_PATTERN, isTerminal, type ExecutionStatus } from '@kernelfleet/contracts';
 import { ConfigError, loadQuotaDefaults, loadStoreConfig, type QuotaLimits } from '@kernelfleet/config';
 import { FleetStore, QUOTA_NAMES, isQuotaName } from '@kernelfleet/store';
+import { UsageError } from './cli-args';
 
-const USAGE = `usage: npm run quotas -- set <tenant> name=value… | show <tenant> | clear <tenant> | repair <tenant>
+const USAGE = `usage: kernelfleet quotas set <tenant> name=value… | show <tenant> | clear <tenant> | repair <tenant>
 quota names: ${QUOTA_NAMES.join(', ')}`;
-
-class UsageError extends Error {}
 
 function parseAssignments(args: string[]): Partial<QuotaLimits> {
   if (args.length === 0) throw new UsageError('set needs at least one name=value');
@@ -29,7 +29,7 @@ function parseAssignments(args: string[]): Partial<QuotaLimits> {
   return values;
 }
 
-async function main(argv: string[]): Promise<void> {
+async function run(argv: string[]): Promise<void> {
   const [command, tenant, ...rest] = argv;
   if (!command || !['set', 'show', 'clear', 'repair'].includes(command)) throw new UsageError(command ? `unknown command ${command}` : 'no command');
   if (!tenant || !TENANT_PATTERN.test(tenant)) throw new UsageError('a tenant ([A-Za-z0-9_-]{1,64}) is required');
@@ -63,12 +63,15 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  () => process.exit(0),
-  (error: unknown) => {
+/** Exit codes: 0 done, 2 bad arguments, configuration or a failure. */
+export async function quotasCommand(argv: string[]): Promise<number> {
+  try {
+    await run(argv);
+    return 0;
+  } catch (error) {
     if (error instanceof UsageError) process.stderr.write(`${error.message}\n${USAGE}\n`);
     else if (error instanceof ConfigError) process.stderr.write(`kernelfleet quotas: ${error.message}\n`);
     else process.stderr.write(`kernelfleet quotas failed: ${(error as Error).stack ?? error}\n`);
-    process.exit(2);
-  },
-);
+    return 2;
+  }
+}
