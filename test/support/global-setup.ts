@@ -22,7 +22,7 @@ export default async function globalSetup(): Promise<void> {
   process.env.KF_TEST_REDIS_URL = redis.url;
 }
 
-/** dist/ once per run (the e2e projects share it). */
+/** dist/ and the client package once per run (the e2e projects share them). */
 export function buildApps(): void {
   const state = globalThis as { __kfBuilt?: boolean };
   if (state.__kfBuilt) return;
@@ -31,5 +31,7 @@ export function buildApps(): void {
     cwd: root,
     stdio: 'inherit',
   });
+  // The client package (libs/client/dist), which the package tests load as a user would.
+  execFileSync(process.execPath, [join(root, 'scripts', 'build-client.js')], { cwd: root, stdio: 'inherit' });
   state.__kfBuilt = true;
 }

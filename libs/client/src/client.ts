@@ -70,7 +70,10 @@ export class KernelfleetClient {
     return new ExecutionHandle(this.transport, accepted.executionId, accepted.sessionId, accepted.seq, { tools, idleTimeoutMs: this.idleTimeoutMs });
   }
 
-  /** A handle on an execution submitted before (by this process or another), e.g. to resume its stream. */
+  /**
+   * A handle on an execution submitted before (by this process or another), e.g. to resume its
+   * stream. Without `tools` it only watches: its tool calls are left to the client that answers them.
+   */
   async attach(executionId: string, opts: { tools?: ToolHandlers } = {}): Promise<ExecutionHandle> {
     const execution = await this.getExecution(executionId);
     return new ExecutionHandle(this.transport, execution.executionId, execution.sessionId, execution.seq, { tools: opts.tools, idleTimeoutMs: this.idleTimeoutMs });
@@ -96,8 +99,10 @@ export class KernelfleetClient {
       tools: options.tools,
       toolCallTimeoutMs: options.toolCallTimeoutMs,
     });
-    let cancelling: Promise<void> | undefined;
-    const onAbort = () => (cancelling ??= execution.cancel());
+    // A cancel that fails (the api out of reach) is not the caller's error: the result, or the
+    // stream's own failure, says how the execution ended.
+    let cancelling: Promise<unknown> | undefined;
+    const onAbort = () => (cancelling ??= execution.cancel().catch((error: unknown) => error));
     signal?.addEventListener('abort', onAbort, { once: true });
     if (signal?.aborted) onAbort();
     let final: Execution | undefined;
@@ -119,6 +124,11 @@ export class KernelfleetClient {
         }
       }
       await cancelling;
+    } catch (error) {
+      // The caller gets an error (a callback threw, the stream could not be resumed): the code
+      // must not go on running unseen.
+      if (!final) await (cancelling ?? execution.cancel().catch(() => undefined));
+      throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

@@ -25,7 +25,7 @@ export interface ExecutionHandleOptions {
  * One accepted execution. `events()` streams it (every event once, in order, resumed after
  * drops), `result()` waits for its terminal state, `cancel()` cancels it on the server. Calls
  * of declared tools are answered by the handlers given at submit, once each, whichever stream
- * sees them first.
+ * sees them first; a handle given no handlers answers none.
  */
 export class ExecutionHandle {
   private readonly answered = new Set<string>();
@@ -52,10 +52,7 @@ export class ExecutionHandle {
   async *events(opts: { after?: number; signal?: AbortSignal } = {}): AsyncGenerator<ExecutionEvent> {
     for await (const event of followEvents(this.transport, this.id, { after: opts.after ?? 0, signal: opts.signal, idleTimeoutMs: this.opts.idleTimeoutMs })) {
       if (event.type === 'tool_call') this.answer(event.data);
-      if (event.type === 'result') {
-        this.final = event.data;
-        await this.answersSent();
-      }
+      if (event.type === 'result') this.final = event.data;
       yield event;
     }
   }
@@ -88,7 +85,9 @@ export class ExecutionHandle {
   }
 
   private answer(call: ToolCall): void {
-    if (this.answered.has(call.callId)) return;
+    // A handle given no handlers (`attach` to watch an execution) leaves calls to the client
+    // that has them: answering "no handler" would beat that client's real answer.
+    if (!this.opts.tools || this.answered.has(call.callId)) return;
     this.answered.add(call.callId);
     const sending = this.answerOnce(call)
       .catch((error: unknown) => void this.toolAnswerErrors.push(error as Error))
@@ -124,10 +123,6 @@ export class ExecutionHandle {
       }
       throw error;
     }
-  }
-
-  private async answersSent(): Promise<void> {
-    while (this.answering.size) await Promise.all([...this.answering]);
   }
 }
 

@@ -50,9 +50,13 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 /** `Retry-After` in milliseconds (seconds or an HTTP date), or undefined when absent or unreadable. */
 export function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
-  if (value === null || value.trim() === '') return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
+  const text = value?.trim() ?? '';
+  if (text === '') return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // An HTTP date names its day and month. Date.parse alone takes '1.5' or '-1' for dates in 2001
+  // (a wait of 0, so retries without a pause); such values are unreadable, not "now".
+  if (!/[A-Za-z]{3}/.test(text)) return undefined;
+  const at = Date.parse(text);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 

@@ -7,7 +7,8 @@ export function sessionIdForFolder(path: string): string {
   const trimmed = path.replace(/[\\/]+$/, '');
   const name = trimmed.slice(Math.max(trimmed.lastIndexOf('/'), trimmed.lastIndexOf('\\')) + 1);
   const readable = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 48) || 'root';
-  return `${readable}-${fnv1a32(path)}`;
+  // The trimmed path: `/a/b/` is the folder `/a/b`, one session (the root trims to nothing).
+  return `${readable}-${fnv1a32(trimmed || path.slice(0, 1))}`;
 }
 
 /** The process's working folder where there is one (Node), else undefined (a browser). */
