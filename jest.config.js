@@ -7,7 +7,7 @@ const moduleNameMapper = { '^@kernelfleet/(.*)$': '<rootDir>/libs/$1/src', '^(\\
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
 const common = { rootDir: __dirname, testEnvironment: 'node', moduleNameMapper, transform };
 const CLUSTER_E2E = [
-  'smoke', 'ordering', 'streaming', 'failover', 'cancel-and-sessions', 'owners', 'idempotency', 'quotas', 'tenants', 'large-output',
+  'smoke', 'ordering', 'streaming', 'failover', 'cancel-and-sessions', 'owners', 'idempotency', 'quotas', 'tenants', 'large-output', 'disposal',
 ];
 
 module.exports = {

@@ -12,7 +12,7 @@ RUN npm ci --no-audit --no-fund && npm cache clean --force
 # What the build and the running api read. dist/ alone is not enough: the Lua scripts are read
 # from libs/store/src/scripts at run time, and scripts/paths.js maps @kernelfleet/* into dist/.
 COPY tsconfig.json tsconfig.build.json ./
-COPY scripts/paths.js scripts/paths.js
+COPY scripts/paths.js scripts/build-client.js scripts/
 COPY libs libs
 COPY apps apps
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund && npm cache clean --force

@@ -34,7 +34,7 @@ RUN npm ci --no-audit --no-fund && npm cache clean --force
 # Jupyter server launcher, kernel sandbox, network rules and kernel site (python/) stay in the
 # source tree.
 COPY tsconfig.json tsconfig.build.json ./
-COPY scripts/paths.js scripts/worker-probe.js scripts/
+COPY scripts/paths.js scripts/worker-probe.js scripts/build-client.js scripts/
 COPY python python
 COPY libs libs
 COPY apps apps

@@ -110,10 +110,10 @@ describe.each(['api', 'worker'] as const)('docker/%s.Dockerfile', (app) => {
 
   it('builds with the build script npm start runs', () => {
     expect(START_JS).toMatch(/run\('npm', \['run', '-s', 'build'\]/);
-    expect(PACKAGE.scripts.build).toBe('tsc -p tsconfig.build.json');
+    expect(PACKAGE.scripts.build).toBe('tsc -p tsconfig.build.json && node scripts/build-client.js');
     expect(runs.some((r) => /\bnpm run (-s )?build\b/.test(r))).toBe(true);
     const copied = of('COPY').flatMap((c) => c.text.split(' ').slice(0, -1));
-    for (const needed of ['tsconfig.json', 'tsconfig.build.json', 'libs', 'apps', 'scripts/paths.js']) expect(copied).toContain(needed);
+    for (const needed of ['tsconfig.json', 'tsconfig.build.json', 'libs', 'apps', 'scripts/paths.js', 'scripts/build-client.js']) expect(copied).toContain(needed);
   });
 
   it(`starts what npm run start:${app} starts, from the repo root`, () => {

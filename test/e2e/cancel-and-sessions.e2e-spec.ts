@@ -7,7 +7,8 @@ jest.setTimeout(60_000);
 
 /**
  * Cancel (`POST /v1/executions/{id}/cancel`) and the session calls (`GET`, `DELETE`,
- * `cancel-pending`) as a client sees them (DESIGN.md §4; seed behaviours 16 and 22).
+ * `cancel-pending`) as a client sees them (DESIGN.md §4; seed behaviours 16, 21 and 22: a
+ * disposal cancels what waits and does not wait for what runs — disposal.e2e-spec.ts has more).
  */
 
 const SLEEP = (seconds: number, flag: string) => `import time\ntime.sleep(${seconds})\n${flag} = True`;
@@ -124,9 +125,9 @@ describe('cancel and session management', () => {
     expect(after.output).toBe("['ran_head']\n");
   });
 
-  it('DELETE /v1/sessions/{id} cancels the pending executions; the next one gets a fresh kernel', async () => {
+  it('DELETE /v1/sessions/{id} cancels the pending executions and ends the running one; the next one gets a fresh kernel', async () => {
     const warm = await probe(stack, 'cd', 'kept = 1');
-    const running = await stack.submit('cd', { code: SLEEP(1.5, 'ran_head') });
+    const running = await stack.submit('cd', { code: SLEEP(30, 'ran_head') });
     const queued: SubmitAccepted[] = [];
     for (let i = 0; i < 3; i++) queued.push(await stack.submit('cd', { code: `ran_${i} = True` }));
     await stack.waitForStatus(running.executionId, 'running');
@@ -135,14 +136,13 @@ describe('cancel and session management', () => {
     expect(res.status).toBe(200);
     expect(res.json).toMatchObject({ sessionId: 'cd', cancelled: 3 });
     for (const q of queued) expectCancelledInQueue(await stack.get(q.executionId));
-    // The running one completes (the original's behaviour 22); the kernel goes after it.
-    expect((await stack.settled(running.executionId)).status).toBe('completed');
+    // The session has no home from the DELETE on: nothing reuses the old kernel.
+    expect((await stack.request('GET', '/v1/sessions/cd')).json).toMatchObject({ workerId: null, kernel: { state: 'none' } });
+    // The running one does not hold the disposal up: it ends cancelled as its kernel is shut down.
+    const ended = await stack.settled(running.executionId, 10_000);
+    expect(ended).toMatchObject({ status: 'cancelled', phase: 'run', result: { exitCode: null, cancelled: true } });
+    expect(ended.result?.output).toMatch(/^\[the session was disposed while this execution ran; its kernel was shut down\]\n/);
 
-    const until = Date.now() + 10_000;
-    while ((await stack.request('GET', '/v1/sessions/cd')).json.workerId !== null) {
-      if (Date.now() > until) throw new Error('session cd still has a home worker after DELETE');
-      await new Promise((r) => setTimeout(r, 100));
-    }
     const after = await probe(stack, 'cd', "print('kept' in globals(), 'ran_head' in globals())");
     expect(after.output).toBe('False False\n');
     expect(after.execution.kernel).toMatchObject({ restarted: true, stateLost: false });
@@ -151,11 +151,11 @@ describe('cancel and session management', () => {
 
   it('an execution submitted right after DELETE (while the last one still runs) runs on the fresh kernel', async () => {
     await probe(stack, 'cd2', 'kept = 1');
-    const running = await stack.submit('cd2', { code: SLEEP(1, 'ran_head') });
+    const running = await stack.submit('cd2', { code: SLEEP(30, 'ran_head') });
     await stack.waitForStatus(running.executionId, 'running');
     expect((await stack.request('DELETE', '/v1/sessions/cd2')).status).toBe(200);
     const next = await stack.run('cd2', { code: "print('kept' in globals())" });
-    expect((await stack.get(running.executionId)).status).toBe('completed');
+    expect((await stack.get(running.executionId)).status).toBe('cancelled');
     expect(next.status).toBe('completed');
     expect(next.result?.output).toBe('False\n');
     // The fresh kernel is the session's home now: the session says so once things settle.

@@ -37,7 +37,7 @@ describe('owners', () => {
     return stack.request('DELETE', `/v1/owners/${ownerId}`, undefined, { key });
   }
 
-  /** A disposed session's kernel is shut down by its home worker once it is idle. */
+  /** A disposed session has no home worker (the disposal un-homes it in Redis; its worker then shuts the kernel down). */
   async function waitUntilShutDown(session: string): Promise<void> {
     const until = Date.now() + 10_000;
     while ((await stack.request('GET', `/v1/sessions/${session}`)).json.workerId !== null) {

@@ -15,7 +15,7 @@ const DEFAULTS: QuotaLimits = {
 let n = 0;
 const ref = (sessionId: string, tenant = 'acme'): ExecutionRef => ({ tenant, sessionId, executionId: `ex_${++n}` });
 
-describe('tenant quotas (admit-5.lua, release-3.lua) against a real Redis', () => {
+describe('tenant quotas (admit-6.lua, release-3.lua) against a real Redis', () => {
   const prefix = testPrefix('quota');
   let stores: FleetStore[];
   let store: FleetStore;

@@ -117,6 +117,11 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   private onControl(message: WorkerControlMessage): void {
     if (message.op === 'cancel') this.runner.cancel(message.executionId);
     else if (message.op === 'tool-answer') this.tools.answered(message.executionId, message.callId, message.answer);
-    else void this.runner.dispose({ tenant: message.tenant, sessionId: message.sessionId });
+    else {
+      // The session was disposed: Redis says so already; this only checks it now rather than at
+      // the next reconcile.
+      const ref = { tenant: message.tenant, sessionId: message.sessionId };
+      void this.kernels.reconcile(ref, 'message').catch((e: unknown) => this.logger.warn(`disposing the kernel of ${ref.tenant}/${ref.sessionId} failed: ${e}`));
+    }
   }
 }

@@ -4,7 +4,7 @@ import { pythonResultOf, resultWithoutRun, type ExecutePythonOptions, type Pytho
 import { downloadArtifact } from './files.js';
 import { HttpTransport, seg, type RetryOptions } from './http.js';
 import { sessionIdForFolder, workingFolder } from './session-id.js';
-import { TOOL_NAME_PATTERN, type Execution, type KernelMode, type OwnerDisposal, type Session, type SubmitAccepted } from './types.js';
+import { TOOL_NAME_PATTERN, type Execution, type KernelMode, type OwnerDisposal, type Session, type SessionsDisposal, type SubmitAccepted } from './types.js';
 
 export interface KernelfleetClientOptions {
   /** The api, e.g. `http://127.0.0.1:3000` (what `npm start` prints as KERNELFLEET_URL). */
@@ -189,7 +189,7 @@ export class KernelfleetClient {
   }
 
   /** Disposes of every session of the key's tenant (per-call kernels end with their executions anyway). */
-  disposeAllKernelSessions(): Promise<{ disposed: string[] }> {
+  disposeAllKernelSessions(): Promise<SessionsDisposal> {
     return this.transport.json('DELETE', '/v1/sessions', { idempotent: true });
   }
 }

@@ -108,6 +108,11 @@ export interface OwnerDisposal {
   detached: string[];
 }
 
+/** `DELETE /v1/sessions`: the tenant's sessions disposed of, sorted. */
+export interface SessionsDisposal {
+  disposed: string[];
+}
+
 /** An RFC 9457 problem document, as the api answers errors. */
 export interface Problem {
   type: string;

@@ -28,6 +28,7 @@ export type WireTypeChecks = [
   Assert<Equals<Client.WirePythonResult, Server.PythonResult>>,
   Assert<Equals<Client.OwnerDisposal, Server.OwnerDisposal>>,
   Assert<Equals<ClientOwnerDisposal, Server.OwnerDisposal>>,
+  Assert<Equals<Client.SessionsDisposal, Server.SessionsDisposal>>,
   Assert<Equals<ClientSessionsDisposal, Server.SessionsDisposal>>,
   Assert<Equals<Client.SubmitAccepted, Server.SubmitAccepted>>,
   Assert<Equals<Client.KernelInfo, Server.KernelInfo>>,

@@ -61,6 +61,10 @@ describe('configuration from the environment', () => {
     expect(config.workerId).toBe('w-1');
     expect(config.concurrency).toBe(8);
     expect(config.kernels.interruptGraceMs).toBe(5_000);
+    expect(config.kernels.reconcileMs).toBe(2_000);
+    expect(loadWorkerConfig({ KERNEL_RECONCILE_MS: '500' }).kernels.reconcileMs).toBe(500);
+    expect(() => loadWorkerConfig({ KERNEL_RECONCILE_MS: '50' })).toThrow(/KERNEL_RECONCILE_MS: must be at least 100/);
+    expect(() => loadWorkerConfig({ KERNEL_RECONCILE_MS: 'often' })).toThrow(/KERNEL_RECONCILE_MS: must be a number/);
   });
 
   it('reads the tenant quota defaults and refuses bad ones, naming each', () => {

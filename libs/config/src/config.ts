@@ -101,6 +101,13 @@ export interface WorkerConfig {
     poolSize: number;
     /** A session kernel unused this long is shut down; the session's next execution says so. */
     idleMs: number;
+    /**
+     * How often the worker reconciles its session kernels with Redis: a kernel whose session is no
+     * longer homed here with that generation (disposed, taken by a reaper) is shut down, and an
+     * execution running on it ends. The control message of a disposal is the fast path; this
+     * bounds how long a lost one delays the shutdown.
+     */
+    reconcileMs: number;
   };
   /** liveMaxChars: stream characters sent live per execution (the result and artifact keep the rest). */
   output: { artifactMaxBytes: number; replayMaxEvents: number; liveMaxChars: number };
@@ -209,6 +216,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxKernels: e.MAX_KERNELS,
       poolSize: e.KERNEL_POOL_SIZE,
       idleMs: e.KERNEL_IDLE_MS,
+      reconcileMs: e.KERNEL_RECONCILE_MS,
     },
     output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS, liveMaxChars: e.LIVE_OUTPUT_MAX_CHARS },
     logLevel: e.LOG_LEVEL,

@@ -114,6 +114,12 @@ export interface SubmitAccepted {
   status: ExecutionStatus;
 }
 
+/** `200` answer of `DELETE /v1/sessions` (wire contract): the tenant's sessions that were disposed. */
+export interface SessionsDisposal {
+  /** Sessions that had a kernel or pending executions, sorted: each disposed as `DELETE /v1/sessions/{id}` does. */
+  disposed: string[];
+}
+
 /** `200` answer of `DELETE /v1/owners/{ownerId}` (wire contract). */
 export interface OwnerDisposal {
   ownerId: string;

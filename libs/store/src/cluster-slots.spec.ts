@@ -34,10 +34,12 @@ const SCRIPT_REPLIES: Record<string, unknown> = {
   kf_release_owner: 'last',
   kf_admit: ['ok', 30_000, 1],
   kf_release: [1, 2],
+  kf_dispose: ['w1', 3, 'owner-1'],
+  kf_kernel_state: 1,
 };
 
 function reply(command: string): unknown {
-  if (command === 'zrange' || command === 'smembers') return ['one', 'two'];
+  if (command === 'zrange' || command === 'zrangebyscore' || command === 'smembers') return ['one', 'two'];
   if (command === 'hgetall') return { tenant: 'acme', label: '', createdAt: '1' };
   if (command === 'hmget') return ['acme', 'label', '1'];
   if (command === 'get') return null;
@@ -102,7 +104,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
   const redis = recordingClient(sent);
   const keys = new KeySpace('kf');
   const fairShare = new FairShare(redis, keys, true);
-  const quotas = new TenantQuotas(redis, keys, fairShare);
+  const quotas = new TenantQuotas(redis, keys, fairShare, 60);
   const stats = new FleetStats(redis, keys);
   const executions = new ExecutionRepository(redis, keys, { retentionSeconds: 60, maxReplayEvents: 100 }, quotas, stats);
   const sessions = new SessionRepository(redis, keys, 60);
@@ -134,6 +136,10 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
     await sessions.release(ref, 'w1', 'lost');
     await sessions.releaseOwner(ref, 'owner-1');
     await sessions.clearOwners(ref);
+    await sessions.setKernelState(ref, 'w1', 3, 'idle');
+    await sessions.homesOf([ref, { tenant: 'acme', sessionId: 'other' }]);
+    await sessions.unhome(ref);
+    await sessions.indexedSessionsOfTenant('acme');
     await quotas.release(ref, 'ex_next');
     await quotas.repair('acme', async () => true);
     await fairShare.priorityFor('acme', 'ex_next');
@@ -169,7 +175,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
       expect(calculateSlot(key)).toBe(session);
     }
     const tenant = calculateSlot(keys.tenantPending('acme'));
-    for (const key of [keys.tenantQuotas('acme'), keys.tenantLiveSessions('acme'), keys.tenantBucket('acme'), keys.tenantWaiting('acme')]) {
+    for (const key of [keys.tenantQuotas('acme'), keys.tenantLiveSessions('acme'), keys.tenantBucket('acme'), keys.tenantWaiting('acme'), keys.tenantSessions('acme')]) {
       expect(calculateSlot(key)).toBe(tenant);
     }
     for (const queue of ['kf-shared', 'kf-worker-w1']) {

@@ -12,6 +12,7 @@ import { JobConsumer } from './job-consumer';
 import { KeySpace } from './keys';
 import { LiveEvents } from './live-events';
 import { createRedis, type ConnectionRole } from './redis-connection';
+import { SessionDisposal } from './session-disposal';
 import { SessionLanes } from './session-lanes';
 import { SessionRepository } from './session-repository';
 import { TenantQuotas } from './tenant-quotas';
@@ -41,6 +42,8 @@ export class FleetStore {
   readonly registry: WorkerRegistry;
   readonly dispatcher: Dispatcher;
   readonly lanes: SessionLanes;
+  /** Disposing sessions: `DELETE /v1/sessions/{id}`, dispose by owner, `DELETE /v1/sessions`. */
+  readonly disposal: SessionDisposal;
   readonly failover: Failover;
   readonly apiKeys: ApiKeyRepository;
   readonly quotas: TenantQuotas;
@@ -64,7 +67,7 @@ export class FleetStore {
     redis.on('close', () => (this.readySince = undefined));
     const retention = { retentionSeconds: options.retentionSeconds, maxReplayEvents: options.maxReplayEvents ?? 20_000 };
     this.fairShare = new FairShare(redis, this.keys, options.fairDispatch ?? true);
-    this.quotas = new TenantQuotas(redis, this.keys, this.fairShare);
+    this.quotas = new TenantQuotas(redis, this.keys, this.fairShare, options.retentionSeconds);
     this.stats = new FleetStats(redis, this.keys);
     this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas, this.stats);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
@@ -73,6 +76,7 @@ export class FleetStore {
     this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds, this.fairShare);
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
     this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
+    this.disposal = new SessionDisposal(this.executions, this.sessions, this.lanes, this.registry);
     this.apiKeys = new ApiKeyRepository(redis, this.keys);
     this.toolCalls = new ToolCalls(redis, this.keys, retention);
   }

@@ -11,6 +11,7 @@ export * from './session-repository';
 export * from './worker-registry';
 export * from './terminal-execution';
 export * from './session-lanes';
+export * from './session-disposal';
 export * from './failover';
 export { isStoreUnavailable, redisAddresses, redisServesWithoutPassword, StoreUnavailableError } from './redis-connection';
 export * from './tenant-quotas';

@@ -172,6 +172,18 @@ export class KeySpace {
     return `${this.tenant(tenant)}:pending`;
   }
 
+  /**
+   * ZSET of the tenant's sessions (member: session id, score: when its last admitted execution has
+   * surely ended — deadline + grace, ms), written by admit-6.lua and trimmed there to the retention
+   * window, so `DELETE /v1/sessions` can find every session of the tenant. An index, not the
+   * truth: a member may have nothing left (the session's own keys decide); a session with a kernel
+   * or pending work is never missing (its keys expire within the retention window after its last
+   * execution ends).
+   */
+  tenantSessions(tenant: string): string {
+    return `${this.tenant(tenant)}:sessions`;
+  }
+
   /** HASH: session id → its pending executions, for the tenant's live sessions (HLEN). */
   tenantLiveSessions(tenant: string): string {
     return `${this.tenant(tenant)}:live`;

@@ -103,8 +103,51 @@ export class SessionRepository {
     return generation;
   }
 
-  async setKernelState(ref: SessionRef, state: KernelState): Promise<void> {
-    await this.redis.hset(this.keys.sessionInfo(ref), 'kernelState', state);
+  /**
+   * Records the state of the session's kernel `generation` on `workerId`, only while the session
+   * is still homed there with that generation (kernel-state-1.lua): a session disposed or taken
+   * away meanwhile keeps the state decided for it. Answers whether it was written.
+   */
+  async setKernelState(ref: SessionRef, workerId: string, generation: number, state: KernelState): Promise<boolean> {
+    return (await this.run('kernel-state', [this.keys.sessionInfo(ref)], [workerId, generation, state])) === 1;
+  }
+
+  /**
+   * Where each session is homed and on which kernel generation (null home: none), in the order
+   * asked. One HMGET per session, all sent at once: one round trip on one Redis (the sessions
+   * live in as many slots as there are sessions, so on a cluster they go to their nodes together).
+   */
+  async homesOf(refs: SessionRef[]): Promise<{ home: string | null; generation: number }[]> {
+    const replies = await Promise.all(refs.map((ref) => this.redis.hmget(this.keys.sessionInfo(ref), 'home', 'generation')));
+    return replies.map(([home, generation]) => ({ home: home || null, generation: Number(generation ?? 0) }));
+  }
+
+  /**
+   * Un-homes the session for a disposal (dispose-2.lua): home cleared, kernel state `none`, a
+   * pending state loss dropped, owners cleared — then the session leaves its old home's set and
+   * the owners' index entries go. Answers the old home (the worker to tell), if any.
+   */
+  async unhome(ref: SessionRef): Promise<{ home: string | null; generation: number; owners: string[] }> {
+    const [home, generation, ...owners] = (await this.run('dispose', [this.keys.sessionInfo(ref), this.keys.owners(ref)], [])) as [
+      string,
+      number,
+      ...string[],
+    ];
+    await Promise.all([
+      home ? this.redis.srem(this.keys.workerSessions(home), sessionMember(ref)) : undefined,
+      ...owners.map((ownerId) => this.unindexOwner(ref, ownerId)),
+    ]);
+    return { home: home || null, generation: Number(generation), owners: owners.sort() };
+  }
+
+  /**
+   * The tenant's sessions whose last admitted execution ended (or will end) within the retention
+   * window (the tenant's sessions index, written by admit-6.lua), sorted. A superset of those with
+   * a kernel or pending executions: each must be checked against its own keys.
+   */
+  async indexedSessionsOfTenant(tenant: string, now = Date.now()): Promise<string[]> {
+    const members = await this.redis.zrangebyscore(this.keys.tenantSessions(tenant), now - this.retentionSeconds * 1000, '+inf');
+    return members.sort();
   }
 
   /**

@@ -6,7 +6,7 @@ import { registerScripts, type ScriptRunner } from './scripts';
 
 export type QuotaName = keyof QuotaLimits;
 
-/** The quota names, in the order admit-5.lua takes their defaults (wire contract of the script). */
+/** The quota names, in the order admit-6.lua takes their defaults (wire contract of the script). */
 export const QUOTA_NAMES = [
   'maxCodeBytes', 'maxTimeoutMs', 'liveSessions', 'pendingPerSession', 'pendingPerTenant', 'submitsPerSecond', 'submitBurst',
 ] as const satisfies readonly QuotaName[];
@@ -60,13 +60,15 @@ export class TenantQuotas {
     private readonly redis: RedisClient,
     private readonly keys: KeySpace,
     private readonly fairShare: FairShare,
+    /** How long the tenant's sessions index keeps a session after its last admitted submission. */
+    private readonly retentionSeconds: number,
   ) {
     this.run = registerScripts(redis);
   }
 
   /**
-   * Checks every quota of the tenant at once and, when all hold, counts the execution as pending
-   * and takes a submission token. `now` is for tests; by default the Redis server's clock is
+   * Checks every quota of the tenant at once and, when all hold, counts the execution as pending,
+   * takes a submission token and enters the session in the tenant's sessions index. `now` is for tests; by default the Redis server's clock is
    * used, so api replicas with skewed clocks share one bucket consistently.
    */
   async admit(req: AdmitRequest, defaults: QuotaLimits, now?: number): Promise<Admission> {
@@ -74,10 +76,10 @@ export class TenantQuotas {
     const reply = (await this.run(
       'admit',
       [this.keys.tenantQuotas(tenant), this.keys.tenantPending(tenant), this.keys.tenantLiveSessions(tenant), this.keys.tenantBucket(tenant),
-        this.keys.tenantWaiting(tenant)],
+        this.keys.tenantWaiting(tenant), this.keys.tenantSessions(tenant)],
       [pendingMember(req.ref), sessionId, req.codeBytes, req.timeoutMs ?? 0, req.defaultTimeoutMs,
         ...QUOTA_NAMES.map((name) => defaults[name]), now ?? '', PENDING_GRACE_MS,
-        this.fairShare.enabled ? req.ref.executionId : '', STALE_WAITING_MS],
+        this.fairShare.enabled ? req.ref.executionId : '', STALE_WAITING_MS, this.retentionSeconds],
     )) as [string, string | number, number, number?];
     if (reply[0] === 'ok') {
       const waiting = Number(reply[2]);

@@ -5,6 +5,10 @@ import type { KeySpace } from './keys';
 /** What the api (or a Lua script) tells a worker. */
 export type WorkerControlMessage =
   | { op: 'cancel'; executionId: string }
+  /**
+   * The session was disposed (SessionDisposal): a hint to check it against Redis now. Redis is
+   * the truth; a worker that misses this finds out at its next reconcile.
+   */
   | { op: 'dispose'; tenant: string; sessionId: string }
   /** A tool call of an execution running there was answered (tool-call-answer-3.lua). */
   | { op: 'tool-answer'; executionId: string; callId: string; answer?: ToolAnswer };

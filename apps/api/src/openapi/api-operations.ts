@@ -128,9 +128,23 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
   'DELETE /v1/sessions/{sessionId}': {
     tag: 'sessions',
     auth: 'tenant',
-    summary: 'Cancel what is queued and shut the session\'s kernel down (after a running execution)',
+    summary: 'Dispose the session: cancel what is queued, shut its kernel down, end a running execution `cancelled`',
+    description:
+      'Queued executions end `cancelled` (they never run); the owners are cleared; the kernel is shut down at once, and an ' +
+      'execution running on it ends `cancelled` with a notice (a hung cell does not delay it). The next execution starts ' +
+      'on a fresh kernel (next generation, `stateLost: false`).',
     responses: { '200': json('SessionCancelled', 'How many queued executions were cancelled') },
     errors: TENANT,
+  },
+  'DELETE /v1/sessions': {
+    tag: 'sessions',
+    auth: 'tenant',
+    summary: 'Dispose every session of the tenant that has a kernel or pending executions',
+    description:
+      'Each is disposed as `DELETE /v1/sessions/{sessionId}` does. Per-call executions run on kernels of their own and are ' +
+      'not stopped; other tenants\' sessions are never touched.',
+    responses: { '200': json('SessionsDisposal', 'The disposed sessions (sorted; empty when there were none)') },
+    errors: [401, 405, 503],
   },
   'DELETE /v1/owners/{ownerId}': {
     tag: 'owners',

@@ -146,6 +146,10 @@ export function componentSchemas(): Record<string, SchemaObject> {
     },
     ToolAnswered: object({ callId: str(), ok: { type: 'boolean' } }, ['callId', 'ok']),
     SessionCancelled: object({ sessionId: str(), cancelled: int('queued executions cancelled') }, ['sessionId', 'cancelled']),
+    SessionsDisposal: object(
+      { disposed: { type: 'array', items: str(), description: 'sessions that had a kernel or pending executions, sorted: disposed' } },
+      ['disposed'],
+    ),
     OwnerDisposal: object(
       {
         ownerId: str(),

@@ -3,17 +3,13 @@ import type { OwnerDisposal } from '@kernelfleet/contracts';
 import { FleetStore } from '@kernelfleet/store';
 import { checkId } from '../executions/executions.service';
 import { notFound } from '../problems/problem.exception';
-import { SessionsService } from '../sessions/sessions.service';
 
 /** Sessions released at once while disposing an owner. */
 const BATCH = 16;
 
 @Injectable()
 export class OwnersService {
-  constructor(
-    private readonly store: FleetStore,
-    private readonly sessions: SessionsService,
-  ) {}
+  constructor(private readonly store: FleetStore) {}
 
   /**
    * Dispose by owner (seed §2.4): each session the owner alone held is shut down as
@@ -30,7 +26,7 @@ export class OwnersService {
           const ref = { tenant, sessionId };
           const released = await this.store.sessions.releaseOwner(ref, ownerId);
           if (released === 'last') {
-            await this.sessions.shutDown(ref);
+            await this.store.disposal.dispose(ref);
             disposal.disposed.push(sessionId);
           } else if (released === 'detached') {
             disposal.detached.push(sessionId);

@@ -19,6 +19,12 @@ export class SessionsController {
     return this.sessions.cancelPending(tenant, sessionId);
   }
 
+  @Delete()
+  @HttpCode(200)
+  disposeAll(@Tenant() tenant: string) {
+    return this.sessions.disposeAll(tenant);
+  }
+
   @Delete(':sessionId')
   @HttpCode(200)
   dispose(@Tenant() tenant: string, @Param('sessionId') sessionId: string) {

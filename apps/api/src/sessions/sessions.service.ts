@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { SessionsDisposal } from '@kernelfleet/contracts';
 import { FleetStore, type SessionInfo, type SessionRef } from '@kernelfleet/store';
 import { checkId } from '../executions/executions.service';
 import { notFound } from '../problems/problem.exception';
@@ -22,35 +23,23 @@ export class SessionsService {
   async cancelPending(tenant: string, sessionId: string): Promise<{ sessionId: string; cancelled: number }> {
     const ref = this.ref(tenant, sessionId);
     if (!(await this.store.sessions.get(ref))) throw notFound(`session ${sessionId}`);
-    return { sessionId, cancelled: await this.cancelQueued(ref) };
-  }
-
-  /** Cancels what is queued and has the home worker shut the kernel down (after a running one). */
-  async dispose(tenant: string, sessionId: string): Promise<{ sessionId: string; cancelled: number }> {
-    const ref = this.ref(tenant, sessionId);
-    if (!(await this.store.sessions.get(ref))) throw notFound(`session ${sessionId}`);
-    return { sessionId, cancelled: await this.shutDown(ref) };
+    return { sessionId, cancelled: await this.store.disposal.cancelQueued(ref) };
   }
 
   /**
-   * What disposing a session does, for `DELETE /v1/sessions/{id}` and dispose by owner: queued
-   * executions cancelled, owners cleared, the home worker told to shut the kernel down (after
-   * a running execution). Answers how many executions were cancelled.
+   * Disposes the session (SessionDisposal): queued executions cancelled, owners cleared, the
+   * kernel shut down by its worker, a running execution on it ended `cancelled`.
    */
-  async shutDown(ref: SessionRef): Promise<number> {
-    const cancelled = await this.cancelQueued(ref);
-    await this.store.sessions.clearOwners(ref);
-    const home = await this.store.sessions.homeOf(ref);
-    if (home) await this.store.registry.sendControl(home, { op: 'dispose', tenant: ref.tenant, sessionId: ref.sessionId });
-    return cancelled;
+  async dispose(tenant: string, sessionId: string): Promise<{ sessionId: string; cancelled: number }> {
+    const ref = this.ref(tenant, sessionId);
+    if (!(await this.store.sessions.get(ref))) throw notFound(`session ${sessionId}`);
+    const { cancelled } = await this.store.disposal.dispose(ref);
+    return { sessionId, cancelled };
   }
 
-  private async cancelQueued(ref: SessionRef): Promise<number> {
-    let cancelled = 0;
-    for (const execution of await this.store.executions.laneOf(ref)) {
-      if ((await this.store.lanes.endQueued(execution, 'cancelled')).kind === 'finished') cancelled += 1;
-    }
-    return cancelled;
+  /** `DELETE /v1/sessions`: every session of the tenant with a kernel or pending executions. */
+  async disposeAll(tenant: string): Promise<SessionsDisposal> {
+    return { disposed: await this.store.disposal.disposeAll(tenant) };
   }
 
   private ref(tenant: string, sessionId: string): SessionRef {

@@ -41,4 +41,6 @@ export const NOTICES = {
     'eval cell timed out and the kernel was unresponsive to interrupt; the kernel has been killed ' +
     'and will be recreated on the next call.',
   stdin: 'Kernel requested stdin; interactive input is not supported.',
+  /** kernelfleet's own: the session was disposed (or taken from this worker) while the execution ran. */
+  disposed: 'the session was disposed while this execution ran; its kernel was shut down',
 } as const;

@@ -13,7 +13,6 @@ import {
   type Ending,
   type ExecutionRecord,
   type ExecutionRef,
-  type SessionRef,
 } from '@kernelfleet/store';
 import { executionFinishedLine, logFields } from '@kernelfleet/telemetry';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
@@ -39,8 +38,6 @@ export class ExecutionRunner {
   private readonly logger = new Logger(ExecutionRunner.name);
   private readonly cancels = new Map<string, AbortController>();
   private readonly earlyCancels = new Set<string>();
-  /** Sessions with an execution running here, and whether a dispose waits for it to end. */
-  private readonly busySessions = new Map<string, { disposeAfter: boolean }>();
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -64,13 +61,6 @@ export class ExecutionRunner {
       this.earlyCancels.add(executionId);
       setTimeout(() => this.earlyCancels.delete(executionId), 60_000).unref();
     }
-  }
-
-  /** DELETE session: the kernel goes now, or right after the execution running on it. */
-  async dispose(ref: SessionRef): Promise<void> {
-    const busy = this.busySessions.get(`${ref.tenant}/${ref.sessionId}`);
-    if (busy) busy.disposeAfter = true;
-    else await this.kernels.dispose(ref);
   }
 
   async handle(job: RunExecutionJob, queueName: string): Promise<void> {
@@ -112,9 +102,6 @@ export class ExecutionRunner {
   private async run(record: ExecutionRecord): Promise<void> {
     const { ref } = record;
     const controller = new AbortController();
-    const sessionKey = `${ref.tenant}/${ref.sessionId}`;
-    const busy = { disposeAfter: false };
-    this.busySessions.set(sessionKey, busy);
     this.cancels.set(ref.executionId, controller);
     if (record.cancelRequested || this.earlyCancels.delete(ref.executionId)) controller.abort();
     const deadline = new Deadline(record.deadlineAt, record.deadlineAt - record.acceptedAt);
@@ -125,18 +112,18 @@ export class ExecutionRunner {
       const started = await this.startKernel(record, deadline);
       if ('failure' in started) {
         ending = { status: started.failure, phase: 'kernel_start', exitCode: started.failure === 'timed_out' ? null : 1 };
-        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, started.message)), busy);
+        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, started.message)));
       }
       kernel = started;
       if (controller.signal.aborted) {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
-        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')), busy);
+        return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')));
       }
       void this.store.executions.markCodeSent(ref, kernel.ephemeral ? null : kernel.info.generation);
       let end = await this.runCode(record, kernel, output, deadline, controller.signal);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
         await this.store.executions.markRetried(ref);
-        await this.kernels.lose(ref);
+        await this.kernels.lose(ref, kernel.info.generation);
         kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
         void this.store.executions.markCodeSent(ref, kernel.info.generation);
         end = await this.runCode(record, kernel, output, deadline, controller.signal);
@@ -145,22 +132,21 @@ export class ExecutionRunner {
         output.stream('stderr', `${end.outcome.traceback.join('\n')}\n`);
       }
       const { ending: runEnding, notice } = this.describe(end, deadline, kernel.info);
-      if (end.kind !== 'finished' && !kernel.ephemeral) await this.kernels.lose(ref);
+      // A disposed kernel is gone already, and its session decided for (state `none`).
+      if (end.kind !== 'finished' && end.kind !== 'disposed' && !kernel.ephemeral) await this.kernels.lose(ref, kernel.info.generation);
       await output.settle();
       const summary = output.finish(notice);
       const result = resultFromSink(runEnding, summary, output.displays, summary.overflowed ? ref.executionId : undefined);
-      await this.finishRun(record, terminalExecution(record, runEnding, result), busy);
+      await this.finishRun(record, terminalExecution(record, runEnding, result));
     } catch (error) {
       this.logger.error(logFields(`execution ${ref.executionId} failed: ${(error as Error).message ?? error}`, { ...ref, stack: (error as Error).stack }));
       await output.settle();
       const ending: Ending = { status: 'failed', phase: 'run', exitCode: 1, kernel: kernel?.info };
       const result = resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`);
-      await this.finishRun(record, terminalExecution(record, ending, result), busy);
+      await this.finishRun(record, terminalExecution(record, ending, result));
     } finally {
       this.cancels.delete(ref.executionId);
-      this.busySessions.delete(sessionKey);
       this.kernels.done(ref);
-      if (busy.disposeAfter) await this.kernels.dispose(ref).catch(() => undefined);
       if (kernel?.ephemeral) {
         await this.kernels.releaseEphemeral(kernel.handle).catch((e: unknown) => this.logger.warn(`per-call kernel clean-up failed: ${e}`));
       }
@@ -174,12 +160,22 @@ export class ExecutionRunner {
   private async runCode(record: ExecutionRecord, kernel: AcquiredKernel, output: ExecutionOutput, deadline: Deadline, cancel: AbortSignal): Promise<KernelRunEnd> {
     const bridge = await this.tools.open(record, this.kernels.uidOf(kernel.handle), output);
     const onCancel = () => void bridge?.endWaiting('the execution was cancelled');
+    const onDisposed = () => void bridge?.endWaiting('the session was disposed');
     cancel.addEventListener('abort', onCancel);
+    kernel.disposed?.addEventListener('abort', onDisposed);
     try {
-      return await runOnKernel(kernel.handle, record.code, output, deadline, cancel, this.config.kernels.interruptGraceMs, bridge?.metadata as Record<string, unknown> | undefined);
+      const signals = { cancel, disposed: kernel.disposed };
+      return await runOnKernel(kernel.handle, record.code, output, deadline, signals, this.config.kernels.interruptGraceMs, bridge?.metadata as Record<string, unknown> | undefined);
     } finally {
       cancel.removeEventListener('abort', onCancel);
-      const reason = cancel.aborted ? 'the execution was cancelled' : deadline.expired() ? 'the execution reached its deadline' : 'the cell ended before the answer came';
+      kernel.disposed?.removeEventListener('abort', onDisposed);
+      const reason = kernel.disposed?.aborted
+        ? 'the session was disposed'
+        : cancel.aborted
+          ? 'the execution was cancelled'
+          : deadline.expired()
+            ? 'the execution reached its deadline'
+            : 'the cell ended before the answer came';
       await bridge?.close(reason);
     }
   }
@@ -208,6 +204,7 @@ export class ExecutionRunner {
 
   private describe(end: KernelRunEnd, deadline: Deadline, kernel: KernelInfo): { ending: Ending; notice?: string } {
     const base = { phase: 'run' as const, kernel };
+    if (end.kind === 'disposed') return { ending: { ...base, status: 'cancelled', exitCode: null }, notice: NOTICES.disposed };
     if (end.kind === 'killed') {
       const status = end.by === 'deadline' ? 'timed_out' : 'cancelled';
       return { ending: { ...base, status, exitCode: null }, notice: end.by === 'deadline' ? NOTICES.killed : undefined };
@@ -230,15 +227,12 @@ export class ExecutionRunner {
   }
 
   /**
-   * Ends a run of this worker. A DELETE of the session that came in meanwhile is carried out
-   * first: finishing releases the lane and dispatches the session's next execution, which must
-   * find the kernel gone (and the session un-homed), not race its shutdown.
+   * Ends a run of this worker: finishing releases the lane and dispatches the session's next
+   * execution. After a disposal that one finds the session un-homed in Redis (the disposal wrote
+   * it before telling this worker), so it gets a fresh kernel wherever it runs; on this worker
+   * its acquire waits for the old kernel's shutdown (the session's lock).
    */
-  private async finishRun(record: ExecutionRecord, execution: Execution, busy: { disposeAfter: boolean }): Promise<void> {
-    if (busy.disposeAfter) {
-      busy.disposeAfter = false;
-      await this.kernels.dispose(record.ref).catch(() => undefined);
-    }
+  private async finishRun(record: ExecutionRecord, execution: Execution): Promise<void> {
     await this.finish(record, execution, 'running');
     // The client has now heard of the lost state (see SessionRepository.isStateLossPending).
     if (execution.kernel?.stateLost && record.kernelMode === 'session') await this.store.sessions.setStateLossPending(record.ref, false);

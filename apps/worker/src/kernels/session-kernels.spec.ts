@@ -30,9 +30,19 @@ describe('SessionKernels', () => {
       this.info.set(key(r), i);
       return i.generation;
     }
-    async setKernelState(r: SessionRef, state: KernelState): Promise<void> {
+    async setKernelState(r: SessionRef, workerId: string, generation: number, state: KernelState): Promise<boolean> {
       const i = this.info.get(key(r));
-      if (i) i.state = state;
+      if (!i || i.home !== workerId || i.generation !== generation) return false;
+      i.state = state;
+      return true;
+    }
+    async homesOf(refs: SessionRef[]): Promise<{ home: string | null; generation: number }[]> {
+      return refs.map((r) => ({ home: this.info.get(key(r))?.home ?? null, generation: this.info.get(key(r))?.generation ?? 0 }));
+    }
+    /** What SessionDisposal writes (dispose-2.lua): no home, state `none`. */
+    unhome(r: SessionRef): void {
+      const i = this.info.get(key(r));
+      if (i) Object.assign(i, { home: null, state: 'none' });
     }
     async isStateLossPending(): Promise<boolean> {
       return false;
@@ -163,9 +173,10 @@ describe('SessionKernels', () => {
     await kernels.acquire(ref('a'), { reset: true, startTimeoutMs: 5_000 });
     expect(setSharedPaused.mock.calls).toEqual([[true]]);
 
-    await kernels.dispose(ref('a'));
+    sessions.unhome(ref('a'));
+    expect(await kernels.reconcile()).toBe(1);
     expect(setSharedPaused.mock.calls).toEqual([[true], [false]]);
-    expect(sessions.releases).toContainEqual(['acme/a', 'none']);
+    expect(kernels.size).toBe(1);
   });
 
   it('culls a kernel idle for idleMs, releasing its session as culled; the next execution says state was lost', async () => {
@@ -202,7 +213,7 @@ describe('SessionKernels', () => {
     make({ idleMs: 1_000 });
     const a = ref('a');
     await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
-    await kernels.lose(a);
+    await kernels.lose(a, 1);
     kernels.done(a);
     expect(kernels.size).toBe(1); // still homed here: its next execution comes back to this worker
     expect(await kernels.cullIdle(Date.now() + 1_000)).toBe(1);
@@ -222,6 +233,70 @@ describe('SessionKernels', () => {
     expect(next.info).toEqual({ workerId: 'w1', generation: 2, stateLost: true, restarted: true });
     expect((first.handle as FakeKernel).shutDown).toBe(true);
     expect(kernels.size).toBe(1);
+  });
+
+  it('reconcile: a kernel whose session was disposed is shut down at once and its execution told; the others stay', async () => {
+    make({ poolSize: 0 });
+    const [a, b] = [ref('a'), ref('b')];
+    const held = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    const other = await kernels.acquire(b, { reset: false, startTimeoutMs: 5_000 });
+    kernels.done(b);
+    expect(await kernels.reconcile()).toBe(0);
+
+    // Disposed in Redis while an execution holds the kernel (inUse): nothing waits for it.
+    sessions.unhome(a);
+    expect(held.disposed?.aborted).toBe(false);
+    expect(await kernels.reconcile()).toBe(1);
+    expect(held.disposed?.aborted).toBe(true);
+    expect((held.handle as FakeKernel).shutDown).toBe(true);
+    expect((other.handle as FakeKernel).shutDown).toBe(false);
+    expect(other.disposed?.aborted).toBe(false);
+    expect(kernels.size).toBe(1);
+    expect(kernels.disposed).toEqual({ message: 0, reconcile: 1, acquire: 0 });
+    // Redis keeps what the disposal wrote.
+    expect(await sessions.get(a)).toMatchObject({ workerId: null, kernel: { generation: 1, state: 'none' } });
+    expect(sessions.releases).toEqual([]);
+
+    // The next execution: a fresh kernel, the next generation, no state loss (it was asked for).
+    kernels.done(a);
+    const next = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    expect(next.handle).not.toBe(held.handle);
+    expect(next.info).toEqual({ workerId: 'w1', generation: 2, stateLost: false, restarted: true });
+  });
+
+  it('reconcile of one session (the control message) touches only that one, and never a kernel started after the disposal', async () => {
+    make({ poolSize: 0 });
+    const [a, b] = [ref('a'), ref('b')];
+    await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    const other = await kernels.acquire(b, { reset: false, startTimeoutMs: 5_000 });
+    sessions.unhome(b);
+    expect(await kernels.reconcile(a, 'message')).toBe(0);
+    expect(await kernels.reconcile(ref('never-here'), 'message')).toBe(0);
+    expect((other.handle as FakeKernel).shutDown).toBe(false);
+
+    // A message that arrives late, after the next execution started a kernel: nothing to do.
+    kernels.done(b);
+    const fresh = await kernels.acquire(b, { reset: false, startTimeoutMs: 5_000 });
+    expect(kernels.disposed.acquire).toBe(1);
+    expect(await kernels.reconcile(b, 'message')).toBe(0);
+    expect((fresh.handle as FakeKernel).shutDown).toBe(false);
+    expect(fresh.info).toMatchObject({ generation: 2, stateLost: false });
+  });
+
+  it('a disposed session whose kernel had died here starts fresh without stateLost, and the old state is not written back', async () => {
+    make({ poolSize: 0 });
+    const a = ref('a');
+    const first = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    kernels.done(a);
+    (first.handle as FakeKernel).die();
+    await until(() => kernels.liveSessionKernels === 0);
+    sessions.unhome(a);
+    // The run that saw it die reports it late: the disposal's state stays.
+    await kernels.lose(a, 1);
+    expect(await sessions.get(a)).toMatchObject({ workerId: null, kernel: { state: 'none' } });
+
+    const next = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    expect(next.info).toEqual({ workerId: 'w1', generation: 2, stateLost: false, restarted: true });
   });
 
   it('on a Jupyter server restart forgets every kernel without REST calls and releases the sessions as lost', async () => {

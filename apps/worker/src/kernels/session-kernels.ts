@@ -20,6 +20,8 @@ interface SessionEntry {
   /** An execution of the session holds the kernel (from `acquire` until `done`). */
   inUse: boolean;
   lastUsedAt: number;
+  /** Aborted when the session is found no longer homed here with this generation: the kernel goes. */
+  disposal: AbortController;
 }
 
 export interface AcquiredKernel {
@@ -27,7 +29,15 @@ export interface AcquiredKernel {
   info: KernelInfo;
   /** Per-call kernels are shut down by the caller after the execution. */
   ephemeral: boolean;
+  /**
+   * Session kernels: aborted when the session was disposed (or taken from this worker) while the
+   * kernel is held; the kernel is being shut down and the execution must end at once.
+   */
+  disposed?: AbortSignal;
 }
+
+/** Who found a session kernel whose session is no longer homed here (for logs and metrics). */
+export type DisposalFinder = 'message' | 'reconcile' | 'acquire';
 
 const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
 
@@ -40,6 +50,12 @@ const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
  * stops consuming the shared queue, so new sessions go to other workers; its own queue (the
  * sessions it already holds) keeps running. Idle culling: a session kernel unused for `idleMs`
  * is shut down and the session released with state `culled`.
+ *
+ * Redis decides who holds a session: a kernel serves its session only while the session is homed
+ * on this worker with that kernel's generation. A disposal (or a reaper, or a replacement
+ * elsewhere) changes that in Redis; this worker finds out from a control message (fast path),
+ * from its reconcile every `reconcileMs` (one batched read for all its kernels), or at the
+ * session's next acquire, and then kills the kernel at once and ends the execution running on it.
  */
 @Injectable()
 export class SessionKernels {
@@ -56,6 +72,10 @@ export class SessionKernels {
   private closed = false;
   /** Session kernels culled since the process started; for metrics. */
   private culls = 0;
+  /** Session kernels shut down because their session was no longer homed here, by who found it. */
+  private readonly disposals: Record<DisposalFinder, number> = { message: 0, reconcile: 0, acquire: 0 };
+  private reconcileTimer?: NodeJS.Timeout;
+  private reconciling = false;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -95,10 +115,17 @@ export class SessionKernels {
     return this.culls;
   }
 
-  /** After the Jupyter server is up: fill the warm pool in the background, start culling. */
+  /** Session kernels shut down since start because their session was no longer homed here. */
+  get disposed(): Readonly<Record<DisposalFinder, number>> {
+    return this.disposals;
+  }
+
+  /** After the Jupyter server is up: fill the warm pool in the background, start culling and reconciling. */
   start(): void {
     this.starter.start();
     this.culler.start();
+    this.reconcileTimer = setInterval(() => void this.reconcileTick(), this.config.kernels.reconcileMs);
+    this.reconcileTimer.unref();
   }
 
   /** The session's kernel: reused, or started when it has none, was reset, or died. */
@@ -121,23 +148,23 @@ export class SessionKernels {
 
   private async acquireLocked(key: string, ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number }): Promise<AcquiredKernel> {
     let entry = this.kernels.get(key);
-    if (entry?.handle && !entry.dead && !opts.reset) {
-      if (await this.store.sessions.isHeldBy(ref, this.config.workerId, entry.generation)) {
-        // A per-call execution of the session had the folder handed to its own kernel's uid.
-        await this.placement.reclaim(entry.handle, ref);
-        entry.inUse = true;
-        entry.lastUsedAt = Date.now();
-        return { handle: entry.handle, ephemeral: false, info: this.info(entry.generation, false, false) };
-      }
-      // Reaped while this worker could not renew its lease (or replaced elsewhere): the session
-      // was handed on with its state marked lost, so this kernel must not serve it any more.
-      this.logger.warn(`session ${key} was taken from this worker; its kernel ${entry.handle.id} goes`);
-      this.kernels.delete(key);
-      await this.shutDown(entry);
+    if (entry && !(await this.store.sessions.isHeldBy(ref, this.config.workerId, entry.generation))) {
+      // Disposed, reaped while this worker could not renew its lease, or replaced elsewhere (and
+      // not yet reconciled): this kernel must not serve the session any more, and the state its
+      // entry stands for is not the session's. Redis alone says whether state was lost.
+      await this.drop(key, entry, 'acquire');
       entry = undefined;
     }
+    if (entry?.handle && !entry.dead && !opts.reset) {
+      // A per-call execution of the session had the folder handed to its own kernel's uid.
+      await this.placement.reclaim(entry.handle, ref);
+      entry.inUse = true;
+      entry.lastUsedAt = Date.now();
+      return { handle: entry.handle, ephemeral: false, disposed: entry.disposal.signal, info: this.info(entry.generation, false, false) };
+    }
     const before = await this.store.sessions.get(ref);
-    // State is lost when the session had a kernel that nobody asked to go away.
+    // State is lost when the session had a kernel that nobody asked to go away: a disposal sets
+    // the state `none` (and this worker's stale entry is gone by now, see above).
     const hadKernel =
       (entry !== undefined || (before !== null && before.kernel.generation > 0 && before.kernel.state !== 'none')) &&
       (await this.store.sessions.latestKernelWasUsed(ref));
@@ -157,11 +184,12 @@ export class SessionKernels {
       void this.shutDownHandle(handle);
       throw error;
     }
-    const next: SessionEntry = { ref, handle, generation, dead: false, inUse: true, lastUsedAt: Date.now() };
+    const next: SessionEntry = { ref, handle, generation, dead: false, inUse: true, lastUsedAt: Date.now(), disposal: new AbortController() };
     void handle.dead.then(() => (next.dead = true));
     this.kernels.set(key, next); // counted already while admitting (see acquire)
-    await this.store.sessions.setKernelState(ref, 'idle');
-    return { handle, ephemeral: false, info: this.info(generation, stateLost, true) };
+    // Not written if the session was disposed meanwhile: the reconcile takes this kernel away.
+    await this.store.sessions.setKernelState(ref, this.config.workerId, generation, 'idle');
+    return { handle, ephemeral: false, disposed: next.disposal.signal, info: this.info(generation, stateLost, true) };
   }
 
   /** The execution that acquired the session's kernel has ended: the idle clock starts now. */
@@ -188,29 +216,48 @@ export class SessionKernels {
     await this.shutDownHandle(handle);
   }
 
-  /** The session's kernel was killed or died: forget it; the next execution gets a new one. */
-  async lose(ref: SessionRef): Promise<void> {
+  /**
+   * The session's kernel `generation` was killed or died: forget it; the next execution gets a
+   * new one. A kernel already gone (disposed, replaced) is left as it is.
+   */
+  async lose(ref: SessionRef, generation: number): Promise<void> {
     const key = sessionKey(ref);
     await this.locked(key, async () => {
       const entry = this.kernels.get(key);
-      if (entry) await this.shutDown(entry);
-      await this.store.sessions.setKernelState(ref, 'dead');
+      if (!entry || entry.generation !== generation) return;
+      await this.shutDown(entry);
+      await this.store.sessions.setKernelState(ref, this.config.workerId, generation, 'dead');
     });
   }
 
-  /** Shuts the session's kernel down on request (DELETE session). */
-  async dispose(ref: SessionRef): Promise<void> {
-    const key = sessionKey(ref);
-    await this.locked(key, async () => {
-      const entry = this.kernels.get(key);
-      this.kernels.delete(key);
-      try {
-        if (entry) await this.shutDown(entry);
-        await this.store.sessions.release(ref, this.config.workerId, 'none');
-      } finally {
-        this.updateCapacity();
-      }
-    });
+  /**
+   * Checks session kernels against Redis (all of them, or the one of `only`): each whose session
+   * is no longer homed on this worker with that kernel's generation is shut down at once, after
+   * the execution running on it is told to end (see AcquiredKernel.disposed). The read is one
+   * HMGET per kernel, all sent together (one round trip); the shutdown runs under the session's
+   * lock, so it never races a start. Answers how many kernels went.
+   */
+  async reconcile(only?: SessionRef, foundBy: DisposalFinder = 'reconcile'): Promise<number> {
+    if (this.closed) return 0;
+    const entries = only
+      ? [[sessionKey(only), this.kernels.get(sessionKey(only))] as const].filter((e): e is [string, SessionEntry] => e[1] !== undefined)
+      : [...this.kernels.entries()];
+    if (entries.length === 0) return 0;
+    const homes = await this.store.sessions.homesOf(entries.map(([, entry]) => entry.ref));
+    // A kernel's generation is never homed here again once it was not (a new kernel is a new
+    // generation), so reading before taking the lock is safe; under it, only an entry replaced
+    // meanwhile is skipped.
+    const gone = entries.filter(([, entry], i) => homes[i].home !== this.config.workerId || homes[i].generation !== entry.generation);
+    const dropped = await Promise.all(
+      gone.map(([key, entry]) =>
+        this.locked(key, async () => {
+          if (this.closed || this.kernels.get(key) !== entry) return false;
+          await this.drop(key, entry, foundBy);
+          return true;
+        }),
+      ),
+    );
+    return dropped.filter(Boolean).length;
   }
 
   /**
@@ -278,6 +325,7 @@ export class SessionKernels {
   async disposeAll(): Promise<void> {
     this.closed = true;
     this.culler.stop();
+    clearInterval(this.reconcileTimer);
     const entries = [...this.kernels.values()];
     this.kernels.clear();
     await Promise.all([this.starter.close(), ...entries.map((entry) => this.shutDown(entry))]);
@@ -295,6 +343,41 @@ export class SessionKernels {
         ? `at capacity (${held}/${this.config.kernels.maxKernels} session kernels): takes no new sessions`
         : `below capacity (${held}/${this.config.kernels.maxKernels}): takes new sessions again`,
     );
+  }
+
+  private async reconcileTick(): Promise<void> {
+    if (this.reconciling || this.closed || this.kernels.size === 0 || !this.store.connected) return;
+    this.reconciling = true;
+    try {
+      await this.reconcile();
+    } catch (error) {
+      this.logger.warn(`reconciling kernels with Redis failed: ${(error as Error).message ?? error}`);
+    } finally {
+      this.reconciling = false;
+    }
+  }
+
+  /**
+   * Under the session's lock: the entry's session is no longer homed here with its generation.
+   * The execution running on it (if any) is told first, then the kernel is killed and the slot
+   * freed. Redis is left as it is: whoever took the session wrote its state and home.
+   */
+  private async drop(key: string, entry: SessionEntry, foundBy: DisposalFinder): Promise<void> {
+    this.kernels.delete(key);
+    entry.disposal.abort();
+    this.disposals[foundBy] += 1;
+    this.logger.log(
+      logFields(`shutting down kernel ${entry.handle?.id ?? '(none)'} of session ${key}: no longer homed here (found by ${foundBy})`, {
+        tenant: entry.ref.tenant,
+        sessionId: entry.ref.sessionId,
+        generation: entry.generation,
+      }),
+    );
+    try {
+      await this.shutDown(entry);
+    } finally {
+      this.updateCapacity();
+    }
   }
 
   /** Runs `work` after every earlier start, shutdown or cull of the same session. */

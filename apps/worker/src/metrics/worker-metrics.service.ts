@@ -76,6 +76,18 @@ export class WorkerMetrics implements OnModuleInit, OnApplicationShutdown {
         },
       });
     total('kernelfleet_kernels_culled_total', 'Idle session kernels this worker shut down (KERNEL_IDLE_MS)', () => kernels.culled);
+    new Counter({
+      name: 'kernelfleet_kernels_disposed_total',
+      help:
+        'Session kernels this worker shut down because their session was no longer homed here (disposed, or taken by a reaper), ' +
+        'by who found it: the control message, the periodic reconcile with Redis (KERNEL_RECONCILE_MS), or the next acquire',
+      labelNames: ['found_by'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [foundBy, count] of Object.entries(kernels.disposed)) this.inc({ found_by: foundBy }, count);
+      },
+    });
     total('kernelfleet_workers_reaped_total', 'Lost workers (lease expired) whose work this worker\'s reaper handed back', () => reaper.totals.workersReaped);
     total('kernelfleet_sessions_rehomed_total', 'Sessions of lost workers this worker\'s reaper released for re-homing', () => reaper.totals.sessionsRehomed);
     total(

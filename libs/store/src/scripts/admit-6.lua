@@ -6,6 +6,8 @@
   KEYS[1] tenant quota overrides (hash)     KEYS[2] tenant pending executions (zset)
   KEYS[3] tenant live sessions (hash)       KEYS[4] tenant token bucket (hash)
   KEYS[5] tenant waiting jobs (zset, fair share)
+  KEYS[6] tenant sessions index (zset: session id → when its last admitted execution has surely
+          ended: deadline + grace, ms)
   ARGV[1] pending member `<session>/<executionId>`  ARGV[2] sessionId
   ARGV[3] code size (bytes)  ARGV[4] requested timeout (ms; 0 = none, use the default)
   ARGV[5] default timeout (ms)
@@ -15,6 +17,7 @@
            before a pending entry left by a crash is dropped
   ARGV[15] fair share: the job id the execution gets if it heads its lane ('' = fair share off)
   ARGV[16] waiting entries older than this (ms) are dropped (left by a crash)
+  ARGV[17] retention (s): the sessions index keeps the sessions admitted to within it
 
   Returns {'ok', timeoutMs, priority}: admitted — the execution is counted as pending (score:
   deadline + grace) and its session as live, one token is taken; timeoutMs is the request's, or
@@ -24,11 +27,24 @@
   nothing was changed (no token taken). retryAfterSeconds 0: waiting does not help.
   An execution already counted is admitted again without counting it twice.
   First drops pending entries past their deadline + grace (left by a crashed process).
+  Whenever it admits, the session is (re)entered in the tenant's sessions index, scored like the
+  pending entry (deadline + grace), and entries whose score is older than the retention window are
+  dropped (`DELETE /v1/sessions` reads it). Session keys expire at most the retention after the
+  execution ends, so a session with a kernel or pending work is never missing from the index.
 ]]
 local now = tonumber(ARGV[13])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- GT: a shorter submission never moves a session's score back (GT still adds a new member).
+local function indexSession(timeoutMs)
+  local retentionMs = tonumber(ARGV[17]) * 1000
+  redis.call('ZADD', KEYS[6], 'GT', now + timeoutMs + tonumber(ARGV[14]), ARGV[2])
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. (now - retentionMs))
+  local last = redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', KEYS[6], math.max(1, tonumber(last[2]) - now + retentionMs))
 end
 
 local names = {'maxCodeBytes', 'maxTimeoutMs', 'liveSessions', 'pendingPerSession', 'pendingPerTenant',
@@ -58,6 +74,7 @@ end
 -- Already counted (an Idempotency-Key claim taken over after its first holder stalled): the
 -- execution is admitted once.
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  indexSession(timeoutMs)
   return {'ok', timeoutMs, 0}
 end
 
@@ -108,4 +125,5 @@ if sessionPending == 0 and ARGV[15] ~= '' then
   redis.call('ZADD', KEYS[5], 'NX', now, ARGV[15])
   priority = redis.call('ZCARD', KEYS[5])
 end
+indexSession(timeoutMs)
 return {'ok', timeoutMs, priority}
