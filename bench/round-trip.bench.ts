@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: the raw kernel round trip (@jupyterlab/services, no queue) — the floor —
- * and the same work end to end through api → Redis/BullMQ → worker → kernel → api, in one run;
+ * and the same work end to end through api → Redis/BullMQ → worker → kernel → api, in one run:
+ * answered by `?wait=true`, and through the client library (`executePython`: submit, then the
+ * event stream, as an agent platform runs it);
  * then the fleet section (bench/fleet.bench.ts: new sessions with and without the kernel pool,
  * sleep-bound throughput on 1, 2 and 4 workers) on stacks of its own.
  * Prints a table, then `raw_p50_ms=… e2e_p50_ms=… overhead_p50_ms=… overhead_p99_ms=…`.
@@ -14,6 +16,9 @@ import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
 import { snapshotApps, timeEach, runMain } from './app-snapshot';
 import { fleetRows, type Row } from './fleet.bench';
+
+// The client as a program gets it: the built package (npm run bench builds it first).
+const { KernelfleetClient } = require('../libs/client') as typeof import('@kernelfleet/client');
 
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 300);
 const WARMUP = 30;
@@ -71,18 +76,28 @@ async function main(): Promise<void> {
       const execution = await stack!.run('bench-rt', { code: CODE });
       if (execution.status !== 'completed') throw new Error(`e2e execution ${execution.status}`);
     };
+    const kf = new KernelfleetClient({ baseUrl: stack.url, apiKey: stack.apiKey });
+    const viaClient = async () => {
+      const result = await kf.executePython(CODE, { sessionId: 'bench-rt' });
+      if (result.status !== 'completed') throw new Error(`client execution ${result.status}`);
+    };
     await timeEach(WARMUP, raw);
     await timeEach(WARMUP, e2e);
+    await timeEach(WARMUP, viaClient);
     const rawSamples: number[] = [];
     const e2eSamples: number[] = [];
+    const clientSamples: number[] = [];
     for (let block = 0; block < 10; block++) {
       rawSamples.push(...(await timeEach(ROUND_TRIPS / 10, raw)));
       e2eSamples.push(...(await timeEach(ROUND_TRIPS / 10, e2e)));
+      clientSamples.push(...(await timeEach(ROUND_TRIPS / 10, viaClient)));
     }
     const r = summary(rawSamples);
     const e = summary(e2eSamples);
+    const c = summary(clientSamples);
     rows.push(['warm 1+1 round trip, raw', `${r.p50.toFixed(2)} ms`, `${r.p99.toFixed(2)} ms`, `n=${r.n}`]);
     rows.push(['warm 1+1 round trip, end to end (wait=true)', `${e.p50.toFixed(2)} ms`, `${e.p99.toFixed(2)} ms`, `×${(e.p50 / r.p50).toFixed(2)} of raw`]);
+    rows.push(['warm 1+1, client executePython (SSE)', `${c.p50.toFixed(2)} ms`, `${c.p99.toFixed(2)} ms`, `×${(c.p50 / r.p50).toFixed(2)} of raw`]);
     kernel.dispose();
 
     for (const parallel of [4, 16]) {
@@ -116,7 +131,7 @@ async function main(): Promise<void> {
       for (const row of fleet) console.log(line(row));
     }
     console.log(
-      `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} ` +
+      `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} client_p50_ms=${c.p50.toFixed(2)} ` +
         `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)}`,
     );
   } finally {

@@ -116,12 +116,14 @@ describe('deadlines, cancels and disposal', () => {
     expect(behindDone.kernel).toMatchObject({ generation: 1, restarted: false });
   });
 
-  it('DELETE session: the queued execution is cancelled, the running one completes, the next gets a fresh kernel (22)', async () => {
+  // Seed 22 had the running execution complete; kernelfleet ends it at once instead, so that a
+  // hung one cannot hold a disposal up (seed 21; docs/architecture.md, Disposal).
+  it('DELETE session: the queued execution is cancelled, the running one ends cancelled at once, the next gets a fresh kernel (21, 22)', async () => {
     const session = 'dl-dispose';
     const warm = await stack.run(session, { code: 'g22 = 1' });
     expect(warm.kernel?.generation).toBe(1);
     const running = await stack.submit(session, {
-      code: "print('a-start', flush=True)\nimport time\ntime.sleep(1.5)\nprint('a-end', g22)",
+      code: "print('a-start', flush=True)\nimport time\ntime.sleep(60)\nprint('a-end', g22)",
     });
     await stack.waitForStatus(running.executionId, 'running');
     await sleep(200);
@@ -136,10 +138,11 @@ describe('deadlines, cancels and disposal', () => {
     expect(cancelled.result?.output).toBe('');
     expect(cancelled.timings.startedAt).toBeUndefined();
 
-    const runningDone = await stack.settled(running.executionId);
-    expect(runningDone.status).toBe('completed');
-    expect(runningDone.result?.output).toBe('a-start\na-end 1\n');
-    expect(runningDone.result?.exitCode).toBe(0);
+    const runningDone = await stack.settled(running.executionId, 20_000);
+    expect(runningDone.status).toBe('cancelled');
+    expect(runningDone.result?.output).toBe('[the session was disposed while this execution ran; its kernel was shut down]\na-start\n');
+    expect(runningDone.result?.exitCode).toBeNull();
+    expect(runningDone.timings.finishedAt! - runningDone.timings.startedAt!).toBeLessThan(30_000);
 
     const next = await stack.run(session, { code: "print('g22' in globals(), 'flag22' in globals())" });
     expect(next.status).toBe('completed');
