@@ -49,6 +49,20 @@ describe('session lanes in Redis (Lua scripts)', () => {
     expect(claims.filter((c) => c.kind === 'not_queued')).toHaveLength(stores.length - 1);
   });
 
+  it('sends code only while the claim holds: a reaper\'s unstarted requeue and the code-sent mark exclude each other', async () => {
+    // The reaper first: the worker (its lease lapsed while it started a kernel) must not send the code.
+    const taken = await store.executions.accept(request('code-sent-a'));
+    expect((await store.executions.markRunningAndClaim(taken.ref, 'w1', 'boot-1', Date.now)).kind).toBe('claimed');
+    expect(await store.executions.requeue(taken.ref, 'w1', 'unstarted')).toBe(1);
+    expect(await store.executions.markCodeSent(taken.ref, 'w1', 'boot-1', 1)).toBe(false);
+    // The mark first: the reaper may no longer re-run it as never started.
+    const sent = await store.executions.accept(request('code-sent-b'));
+    expect((await store.executions.markRunningAndClaim(sent.ref, 'w1', 'boot-1', Date.now)).kind).toBe('claimed');
+    expect(await store.executions.markCodeSent(sent.ref, 'w1', 'boot-2', 1)).toBe(false); // another process of w1
+    expect(await store.executions.markCodeSent(sent.ref, 'w1', 'boot-1', 1)).toBe(true);
+    expect(await store.executions.requeue(sent.ref, 'w1', 'unstarted')).toBe(0);
+  });
+
   it('ends an execution once, emits result last and hands the lane to the next', async () => {
     const first = await store.executions.accept(request('finish'));
     const second = await store.executions.accept(request('finish'));

@@ -127,7 +127,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
     await toolCalls.open(ref, { callId: 'tc_1', name: 'read', args: {}, deadlineAt: now + 1_000 }, { type: 'tool_call' });
     await toolCalls.answer(ref, 'tc_1', { ok: true, value: 1 });
     await toolCalls.end(ref, 'tc_1', 'ended');
-    await executions.markCodeSent(ref, 3);
+    await executions.markCodeSent(ref, 'w1', 'boot', 3);
     await executions.requestCancel(ref);
     await executions.requeue(ref, 'w1', 'retry');
     await executions.finish(ref, execution, '');

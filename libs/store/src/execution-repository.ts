@@ -284,14 +284,15 @@ export class ExecutionRepository {
   }
 
   /**
-   * Marks that the code is about to reach a kernel: from here a lost execution may have had side
-   * effects and is not re-run silently. Not awaited on the hot path: the command is written to
-   * the Redis socket before the execute request goes to the kernel.
+   * Marks that the code is about to reach a kernel (code-sent-2.lua): from here a lost execution
+   * may have had side effects and is not re-run silently. False when the execution is no longer
+   * running on this worker process (a reaper took it while the worker's lease had lapsed): then
+   * the code must not be sent. Awaited before the code goes out, so a reaper either sees the
+   * mark or this worker sees the execution gone, never neither.
    */
-  markCodeSent(ref: ExecutionRef, sessionGeneration: number | null): Promise<unknown> {
-    const pipeline = this.redis.pipeline().hset(this.keys.execution(ref), 'codeSent', '1');
-    if (sessionGeneration !== null) pipeline.hset(this.keys.sessionInfo(ref), 'usedGeneration', sessionGeneration);
-    return pipeline.exec();
+  async markCodeSent(ref: ExecutionRef, workerId: string, bootId: string, sessionGeneration: number | null): Promise<boolean> {
+    const keys = [this.keys.execution(ref), this.keys.sessionInfo(ref)];
+    return (await this.run('code-sent', keys, [workerId, bootId, sessionGeneration ?? ''])) === 1;
   }
 
   /** The execution used its one re-run (on the same worker, after its kernel died). */

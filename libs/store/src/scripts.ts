@@ -10,10 +10,11 @@ import type { RedisClient } from './redis-connection';
 const SCRIPT_FILES = [
   'accept-6', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
   'admit-6', 'release-3', 'tool-call-open-3', 'tool-call-answer-3', 'tool-call-end-3', 'dispose-2', 'kernel-state-1',
+  'code-sent-2',
 ] as const;
 type ScriptName =
   | 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner' | 'admit' | 'release'
-  | 'tool-call-open' | 'tool-call-answer' | 'tool-call-end' | 'dispose' | 'kernel-state';
+  | 'tool-call-open' | 'tool-call-answer' | 'tool-call-end' | 'dispose' | 'kernel-state' | 'code-sent';
 
 export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;
 

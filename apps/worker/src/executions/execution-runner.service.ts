@@ -119,13 +119,13 @@ export class ExecutionRunner {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')));
       }
-      void this.store.executions.markCodeSent(ref, kernel.ephemeral ? null : kernel.info.generation);
+      if (!(await this.codeMayGo(record, kernel))) return;
       let end = await this.runCode(record, kernel, output, deadline, controller.signal);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
         await this.store.executions.markRetried(ref);
         await this.kernels.lose(ref, kernel.info.generation);
         kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
-        void this.store.executions.markCodeSent(ref, kernel.info.generation);
+        if (!(await this.codeMayGo(record, kernel))) return;
         end = await this.runCode(record, kernel, output, deadline, controller.signal);
       }
       if (end.kind === 'finished' && end.outcome.status === 'error' && !end.interruptedBy) {
@@ -178,6 +178,18 @@ export class ExecutionRunner {
             : 'the cell ended before the answer came';
       await bridge?.close(reason);
     }
+  }
+
+  /**
+   * Records that the code goes to the kernel now, if the execution is still this worker's. A
+   * reaper that found this worker's lease lapsed may have put it back in the queue as never run
+   * (its code had not been sent): then it runs wherever it is dispatched next, not here too.
+   */
+  private async codeMayGo(record: ExecutionRecord, kernel: AcquiredKernel): Promise<boolean> {
+    const { workerId, bootId } = this.config;
+    if (await this.store.executions.markCodeSent(record.ref, workerId, bootId, kernel.ephemeral ? null : kernel.info.generation)) return true;
+    this.logger.warn(logFields(`execution ${record.ref.executionId} was taken from this worker before its code was sent; not run here`, { ...record.ref }));
+    return false;
   }
 
   /** The kernel to run on, or how the execution ends when none could be started. */
