@@ -54,13 +54,32 @@ describe('session lanes in Redis (Lua scripts)', () => {
     const taken = await store.executions.accept(request('code-sent-a'));
     expect((await store.executions.markRunningAndClaim(taken.ref, 'w1', 'boot-1', Date.now)).kind).toBe('claimed');
     expect(await store.executions.requeue(taken.ref, 'w1', 'unstarted')).toBe(1);
-    expect(await store.executions.markCodeSent(taken.ref, 'w1', 'boot-1', 1)).toBe(false);
+    expect(await store.executions.markCodeSent(taken.ref, 'w1', 'boot-1', 1)).toBe('taken');
     // The mark first: the reaper may no longer re-run it as never started.
     const sent = await store.executions.accept(request('code-sent-b'));
     expect((await store.executions.markRunningAndClaim(sent.ref, 'w1', 'boot-1', Date.now)).kind).toBe('claimed');
-    expect(await store.executions.markCodeSent(sent.ref, 'w1', 'boot-2', 1)).toBe(false); // another process of w1
-    expect(await store.executions.markCodeSent(sent.ref, 'w1', 'boot-1', 1)).toBe(true);
+    expect(await store.executions.markCodeSent(sent.ref, 'w1', 'boot-2', 1)).toBe('taken'); // another process of w1
+    expect(await store.executions.markCodeSent(sent.ref, 'w1', 'boot-1', 1)).toBe('sent');
     expect(await store.executions.requeue(sent.ref, 'w1', 'unstarted')).toBe(0);
+  });
+
+  it('does not send the code of an execution claimed before its session was disposed (its kernel was starting)', async () => {
+    const ref = { tenant: 'acme', sessionId: 'code-sent-disposed' };
+    const claimedBefore = await store.executions.accept(request(ref.sessionId));
+    const claim = await store.executions.markRunningAndClaim(claimedBefore.ref, 'w1', 'boot-1', Date.now);
+    if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
+    await store.sessions.beginGeneration(ref, 'w1');
+    await store.disposal.dispose(ref, { notify: false });
+    // The start that was under way homes the session again; the code still stays home.
+    const generation = await store.sessions.beginGeneration(ref, 'w1');
+    expect(await store.executions.markCodeSent(claimedBefore.ref, 'w1', 'boot-1', generation)).toBe('disposed');
+    // A per-call kernel is no session's kernel: its code goes.
+    expect(await store.executions.markCodeSent(claimedBefore.ref, 'w1', 'boot-1', null)).toBe('sent');
+    // An execution claimed after the disposal runs as usual.
+    await store.lanes.finish(claimedBefore.ref, completed(claim.record), 'running');
+    const claimedAfter = await store.executions.accept(request(ref.sessionId));
+    expect((await store.executions.markRunningAndClaim(claimedAfter.ref, 'w1', 'boot-1', Date.now)).kind).toBe('claimed');
+    expect(await store.executions.markCodeSent(claimedAfter.ref, 'w1', 'boot-1', generation)).toBe('sent');
   });
 
   it('ends an execution once, emits result last and hands the lane to the next', async () => {

@@ -68,6 +68,9 @@ export interface RetentionPolicy {
  * half-happen is one Lua script; the guarantees (order, one terminal state, event order) live
  * in those scripts.
  */
+/** Whether the code of a running execution may go to its kernel (see markCodeSent). */
+export type CodeSending = 'sent' | 'taken' | 'disposed';
+
 export class ExecutionRepository {
   private readonly run: ScriptRunner;
 
@@ -195,7 +198,7 @@ export class ExecutionRepository {
   async claim(ref: ExecutionRef, workerId: string, bootId: string, now: number): Promise<ClaimOutcome> {
     const reply = (await this.run(
       'claim',
-      [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref)],
+      [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref)],
       [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents, bootId],
     )) as string[];
     const [kind, ...rest] = reply;
@@ -285,14 +288,17 @@ export class ExecutionRepository {
 
   /**
    * Marks that the code is about to reach a kernel (code-sent-2.lua): from here a lost execution
-   * may have had side effects and is not re-run silently. False when the execution is no longer
-   * running on this worker process (a reaper took it while the worker's lease had lapsed): then
-   * the code must not be sent. Awaited before the code goes out, so a reaper either sees the
-   * mark or this worker sees the execution gone, never neither.
+   * may have had side effects and is not re-run silently. Awaited before the code goes out, so a
+   * reaper either sees the mark or this worker sees the execution gone, never neither. Answers
+   * `sent`; `taken` when the execution no longer runs under this worker process (a reaper took
+   * it while the worker's lease had lapsed); `disposed` when its session was disposed since the
+   * claim (a session kernel only: the disposal came while the kernel started). In both the code
+   * must not be sent.
    */
-  async markCodeSent(ref: ExecutionRef, workerId: string, bootId: string, sessionGeneration: number | null): Promise<boolean> {
+  async markCodeSent(ref: ExecutionRef, workerId: string, bootId: string, sessionGeneration: number | null): Promise<CodeSending> {
     const keys = [this.keys.execution(ref), this.keys.sessionInfo(ref)];
-    return (await this.run('code-sent', keys, [workerId, bootId, sessionGeneration ?? ''])) === 1;
+    const reply = (await this.run('code-sent', keys, [workerId, bootId, sessionGeneration ?? ''])) as number;
+    return reply === 1 ? 'sent' : reply === -1 ? 'disposed' : 'taken';
   }
 
   /** The execution used its one re-run (on the same worker, after its kernel died). */

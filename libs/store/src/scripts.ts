@@ -8,7 +8,7 @@ import type { RedisClient } from './redis-connection';
  * EVALSHA and fall back to EVAL after a Redis restart.
  */
 const SCRIPT_FILES = [
-  'accept-6', 'claim-3', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
+  'accept-6', 'claim-4', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
   'admit-6', 'release-3', 'tool-call-open-3', 'tool-call-answer-3', 'tool-call-end-3', 'dispose-2', 'kernel-state-1',
   'code-sent-2',
 ] as const;

@@ -43,4 +43,6 @@ export const NOTICES = {
   stdin: 'Kernel requested stdin; interactive input is not supported.',
   /** kernelfleet's own: the session was disposed (or taken from this worker) while the execution ran. */
   disposed: 'the session was disposed while this execution ran; its kernel was shut down',
+  /** kernelfleet's own: the session was disposed while the execution's kernel started; nothing ran. */
+  disposedBeforeRun: 'the session was disposed before this execution\'s code was sent; nothing ran',
 } as const;

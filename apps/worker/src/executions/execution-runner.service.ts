@@ -10,6 +10,7 @@ import {
   resultWithoutRun,
   terminalExecution,
   workerQueueName,
+  type CodeSending,
   type Ending,
   type ExecutionRecord,
   type ExecutionRef,
@@ -119,13 +120,17 @@ export class ExecutionRunner {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')));
       }
-      if (!(await this.codeMayGo(record, kernel))) return;
+      const sending = await this.codeMayGo(record, kernel);
+      if (sending === 'taken') return;
+      if (sending === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
       let end = await this.runCode(record, kernel, output, deadline, controller.signal);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
         await this.store.executions.markRetried(ref);
         await this.kernels.lose(ref, kernel.info.generation);
         kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
-        if (!(await this.codeMayGo(record, kernel))) return;
+        const again = await this.codeMayGo(record, kernel);
+        if (again === 'taken') return;
+        if (again === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
         end = await this.runCode(record, kernel, output, deadline, controller.signal);
       }
       if (end.kind === 'finished' && end.outcome.status === 'error' && !end.interruptedBy) {
@@ -181,15 +186,28 @@ export class ExecutionRunner {
   }
 
   /**
-   * Records that the code goes to the kernel now, if the execution is still this worker's. A
-   * reaper that found this worker's lease lapsed may have put it back in the queue as never run
-   * (its code had not been sent): then it runs wherever it is dispatched next, not here too.
+   * Records that the code goes to the kernel now, if it still may (ExecutionRepository.markCodeSent):
+   * a reaper that found this worker's lease lapsed may have put the execution back in the queue
+   * as never run (then it runs wherever it is dispatched next, not here too), or the session was
+   * disposed while the kernel started.
    */
-  private async codeMayGo(record: ExecutionRecord, kernel: AcquiredKernel): Promise<boolean> {
+  private async codeMayGo(record: ExecutionRecord, kernel: AcquiredKernel): Promise<CodeSending> {
     const { workerId, bootId } = this.config;
-    if (await this.store.executions.markCodeSent(record.ref, workerId, bootId, kernel.ephemeral ? null : kernel.info.generation)) return true;
-    this.logger.warn(logFields(`execution ${record.ref.executionId} was taken from this worker before its code was sent; not run here`, { ...record.ref }));
-    return false;
+    const sending = await this.store.executions.markCodeSent(record.ref, workerId, bootId, kernel.ephemeral ? null : kernel.info.generation);
+    if (sending === 'taken') {
+      this.logger.warn(logFields(`execution ${record.ref.executionId} was taken from this worker before its code was sent; not run here`, { ...record.ref }));
+    }
+    return sending;
+  }
+
+  /**
+   * The session was disposed while this execution's kernel started (the start homed the session
+   * again): that kernel is not the session's, and the code does not run.
+   */
+  private async endDisposedBeforeRun(record: ExecutionRecord, kernel: AcquiredKernel): Promise<void> {
+    await this.kernels.discard(record.ref, kernel.info.generation);
+    const ending: Ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
+    await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, `[${NOTICES.disposedBeforeRun}]`)));
   }
 
   /** The kernel to run on, or how the execution ends when none could be started. */

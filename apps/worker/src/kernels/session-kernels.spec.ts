@@ -235,6 +235,20 @@ describe('SessionKernels', () => {
     expect(kernels.size).toBe(1);
   });
 
+  it('discard: a kernel started while its session was disposed goes, and the session is released as none', async () => {
+    make({ poolSize: 0 });
+    const a = ref('a');
+    const started = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    await kernels.discard(a, started.info.generation + 1); // another generation: left alone
+    expect((started.handle as FakeKernel).shutDown).toBe(false);
+    await kernels.discard(a, started.info.generation);
+    expect((started.handle as FakeKernel).shutDown).toBe(true);
+    expect(started.disposed?.aborted).toBe(true);
+    expect(kernels.size).toBe(0);
+    expect(kernels.disposed.start).toBe(1);
+    expect(sessions.releases).toEqual([['acme/a', 'none']]);
+  });
+
   it('reconcile: a kernel whose session was disposed is shut down at once and its execution told; the others stay', async () => {
     make({ poolSize: 0 });
     const [a, b] = [ref('a'), ref('b')];
@@ -252,7 +266,7 @@ describe('SessionKernels', () => {
     expect((other.handle as FakeKernel).shutDown).toBe(false);
     expect(other.disposed?.aborted).toBe(false);
     expect(kernels.size).toBe(1);
-    expect(kernels.disposed).toEqual({ message: 0, reconcile: 1, acquire: 0 });
+    expect(kernels.disposed).toEqual({ message: 0, reconcile: 1, acquire: 0, start: 0 });
     // Redis keeps what the disposal wrote.
     expect(await sessions.get(a)).toMatchObject({ workerId: null, kernel: { generation: 1, state: 'none' } });
     expect(sessions.releases).toEqual([]);

@@ -37,7 +37,7 @@ export interface AcquiredKernel {
 }
 
 /** Who found a session kernel whose session is no longer homed here (for logs and metrics). */
-export type DisposalFinder = 'message' | 'reconcile' | 'acquire';
+export type DisposalFinder = 'message' | 'reconcile' | 'acquire' | 'start';
 
 const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
 
@@ -73,7 +73,7 @@ export class SessionKernels {
   /** Session kernels culled since the process started; for metrics. */
   private culls = 0;
   /** Session kernels shut down because their session was no longer homed here, by who found it. */
-  private readonly disposals: Record<DisposalFinder, number> = { message: 0, reconcile: 0, acquire: 0 };
+  private readonly disposals: Record<DisposalFinder, number> = { message: 0, reconcile: 0, acquire: 0, start: 0 };
   private reconcileTimer?: NodeJS.Timeout;
   private reconciling = false;
 
@@ -227,6 +227,21 @@ export class SessionKernels {
       if (!entry || entry.generation !== generation) return;
       await this.shutDown(entry);
       await this.store.sessions.setKernelState(ref, this.config.workerId, generation, 'dead');
+    });
+  }
+
+  /**
+   * The session was disposed while its kernel `generation` started here (the start homed the
+   * session again): the kernel goes, and the session is released with state `none`, as the
+   * disposal left it. A kernel already gone or replaced is left as it is.
+   */
+  async discard(ref: SessionRef, generation: number): Promise<void> {
+    const key = sessionKey(ref);
+    await this.locked(key, async () => {
+      const entry = this.kernels.get(key);
+      if (!entry || entry.generation !== generation) return;
+      await this.drop(key, entry, 'start');
+      await this.store.sessions.release(ref, this.config.workerId, 'none');
     });
   }
 

@@ -80,7 +80,8 @@ export class WorkerMetrics implements OnModuleInit, OnApplicationShutdown {
       name: 'kernelfleet_kernels_disposed_total',
       help:
         'Session kernels this worker shut down because their session was no longer homed here (disposed, or taken by a reaper), ' +
-        'by who found it: the control message, the periodic reconcile with Redis (KERNEL_RECONCILE_MS), or the next acquire',
+        'by who found it: the control message, the periodic reconcile with Redis (KERNEL_RECONCILE_MS), the next acquire, ' +
+        'or the execution whose kernel was starting when the disposal came (start)',
       labelNames: ['found_by'],
       registers,
       collect() {

@@ -3,17 +3,23 @@
   this worker's. A reaper that took it meanwhile (the worker's lease lapsed while it started the
   kernel) may have put it back in the queue as never run, and then the code must not run here:
   the run's claim is over. After this mark, the reaper no longer re-runs it as unstarted
-  (requeue-1.lua).
+  (requeue-1.lua). A session kernel's code also stays home when the session was disposed since
+  the claim (its `disposals` count moved on from the claim's `disposalEpoch`, dispose-2.lua):
+  the disposal came while the kernel was starting.
 
   KEYS[1] execution hash  KEYS[2] session info hash
   ARGV[1] workerId  ARGV[2] boot id  ARGV[3] the session kernel's generation ('' for a per-call kernel)
 
-  Returns 1 when marked, 0 when the execution is no longer running on this worker process.
+  Returns 1 when marked, 0 when the execution is no longer running on this worker process, -1
+  when the session was disposed since the claim (nothing marked).
 ]]
 if redis.call('HGET', KEYS[1], 'status') ~= 'running'
   or redis.call('HGET', KEYS[1], 'workerId') ~= ARGV[1]
   or redis.call('HGET', KEYS[1], 'workerBoot') ~= ARGV[2] then
   return 0
+end
+if ARGV[3] ~= '' and (redis.call('HGET', KEYS[2], 'disposals') or '0') ~= (redis.call('HGET', KEYS[1], 'disposalEpoch') or '0') then
+  return -1
 end
 redis.call('HSET', KEYS[1], 'codeSent', '1')
 if ARGV[3] ~= '' then

@@ -3,6 +3,8 @@
   within its deadline.
 
   KEYS[1] execution hash  KEYS[2] session lane  KEYS[3] execution event stream
+  KEYS[4] session info hash (its `disposals` count is kept as the claim's `disposalEpoch`: a
+  disposal of the session after the claim stops the code from going out, code-sent-2.lua)
   ARGV[1] executionId  ARGV[2] workerId  ARGV[3] now (ms)  ARGV[4] live channel
   ARGV[5] max replay events  ARGV[6] boot id of the worker process (tells a restart apart)
 
@@ -24,7 +26,8 @@ end
 if tonumber(ARGV[3]) >= tonumber(redis.call('HGET', KEYS[1], 'deadlineAt')) then
   return {'expired'}
 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3], 'workerId', ARGV[2], 'workerBoot', ARGV[6])
+redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3], 'workerId', ARGV[2], 'workerBoot', ARGV[6],
+  'disposalEpoch', redis.call('HGET', KEYS[4], 'disposals') or '0')
 emit(KEYS[1], KEYS[3], ARGV[4], ARGV[5], 'started', '{"workerId":' .. cjson.encode(ARGV[2]) .. '}')
 local reply = redis.call('HGETALL', KEYS[1])
 table.insert(reply, 1, 'claimed')
