@@ -1,5 +1,5 @@
 import { FakeKernel, until } from './fake-kernel.spec-helper';
-import { cullCheckIntervalMs } from './kernel-culler';
+import { cullCheckIntervalMs } from './periodic-task';
 import { KernelPool } from './kernel-pool';
 
 const quietLog = { warn: jest.fn(), debug: jest.fn() };

@@ -6,9 +6,11 @@ import { FleetStore, type KernelState, type SessionRef } from '@kernelfleet/stor
 import { logFields } from '@kernelfleet/telemetry';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
-import { cullCheckIntervalMs, IdleCuller } from './kernel-culler';
+import { KernelCapacity } from './kernel-capacity';
+import { KeyedLock } from './keyed-lock';
 import { KernelPlacement } from './kernel-placement';
 import { KernelStarter, shutDownKernel } from './kernel-starter';
+import { cullCheckIntervalMs, PeriodicTask } from './periodic-task';
 
 /** A session homed on this worker and its kernel. */
 interface SessionEntry {
@@ -46,10 +48,8 @@ const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
  * {@link KernelStarter} (its warm pool, else a fresh start). Executions of a session never overlap
  * (the lane guarantees it); starts, shutdowns and culls of one session are serialised here.
  *
- * Capacity: while it holds `maxKernels` session kernels (pool kernels do not count), the worker
- * stops consuming the shared queue, so new sessions go to other workers; its own queue (the
- * sessions it already holds) keeps running. Idle culling: a session kernel unused for `idleMs`
- * is shut down and the session released with state `culled`.
+ * Capacity: {@link KernelCapacity}. Idle culling: a session kernel unused for `idleMs` is shut
+ * down and the session released with state `culled`.
  *
  * Redis decides who holds a session: a kernel serves its session only while the session is homed
  * on this worker with that kernel's generation. A disposal (or a reaper, or a replacement
@@ -61,21 +61,18 @@ const sessionKey = (ref: SessionRef) => `${ref.tenant}/${ref.sessionId}`;
 export class SessionKernels {
   private readonly logger = new Logger(SessionKernels.name);
   private readonly kernels = new Map<string, SessionEntry>();
-  /** Per-session chain of starts, shutdowns and culls. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Per-session chain of starts, shutdowns, culls and drops. */
+  private readonly locks = new KeyedLock();
   private readonly starter: KernelStarter;
-  private readonly culler: IdleCuller;
-  /** Acquires in flight for sessions not held yet: they will take a slot. */
-  private admitting = 0;
-  private sharedPaused = false;
+  private readonly culler: PeriodicTask;
+  private readonly reconciler: PeriodicTask;
+  private readonly capacity: KernelCapacity;
   private readonly placement: KernelPlacement;
   private closed = false;
   /** Session kernels culled since the process started; for metrics. */
   private culls = 0;
   /** Session kernels shut down because their session was no longer homed here, by who found it. */
   private readonly disposals: Record<DisposalFinder, number> = { message: 0, reconcile: 0, acquire: 0, start: 0 };
-  private reconcileTimer?: NodeJS.Timeout;
-  private reconciling = false;
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -84,7 +81,10 @@ export class SessionKernels {
   ) {
     this.placement = new KernelPlacement(config.jupyter.rootDir, { warn: (m) => this.logger.warn(m) });
     this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
-    this.culler = new IdleCuller(cullCheckIntervalMs(config.kernels.idleMs), () => this.cullIdle(), { warn: (m) => this.logger.warn(m) });
+    this.capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => store.consumer.setSharedPaused(paused), (m) => this.logger.log(m));
+    const log = { warn: (m: string) => this.logger.warn(m) };
+    this.culler = new PeriodicTask('idle kernel check', cullCheckIntervalMs(config.kernels.idleMs), () => this.cullIdle(), log);
+    this.reconciler = new PeriodicTask('reconciling kernels with Redis', config.kernels.reconcileMs, () => this.reconcileIfConnected(), log);
     jupyter.onRestart(() => void this.forgetAll().catch((e: unknown) => this.logger.error(`forgetting kernels failed: ${e}`)));
   }
 
@@ -124,25 +124,19 @@ export class SessionKernels {
   start(): void {
     this.starter.start();
     this.culler.start();
-    this.reconcileTimer = setInterval(() => void this.reconcileTick(), this.config.kernels.reconcileMs);
-    this.reconcileTimer.unref();
+    this.reconciler.start();
   }
 
   /** The session's kernel: reused, or started when it has none, was reset, or died. */
   async acquire(ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number }): Promise<AcquiredKernel> {
     const key = sessionKey(ref);
+    // A session not held yet takes a slot from now (its kernel may take a while to start).
     const admitting = !this.kernels.has(key);
-    if (admitting) {
-      this.admitting += 1;
-      this.updateCapacity();
-    }
+    if (admitting) this.capacity.admission(1, this.kernels.size);
     try {
       return await this.locked(key, () => this.acquireLocked(key, ref, opts));
     } finally {
-      if (admitting) {
-        this.admitting -= 1;
-        this.updateCapacity();
-      }
+      if (admitting) this.capacity.admission(-1, this.kernels.size);
     }
   }
 
@@ -340,7 +334,7 @@ export class SessionKernels {
   async disposeAll(): Promise<void> {
     this.closed = true;
     this.culler.stop();
-    clearInterval(this.reconcileTimer);
+    this.reconciler.stop();
     const entries = [...this.kernels.values()];
     this.kernels.clear();
     await Promise.all([this.starter.close(), ...entries.map((entry) => this.shutDown(entry))]);
@@ -348,28 +342,12 @@ export class SessionKernels {
 
   /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
   private updateCapacity(): void {
-    const held = this.kernels.size + this.admitting;
-    const full = !this.closed && held >= this.config.kernels.maxKernels;
-    if (full === this.sharedPaused) return;
-    this.sharedPaused = full;
-    this.store.consumer.setSharedPaused(full);
-    this.logger.log(
-      full
-        ? `at capacity (${held}/${this.config.kernels.maxKernels} session kernels): takes no new sessions`
-        : `below capacity (${held}/${this.config.kernels.maxKernels}): takes new sessions again`,
-    );
+    this.capacity.update(this.kernels.size, this.closed);
   }
 
-  private async reconcileTick(): Promise<void> {
-    if (this.reconciling || this.closed || this.kernels.size === 0 || !this.store.connected) return;
-    this.reconciling = true;
-    try {
-      await this.reconcile();
-    } catch (error) {
-      this.logger.warn(`reconciling kernels with Redis failed: ${(error as Error).message ?? error}`);
-    } finally {
-      this.reconciling = false;
-    }
+  /** The periodic reconcile: skipped while Redis is away (its outage is not a disposal). */
+  private async reconcileIfConnected(): Promise<void> {
+    if (this.store.connected) await this.reconcile();
   }
 
   /**
@@ -395,16 +373,9 @@ export class SessionKernels {
     }
   }
 
-  /** Runs `work` after every earlier start, shutdown or cull of the same session. */
+  /** Runs `work` after every earlier start, shutdown, cull or drop of the same session. */
   private locked<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.locks.get(key) ?? Promise.resolve();
-    const result = previous.then(work, work);
-    const tail = result.catch(() => undefined);
-    this.locks.set(key, tail);
-    void tail.then(() => {
-      if (this.locks.get(key) === tail) this.locks.delete(key);
-    });
-    return result;
+    return this.locks.run(key, work);
   }
 
   /** The entry's kernel is shut down; the entry itself (the session's slot) stays unless removed. */

@@ -4,16 +4,18 @@ export function cullCheckIntervalMs(idleMs: number): number {
 }
 
 /**
- * Runs `cull` every `intervalMs` (never two at once) until stopped. What counts as idle and
- * what culling does is the caller's (SessionKernels.cullIdle).
+ * Runs `task` every `intervalMs` (never two at once) until stopped; a failure is logged as
+ * `<what> failed: …` and the next tick runs as usual. What the task does is the caller's
+ * (SessionKernels: culling idle kernels, reconciling kernels with Redis).
  */
-export class IdleCuller {
+export class PeriodicTask {
   private timer?: NodeJS.Timeout;
   private running = false;
 
   constructor(
+    private readonly what: string,
     readonly intervalMs: number,
-    private readonly cull: () => Promise<unknown>,
+    private readonly task: () => Promise<unknown>,
     private readonly log: { warn(message: string): void },
   ) {}
 
@@ -32,9 +34,9 @@ export class IdleCuller {
     if (this.running) return;
     this.running = true;
     try {
-      await this.cull();
+      await this.task();
     } catch (error) {
-      this.log.warn(`idle kernel check failed: ${error}`);
+      this.log.warn(`${this.what} failed: ${(error as Error)?.message ?? error}`);
     } finally {
       this.running = false;
     }
