@@ -1,5 +1,5 @@
 import type { ToolHandlers } from './execution.js';
-import type { DisplayOutput, Execution, KernelInfo, KernelMode, TerminalStatus } from './types.js';
+import type { Execution, KernelInfo, KernelMode, TerminalStatus, WirePythonResult } from './types.js';
 
 /**
  * Options of `executePython`, named and meant as the original single-machine executor had them
@@ -37,22 +37,11 @@ export interface ExecutePythonOptions {
 }
 
 /** What `executePython` resolves to: the original's `PythonResult`, and where kernelfleet ran it. */
-export interface PythonResult {
-  /** stdout, stderr, display text and traceback, sanitised; a notice (timeout, stdin) is its first line. */
-  output: string;
+export interface PythonResult extends Omit<WirePythonResult, 'exitCode'> {
   /** 0 ok, 1 a Python error or the stdin refusal, undefined when cancelled or timed out. */
   exitCode: 0 | 1 | undefined;
-  cancelled: boolean;
-  truncated: boolean;
-  artifactId?: string;
   /** Where the artifact was written (`artifactPath`), when there was one. */
   artifactPath?: string;
-  totalLines: number;
-  totalBytes: number;
-  outputLines: number;
-  outputBytes: number;
-  displayOutputs: DisplayOutput[];
-  stdinRequested: boolean;
   /** kernelfleet's terminal status: `completed`, `failed`, `cancelled`, `timed_out` or `outcome_unknown`. */
   status: TerminalStatus;
   sessionId: string;

@@ -29,7 +29,6 @@ export interface ExecutionHandleOptions {
  */
 export class ExecutionHandle {
   private readonly answered = new Set<string>();
-  private readonly answering = new Set<Promise<void>>();
   private final?: Execution;
   private draining?: Promise<Execution>;
   /** Answers that could not be delivered (not those the api refused as too late). */
@@ -89,10 +88,7 @@ export class ExecutionHandle {
     // that has them: answering "no handler" would beat that client's real answer.
     if (!this.opts.tools || this.answered.has(call.callId)) return;
     this.answered.add(call.callId);
-    const sending = this.answerOnce(call)
-      .catch((error: unknown) => void this.toolAnswerErrors.push(error as Error))
-      .finally(() => this.answering.delete(sending));
-    this.answering.add(sending);
+    void this.answerOnce(call).catch((error: unknown) => void this.toolAnswerErrors.push(error as Error));
   }
 
   private async answerOnce(call: ToolCall): Promise<void> {

@@ -23,6 +23,7 @@ export type DisplayOutput =
 
 /** The result of one execution as the server reports it (`exitCode` null when cancelled or timed out). */
 export interface WirePythonResult {
+  /** stdout, stderr, display text and traceback, sanitised; a notice (timeout, stdin) is its first line. */
   output: string;
   exitCode: 0 | 1 | null;
   cancelled: boolean;

@@ -21,7 +21,7 @@ export interface DisposeOptions {
   notify?: boolean;
 }
 
-/** Sessions disposed at once by `disposeAll`. */
+/** Sessions disposed (or released by an owner) at once by `disposeAll` and `disposeOwner`. */
 const BATCH = 16;
 
 /**
@@ -77,19 +77,40 @@ export class SessionDisposal {
    * execution running now runs to its end (its queued siblings are cancelled).
    */
   async disposeAll(tenant: string): Promise<string[]> {
-    const sessionIds = await this.sessions.indexedSessionsOfTenant(tenant);
     const disposed: string[] = [];
-    for (let i = 0; i < sessionIds.length; i += BATCH) {
-      await Promise.all(
-        sessionIds.slice(i, i + BATCH).map(async (sessionId) => {
-          const ref = { tenant, sessionId };
-          const info = await this.sessions.get(ref);
-          if (!info || (info.workerId === null && info.pending === 0)) return;
-          await this.dispose(ref);
-          disposed.push(sessionId);
-        }),
-      );
-    }
+    await inBatches(await this.sessions.indexedSessionsOfTenant(tenant), async (sessionId) => {
+      const ref = { tenant, sessionId };
+      const info = await this.sessions.get(ref);
+      if (!info || (info.workerId === null && info.pending === 0)) return;
+      await this.dispose(ref);
+      disposed.push(sessionId);
+    });
     return disposed.sort();
   }
+
+  /**
+   * Dispose by owner (seed §2.4): each session the owner alone held is disposed as `dispose`
+   * does; a shared one just loses the owner (release-owner-1.lua decides which, in one step).
+   * Answers both lists, sorted; both empty when the owner holds no session of the tenant.
+   */
+  async disposeOwner(tenant: string, ownerId: string): Promise<{ disposed: string[]; detached: string[] }> {
+    const disposed: string[] = [];
+    const detached: string[] = [];
+    await inBatches(await this.sessions.indexedSessionsOf(tenant, ownerId), async (sessionId) => {
+      const ref = { tenant, sessionId };
+      const released = await this.sessions.releaseOwner(ref, ownerId);
+      if (released === 'last') {
+        await this.dispose(ref);
+        disposed.push(sessionId);
+      } else if (released === 'detached') {
+        detached.push(sessionId);
+      }
+    });
+    return { disposed: disposed.sort(), detached: detached.sort() };
+  }
+}
+
+/** Runs `work` on every id, BATCH at a time. */
+async function inBatches(ids: string[], work: (id: string) => Promise<void>): Promise<void> {
+  for (let i = 0; i < ids.length; i += BATCH) await Promise.all(ids.slice(i, i + BATCH).map(work));
 }
