@@ -15,6 +15,7 @@ import { EventFollower } from './executions/event-follower';
 import { ExecutionStreamService } from './executions/execution-stream.service';
 import { ExecutionsController } from './executions/executions.controller';
 import { ExecutionsService } from './executions/executions.service';
+import { FilesModule } from './files/files.module';
 import { HealthController } from './health/health.controller';
 import { ApiMetrics } from './metrics/api-metrics.service';
 import { MetricsController } from './metrics/metrics.controller';
@@ -47,13 +48,14 @@ import { API_CONFIG } from './tokens';
     },
     ApiKeyGuard,
     ApiMetrics,
+    EventFollower,
   ],
-  exports: [API_CONFIG, FleetStore, TenantKeysService, ApiKeyGuard, ApiMetrics],
+  exports: [API_CONFIG, FleetStore, TenantKeysService, ApiKeyGuard, ApiMetrics, EventFollower],
 })
 export class ApiCoreModule {}
 
 @Module({
-  imports: [ApiCoreModule, ToolsModule],
+  imports: [ApiCoreModule, ToolsModule, FilesModule],
   controllers: [
     ExecutionsController,
     SessionsController,
@@ -66,7 +68,6 @@ export class ApiCoreModule {}
   providers: [
     AdminGuard,
     AdminKeysService,
-    EventFollower,
     ExecutionStreamService,
     ExecutionsService,
     SessionsService,

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import express from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import pino from 'pino';
 import { ConfigError, loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { AdminQueuesBoard } from './admin/admin-queues-board';
@@ -26,6 +26,9 @@ function configOrExit(): ApiConfig {
   }
 }
 
+/** `/v1/sessions/{id}/files[/…]`: bodies the JSON parser must leave alone. */
+const SESSION_FILES_ROUTE = /^\/v1\/sessions\/[^/?]+\/files(?:[/?]|$)/;
+
 /** How long an idle keep-alive connection stays open (see keepConnectionsLonger). */
 const KEEP_ALIVE_MS = 65_000;
 
@@ -48,7 +51,9 @@ async function main(): Promise<void> {
   // the routes give the precise 413. Answers to tool calls have a limit of their own.
   const bodyLimit = (bytes: number) => express.json({ limit: bytes * 6 + 64 * 1024, strict: false, verify: rejectMalformedUtf8 });
   app.use('/v1/executions/:executionId/tool-calls/:callId', bodyLimit(config.limits.toolResultMaxBytes));
-  app.use(bodyLimit(config.limits.maxCodeBytes));
+  // A session file's body is its bytes, streamed to the worker as they come (docs/files.md).
+  const json = bodyLimit(config.limits.maxCodeBytes);
+  app.use((req: Request, res: Response, next: NextFunction) => (SESSION_FILES_ROUTE.test(req.url) ? next() : json(req, res, next)));
   app.get(AdminQueuesBoard).mount(app);
   app.use(bodyErrors);
   app.disable('x-powered-by');

@@ -1,6 +1,7 @@
 import { KernelfleetConnectionError, KernelfleetError } from '@kernelfleet/client';
 import { UsageError } from './cli-args';
 import { EXIT } from './exit-codes';
+import { FILES_USAGE, filesCommand } from './files';
 import { keysCommand } from './keys';
 import { quotasCommand } from './quotas';
 import { RUN_USAGE, runCommand } from './run-command';
@@ -16,13 +17,14 @@ const USAGE = `usage: kernelfleet <command> …
   run [file|-] [--session ID] [--timeout ms] [--json]   run Python, streaming its output
   session show|rm …                                     look at or dispose of sessions
   artifact EXECUTION_ID [FILE]                          the full output of a truncated execution
+  files put|get|ls|rm|push|pull SESSION …               a session's files, and whole folders
   keys create|list|revoke …                             API keys in Redis (admin; REDIS_URL)
   quotas set|show|clear|repair …                        tenant quotas in Redis (admin; REDIS_URL)
 
 The api commands take --url and --key, or KERNELFLEET_URL and KERNELFLEET_API_KEY (npm start
 prints both). \`kernelfleet <command> --help\` says more.`;
 
-const HELP: Record<string, string> = { run: RUN_USAGE, session: SESSION_USAGE, artifact: SESSION_USAGE };
+const HELP: Record<string, string> = { run: RUN_USAGE, session: SESSION_USAGE, artifact: SESSION_USAGE, files: FILES_USAGE };
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -52,6 +54,8 @@ async function main(argv: string[]): Promise<number> {
         return await sessionCommand(rest, io);
       case 'artifact':
         return await artifactCommand(rest, io);
+      case 'files':
+        return await filesCommand(rest, { ...io, stdin: process.stdin });
       case 'keys':
         return await keysCommand(rest);
       case 'quotas':

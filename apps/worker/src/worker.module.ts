@@ -7,6 +7,7 @@ import { WorkerReaper } from './fleet/worker-reaper';
 import { JupyterService } from './jupyter/jupyter.service';
 import { SessionKernels } from './kernels/session-kernels';
 import { WorkerMetrics } from './metrics/worker-metrics.service';
+import { FilesModule } from './files/files.module';
 import { ToolsModule } from './tools/tools.module';
 import { WORKER_CONFIG } from './tokens';
 import { WorkerLifecycle } from './worker-lifecycle.service';
@@ -32,7 +33,7 @@ import { WorkerLifecycle } from './worker-lifecycle.service';
 export class WorkerCoreModule {}
 
 @Module({
-  imports: [WorkerCoreModule, ToolsModule],
+  imports: [WorkerCoreModule, ToolsModule, FilesModule],
   providers: [JupyterService, SessionKernels, ExecutionRunner, QueueSweeper, WorkerReaper, WorkerLifecycle, WorkerMetrics],
 })
 export class WorkerModule {}

@@ -3,6 +3,7 @@ import { ExecutionHandle, type ToolHandlers } from './execution.js';
 import { pythonResultOf, resultWithoutRun, type ExecutePythonOptions, type PythonResult } from './execute-python.js';
 import { downloadArtifact } from './files.js';
 import { HttpTransport, seg, type RetryOptions } from './http.js';
+import { SessionFiles } from './session-files.js';
 import { sessionIdForFolder, workingFolder } from './session-id.js';
 import { TOOL_NAME_PATTERN, type Execution, type KernelMode, type OwnerDisposal, type Session, type SessionsDisposal, type SubmitAccepted } from './types.js';
 
@@ -43,6 +44,13 @@ export interface ExecuteOptions {
  * `artifactPath` and `downloadArtifact`).
  */
 export class KernelfleetClient {
+  /**
+   * The sessions' files: write, read, list and remove files in the folder a session's code runs
+   * in, and move whole folders as tar archives. Each call takes its turn in the session's lane,
+   * so a file written before an execution is submitted is there when it runs. `syncUp`,
+   * `syncDown`, `readFile` and `writeFile` use the local file system (Node only).
+   */
+  readonly files: SessionFiles;
   private readonly transport: HttpTransport;
   private readonly idleTimeoutMs: number;
 
@@ -52,6 +60,7 @@ export class KernelfleetClient {
     const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
     if (!fetchImpl) throw new TypeError('KernelfleetClient: no fetch (Node ≥ 20 has one; else pass options.fetch)');
     this.transport = new HttpTransport(options.baseUrl, options.apiKey, fetchImpl, options.retry);
+    this.files = new SessionFiles(this.transport, { baseUrl: options.baseUrl, apiKey: options.apiKey, fetch: fetchImpl });
     this.idleTimeoutMs = options.streamIdleTimeoutMs ?? 45_000;
   }
 

@@ -67,6 +67,53 @@ export interface Execution {
   kernel?: KernelInfo;
   timings: { acceptedAt: number; deadlineAt: number; startedAt?: number; finishedAt?: number };
   pendingToolCalls?: ToolCall[];
+  /** A file operation's record: what it did. */
+  file?: FileOpOutcome;
+}
+
+/** Session files (docs/files.md). */
+export type FileOpKind = 'put' | 'get' | 'delete' | 'list' | 'put-tar' | 'get-tar';
+
+export interface FileOpError {
+  status: 400 | 404 | 409 | 413 | 500 | 503;
+  code: string;
+  detail: string;
+}
+
+/** `PUT …/files/{path}`. */
+export interface FileWritten {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface FileEntry {
+  path: string;
+  size: number;
+  modifiedAt: number;
+}
+
+/** `GET /v1/sessions/{id}/files`. */
+export interface FileList {
+  files: FileEntry[];
+  nextCursor: string | null;
+}
+
+/** `PUT …/files/{dir}?format=tar`. */
+export interface TarWritten {
+  path: string;
+  files: number;
+  bytes: number;
+}
+
+export interface FileOpOutcome {
+  op: FileOpKind;
+  path: string;
+  error?: FileOpError;
+  written?: FileWritten & { created: boolean };
+  list?: FileList;
+  tar?: TarWritten;
+  bytes?: number;
 }
 
 /** An event of an execution's stream; `seq` counts 1, 2, 3 … within the execution. */
@@ -97,6 +144,8 @@ export interface Session {
   sessionId: string;
   workerId: string | null;
   kernel: { generation: number; state: KernelState };
+  /** Where the session's files are: `kept` on its home worker, `lost` with its kernel, or `none`. */
+  files: 'kept' | 'lost' | 'none';
   pending: number;
   lastActivityAt: number | null;
   owners: string[];
@@ -124,6 +173,8 @@ export interface Problem {
   errors?: { field: string; message: string }[];
   quota?: string;
   limit?: number;
+  /** A file operation's case (docs/files.md), e.g. `not_found`, `quota_exceeded`, `link`. */
+  code?: string;
 }
 
 /** Session, owner and execution ids: 1–128 of `[A-Za-z0-9._:-]`. */

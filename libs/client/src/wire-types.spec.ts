@@ -38,6 +38,10 @@ export type WireTypeChecks = [
   Assert<Equals<Client.TerminalStatus, Server.TerminalStatus>>,
   Assert<Equals<Client.KernelMode, Server.KernelMode>>,
   Assert<Equals<Client.Problem, Server.Problem>>,
+  Assert<Equals<Client.FileOpOutcome, Server.FileOpOutcome>>,
+  Assert<Equals<Client.FileWritten, Server.FileWritten>>,
+  Assert<Equals<Client.FileList, Server.FileList>>,
+  Assert<Equals<Client.TarWritten, Server.TarWritten>>,
   // The user-facing PythonResult carries every field of the wire's (exitCode as undefined, not null).
   Assert<Equals<Exclude<keyof Server.PythonResult, keyof ClientPythonResult>, never>>,
   Assert<Equals<Omit<Server.PythonResult, 'exitCode'>, Omit<Pick<ClientPythonResult, keyof Server.PythonResult>, 'exitCode'>>>,

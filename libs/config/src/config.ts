@@ -61,7 +61,16 @@ export interface ApiConfig {
     /** How long a replica may answer from what it learnt about a stored key (revocation bound). */
     keyCacheMs: number;
   };
-  limits: { maxCodeBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number; toolResultMaxBytes: number };
+  limits: {
+    maxCodeBytes: number;
+    defaultTimeoutMs: number;
+    maxTimeoutMs: number;
+    toolResultMaxBytes: number;
+    /** FILE_MAX_BYTES: one session file, at most. */
+    fileMaxBytes: number;
+    /** FILE_TIMEOUT_MS: a file operation's deadline when the request names none. */
+    fileTimeoutMs: number;
+  };
   /** Per-tenant defaults; overrides live in Redis. */
   quotas: QuotaLimits;
   idempotencyTtlSeconds: number;
@@ -109,6 +118,8 @@ export interface WorkerConfig {
      */
     reconcileMs: number;
   };
+  /** Session files (docs/files.md): one file at most, and what uploads may fill a folder up to. */
+  files: { maxBytes: number; sessionMaxBytes: number };
   /** liveMaxChars: stream characters sent live per execution (the result and artifact keep the rest). */
   output: { artifactMaxBytes: number; replayMaxEvents: number; liveMaxChars: number };
   logLevel: string;
@@ -168,6 +179,8 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       defaultTimeoutMs: e.DEFAULT_TIMEOUT_MS,
       maxTimeoutMs: e.MAX_TIMEOUT_MS,
       toolResultMaxBytes: e.TOOL_RESULT_MAX_BYTES,
+      fileMaxBytes: e.FILE_MAX_BYTES,
+      fileTimeoutMs: e.FILE_TIMEOUT_MS,
     },
     quotas: loadQuotaDefaults(env),
     idempotencyTtlSeconds: e.IDEMPOTENCY_TTL_SECONDS,
@@ -183,16 +196,18 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     throw new ConfigError(['JUPYTER_TOKEN: required when JUPYTER_URL is set']);
   }
   const root = resolve(__dirname, '..', '..', '..', ...(__dirname.includes('/dist/') ? ['..'] : []));
+  const workerId = e.WORKER_ID ?? `${hostname()}-${process.pid}`;
   return {
     store: storeConfig(e),
-    workerId: e.WORKER_ID ?? `${hostname()}-${process.pid}`,
+    workerId,
     bootId: randomBytes(6).toString('hex'),
     concurrency: e.WORKER_CONCURRENCY,
     jupyter: {
       url: e.JUPYTER_URL,
       token: e.JUPYTER_TOKEN,
       python: e.KERNELFLEET_PYTHON ?? resolve(root, '.venv', 'bin', 'python'),
-      rootDir: e.KERNEL_ROOT_DIR ?? resolve(root, '.kernelfleet', 'kernels'),
+      // A folder of the worker's own: its sessions' files are its alone (docs/files.md).
+      rootDir: e.KERNEL_ROOT_DIR ?? resolve(root, '.kernelfleet', 'kernels', workerId),
     },
     sandbox: {
       mode: e.KERNEL_SANDBOX,
@@ -218,6 +233,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       idleMs: e.KERNEL_IDLE_MS,
       reconcileMs: e.KERNEL_RECONCILE_MS,
     },
+    files: { maxBytes: e.FILE_MAX_BYTES, sessionMaxBytes: e.SESSION_FILES_MAX_BYTES },
     output: { artifactMaxBytes: e.ARTIFACT_MAX_BYTES, replayMaxEvents: e.REPLAY_MAX_EVENTS, liveMaxChars: e.LIVE_OUTPUT_MAX_CHARS },
     logLevel: e.LOG_LEVEL,
     metrics: { port: e.METRICS_PORT, host: e.METRICS_HOST },

@@ -54,6 +54,8 @@ const shared = {
   WORKER_LEASE_MS: int(1_000).default(10_000),
   /** BullMQ priorities from each tenant's waiting lane heads (docs/quotas.md); `false` is plain FIFO. */
   FAIR_DISPATCH: z.enum(['true', 'false'], { error: 'must be true or false' }).default('true'),
+  /** One session file, at most (docs/files.md): larger uploads get 413. */
+  FILE_MAX_BYTES: int(1).default(100 * 1_048_576),
 };
 
 /** What every process reading the store needs (the apps, and tools such as the quotas CLI). */
@@ -69,6 +71,8 @@ export const apiEnvSchema = z.object({
   MAX_TIMEOUT_MS: int(1).default(600_000),
   SSE_KEEPALIVE_MS: int(100).default(15_000),
   IDEMPOTENCY_TTL_SECONDS: int(1).default(86_400),
+  /** A file operation's deadline when the request names none (its turn in the lane and the transfer). */
+  FILE_TIMEOUT_MS: int(1).default(600_000),
   /** A tool call's answer, at most (bytes of its JSON `value`); larger answers get 413. */
   TOOL_RESULT_MAX_BYTES: int(1).default(1_048_576),
   /** Operator key for the /admin endpoints; unset, they do not exist. */
@@ -98,6 +102,8 @@ export const workerEnvSchema = z.object({
   JUPYTER_TOKEN: z.string().optional(),
   KERNELFLEET_PYTHON: z.string().optional(),
   KERNEL_ROOT_DIR: z.string().optional(),
+  /** What uploads may fill a session's folder up to (docs/files.md): beyond it, 413. */
+  SESSION_FILES_MAX_BYTES: int(1).default(1_073_741_824),
   INTERRUPT_GRACE_MS: int(100).default(5_000),
   KERNEL_START_MAX_MS: int(1_000).default(10_000),
   ARTIFACT_MAX_BYTES: int(1_024).default(64 * 1_048_576),

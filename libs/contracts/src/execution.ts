@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { DisplayOutput } from './display';
+import type { FileOpOutcome } from './files';
 import { idSchema } from './ids';
 import { toolsSchema, type ToolCall } from './tools';
 
@@ -104,6 +105,8 @@ export interface Execution {
   timings: ExecutionTimings;
   /** Tool calls of a running execution that wait for the client's answer (docs/tools.md). */
   pendingToolCalls?: ToolCall[];
+  /** A file operation's record (docs/files.md): what it did; such a record has no `result`. */
+  file?: FileOpOutcome;
 }
 
 /** `202` answer of a submit (wire contract). */

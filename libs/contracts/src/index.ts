@@ -2,6 +2,8 @@ export * from './api-keys';
 export * from './display';
 export * from './events';
 export * from './execution';
+export * from './file-paths';
+export * from './files';
 export * from './ids';
 export * from './jobs';
 export * from './problems';

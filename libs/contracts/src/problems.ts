@@ -27,4 +27,6 @@ export interface Problem {
   /** The tenant quota that refused the request (docs/quotas.md), and its limit. */
   quota?: string;
   limit?: number;
+  /** A file operation's case (docs/files.md), e.g. `not_found`, `quota_exceeded`, `link`. */
+  code?: string;
 }

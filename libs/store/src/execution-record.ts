@@ -1,4 +1,4 @@
-import type { Execution, ExecutionStatus, KernelMode, ToolDeclaration } from '@kernelfleet/contracts';
+import type { Execution, ExecutionStatus, FileOpRequest, KernelMode, ToolDeclaration } from '@kernelfleet/contracts';
 import type { ExecutionRef } from './keys';
 
 /** An execution as the worker needs it: the wire view plus the request it must run. */
@@ -22,6 +22,8 @@ export interface ExecutionRecord {
   tools: ToolDeclaration[];
   /** How long one tool call may wait for its answer; undefined: until the deadline. */
   toolCallTimeoutMs?: number;
+  /** Set for a file operation (docs/files.md): it runs no code. */
+  fileOp?: FileOpRequest;
 }
 
 /** Request fields stored at accept, as the hash holds them. */
@@ -36,6 +38,7 @@ export function requestFields(r: {
   retryOnKernelLoss: boolean;
   tools?: ToolDeclaration[];
   toolCallTimeoutMs?: number;
+  fileOp?: FileOpRequest;
 }): string[] {
   const fields = [
     'tenant', r.tenant,
@@ -49,6 +52,7 @@ export function requestFields(r: {
   if (r.ownerId) fields.push('ownerId', r.ownerId);
   if (r.tools?.length) fields.push('tools', JSON.stringify(r.tools));
   if (r.toolCallTimeoutMs !== undefined) fields.push('toolCallTimeoutMs', String(r.toolCallTimeoutMs));
+  if (r.fileOp) fields.push('fileOp', JSON.stringify(r.fileOp));
   return fields;
 }
 
@@ -70,6 +74,7 @@ export function toRecord(ref: ExecutionRef, h: Record<string, string>): Executio
     retried: h.retried === '1',
     tools: h.tools ? (JSON.parse(h.tools) as ToolDeclaration[]) : [],
     toolCallTimeoutMs: h.toolCallTimeoutMs ? Number(h.toolCallTimeoutMs) : undefined,
+    fileOp: h.fileOp ? (JSON.parse(h.fileOp) as FileOpRequest) : undefined,
   };
 }
 

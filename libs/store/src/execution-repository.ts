@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { RedisClient } from './redis-connection';
-import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, KernelMode, ToolDeclaration } from '@kernelfleet/contracts';
+import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, FileOpRequest, KernelMode, ToolDeclaration } from '@kernelfleet/contracts';
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
 import { registerScripts, type ScriptRunner } from './scripts';
@@ -17,6 +17,8 @@ export interface AcceptRequest extends SessionRef {
   retryOnKernelLoss: boolean;
   tools?: ToolDeclaration[];
   toolCallTimeoutMs?: number;
+  /** A file operation (docs/files.md) instead of code. */
+  fileOp?: FileOpRequest;
   /**
    * The id to give the execution (an Idempotency-Key claim names it up front); a new one when
    * absent. Accepting an id that already exists changes nothing and answers `duplicate`.

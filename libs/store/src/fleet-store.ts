@@ -1,3 +1,4 @@
+import { Submissions } from './submissions';
 import { ToolCalls } from './tool-calls';
 import type { RedisClient } from './redis-connection';
 import type { StoreConfig } from '@kernelfleet/config';
@@ -5,6 +6,7 @@ import { ApiKeyRepository } from './api-key-repository';
 import { Dispatcher } from './dispatcher';
 import { ExecutionRepository } from './execution-repository';
 import { FairShare } from './fair-share';
+import { FileTransfers } from './file-transfer';
 import { Failover } from './failover';
 import { FleetMonitor } from './fleet-monitor';
 import { FleetStats } from './fleet-stats';
@@ -50,6 +52,9 @@ export class FleetStore {
   readonly fairShare: FairShare;
   readonly stats: FleetStats;
   readonly toolCalls: ToolCalls;
+  /** Session files' bytes between an api replica and the home worker, through Redis. */
+  readonly transfers: FileTransfers;
+  readonly submissions: Submissions;
   private readonly extra: RedisClient[] = [];
   private fleetMonitor?: FleetMonitor;
   private liveEvents?: LiveEvents;
@@ -79,6 +84,8 @@ export class FleetStore {
     this.disposal = new SessionDisposal(this.executions, this.sessions, this.lanes, this.registry);
     this.apiKeys = new ApiKeyRepository(redis, this.keys);
     this.toolCalls = new ToolCalls(redis, this.keys, retention);
+    this.transfers = new FileTransfers(redis, this.keys);
+    this.submissions = new Submissions(this.quotas, this.executions, this.dispatcher, this.fairShare);
   }
 
   static connect(options: FleetStoreOptions): FleetStore {

@@ -16,6 +16,8 @@ export * from './failover';
 export { isStoreUnavailable, redisAddresses, redisServesWithoutPassword, StoreUnavailableError } from './redis-connection';
 export * from './tenant-quotas';
 export * from './fair-share';
+export * from './file-transfer';
 export * from './fleet-stats';
 export * from './fleet-monitor';
 export * from './tool-calls';
+export * from './submissions';

@@ -62,6 +62,16 @@ export class KeySpace {
     return `${this.execution(ref)}:artifact`;
   }
 
+  /** LIST: a file transfer's data, sender → receiver (file-transfer.ts); in the execution's slot. */
+  fileData(ref: ExecutionRef): string {
+    return `${this.execution(ref)}:file:data`;
+  }
+
+  /** LIST: a file transfer's credits, receiver → sender (file-transfer.ts); in the execution's slot. */
+  fileCredit(ref: ExecutionRef): string {
+    return `${this.execution(ref)}:file:credit`;
+  }
+
   /** Pub/sub channel carrying the execution's events live. */
   liveChannel(ref: ExecutionRef): string {
     return `${this.execution(ref)}:live`;

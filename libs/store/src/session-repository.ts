@@ -8,10 +8,18 @@ export type OwnerRelease = 'not_owner' | 'detached' | 'last';
 /** `lost`: its worker or Jupyter server went away; `culled`: idle too long; `dead`: died or killed. */
 export type KernelState = 'none' | 'starting' | 'idle' | 'dead' | 'lost' | 'culled';
 
+/**
+ * Where the session's files are (docs/files.md): `kept` in its folder on its home worker; `lost`
+ * with its kernel (its worker was lost or drained, or the kernel was culled); `none` when it
+ * never had any or was disposed.
+ */
+export type SessionFilesState = 'kept' | 'lost' | 'none';
+
 export interface SessionInfo {
   sessionId: string;
   workerId: string | null;
   kernel: { generation: number; state: KernelState };
+  files: SessionFilesState;
   pending: number;
   lastActivityAt: number | null;
 }
@@ -45,10 +53,12 @@ export class SessionRepository {
       this.redis.llen(this.keys.lane(ref)),
     ]);
     if (!info.lastActivityAt && pending === 0) return null;
+    const state = (info.kernelState as KernelState) ?? 'none';
     return {
       sessionId: ref.sessionId,
       workerId: info.home || null,
-      kernel: { generation: Number(info.generation ?? 0), state: (info.kernelState as KernelState) ?? 'none' },
+      kernel: { generation: Number(info.generation ?? 0), state },
+      files: info.home ? 'kept' : state === 'lost' || state === 'culled' ? 'lost' : 'none',
       pending,
       lastActivityAt: info.lastActivityAt ? Number(info.lastActivityAt) : null,
     };

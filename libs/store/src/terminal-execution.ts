@@ -1,6 +1,8 @@
 import type {
   Execution,
   ExecutionPhase,
+  FileOpOutcome,
+  FileOpRequest,
   KernelInfo,
   PythonResult,
   TerminalStatus,
@@ -72,6 +74,27 @@ export function terminalExecution(
   result: PythonResult,
   finishedAt = Date.now(),
 ): Execution {
+  // A file operation ended without doing its work (cancelled, timed out, its worker lost).
+  if (record.fileOp) return terminalFileOp(record, ending, fileOpUndone(record.fileOp, ending, result.output), finishedAt);
+  return {
+    ...terminalFields(record, ending, finishedAt),
+    result,
+  };
+}
+
+/** What a file operation that ended with `ending` before doing its work answers. */
+function fileOpUndone(op: FileOpRequest, ending: Ending, message: string): FileOpOutcome {
+  const detail = message.replace(/^\[|\]$/g, '') || `the file operation was ${ending.status.replace('_', ' ')}`;
+  // Cancelled: by the client or a disposal of the session; the rest are worth retrying.
+  return { op: op.op, path: op.path, error: { status: ending.status === 'cancelled' ? 409 : 503, code: ending.status, detail } };
+}
+
+/** A file operation's terminal record: what it did (or why not) in `file`, no Python result. */
+export function terminalFileOp(record: ExecutionRecord, ending: Ending, file: FileOpOutcome, finishedAt = Date.now()): Execution {
+  return { ...terminalFields(record, ending, finishedAt), file };
+}
+
+function terminalFields(record: ExecutionRecord, ending: Ending, finishedAt: number): Execution {
   return {
     executionId: record.ref.executionId,
     sessionId: record.ref.sessionId,
@@ -80,7 +103,6 @@ export function terminalExecution(
     ...(ending.phase ? { phase: ending.phase } : {}),
     ...(record.ownerId ? { ownerId: record.ownerId } : {}),
     kernelMode: record.kernelMode,
-    result,
     ...(ending.kernel ? { kernel: ending.kernel } : {}),
     timings: {
       acceptedAt: record.acceptedAt,

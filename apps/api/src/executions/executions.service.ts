@@ -11,9 +11,10 @@ import {
   type SubmitExecution,
 } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
-import { FleetStore, newExecutionId, type Admission, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
+import { FleetStore, newExecutionId, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
 import { executionFinishedLine } from '@kernelfleet/telemetry';
 import { invalid, invalidBody, notFound, ProblemException } from '../problems/problem.exception';
+import { admissionRefused } from '../problems/admission-refused';
 import { API_CONFIG } from '../tokens';
 import { EventFollower } from './event-follower';
 
@@ -48,39 +49,6 @@ function fingerprintOf(sessionId: string, req: SubmitExecution): string {
     .filter(([, value]) => value !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return createHash('sha256').update(JSON.stringify([sessionId, body])).digest('hex');
-}
-
-/**
- * The answer to a refused admission: 429 with Retry-After for a full quota; a static limit
- * (code size, timeout), which waiting cannot fix, answers as the global limit does (413, 400).
- */
-function refusal(admission: Extract<Admission, { kind: 'refused' }>, sessionId: string, req: SubmitExecution): ProblemException {
-  const { quota, limit, retryAfterSeconds } = admission;
-  const named = { quota, limit };
-  switch (quota) {
-    case 'maxCodeBytes':
-      return new ProblemException(
-        'payloadTooLarge',
-        413,
-        `code is ${Buffer.byteLength(req.code)} bytes; this tenant's limit (maxCodeBytes) is ${limit}`,
-        named,
-      );
-    case 'maxTimeoutMs': {
-      const field = req.deadlineAt !== undefined ? 'deadlineAt' : 'timeoutMs';
-      const message = `must be at most ${limit} ms from now (this tenant's maxTimeoutMs)`;
-      return new ProblemException('validation', 400, `${field}: ${message}`, { ...named, errors: [{ field, message }] });
-    }
-    default: {
-      const detail = {
-        liveSessions: `this tenant has ${limit} live sessions (sessions with pending executions), its liveSessions limit; a new session can start once one of them has nothing pending`,
-        pendingPerTenant: `this tenant has ${limit} pending executions, its pendingPerTenant limit`,
-        pendingPerSession: `session ${sessionId} has ${limit} pending executions, its pendingPerSession limit`,
-        submitsPerSecond: `this tenant submits faster than its submitsPerSecond limit (${limit} per second)`,
-        submitBurst: `this tenant submits faster than its submitsPerSecond limit`,
-      }[quota];
-      return new ProblemException('quotaExceeded', 429, detail, named, { 'Retry-After': String(Math.max(1, retryAfterSeconds)) });
-    }
-  }
 }
 
 @Injectable()
@@ -195,34 +163,33 @@ export class ExecutionsService {
     key?: string,
     claim?: IdempotencyRecord,
   ): Promise<Submitted> {
-    const requestedTimeoutMs = this.requestedTimeoutOf(req, now);
-    const ref: ExecutionRef = { tenant, sessionId, executionId };
-    const admission = await this.store.quotas.admit(
-      { ref, codeBytes: Buffer.byteLength(req.code), timeoutMs: requestedTimeoutMs, defaultTimeoutMs: this.config.limits.defaultTimeoutMs },
+    const submitted = await this.store.submissions.submit(
+      {
+        tenant,
+        sessionId,
+        executionId,
+        code: req.code,
+        acceptedAt: now,
+        deadlineAt: req.deadlineAt,
+        requestedTimeoutMs: this.requestedTimeoutOf(req, now),
+        defaultTimeoutMs: this.config.limits.defaultTimeoutMs,
+        kernelMode: req.kernelMode ?? 'session',
+        reset: req.reset ?? false,
+        ownerId: req.ownerId,
+        retryOnKernelLoss: req.retryOnKernelLoss ?? false,
+        tools: req.tools,
+        toolCallTimeoutMs: req.toolCallTimeoutMs,
+      },
       this.config.quotas,
     );
-    if (admission.kind === 'refused') {
+    if (submitted.kind === 'refused') {
       if (key !== undefined && claim) await this.store.executions.dropIdempotencyClaim(tenant, key, claim);
-      throw refusal(admission, sessionId, req);
+      throw admissionRefused(submitted.admission, sessionId, {
+        codeBytes: Buffer.byteLength(req.code),
+        timeoutField: req.deadlineAt !== undefined ? 'deadlineAt' : 'timeoutMs',
+      });
     }
-    const deadlineAt = req.deadlineAt ?? now + admission.timeoutMs;
-    const accepted = await this.store.executions.accept({
-      tenant,
-      sessionId,
-      executionId,
-      code: req.code,
-      acceptedAt: now,
-      deadlineAt,
-      kernelMode: req.kernelMode ?? 'session',
-      reset: req.reset ?? false,
-      ownerId: req.ownerId,
-      retryOnKernelLoss: req.retryOnKernelLoss ?? false,
-      tools: req.tools,
-      toolCallTimeoutMs: req.toolCallTimeoutMs,
-    });
-    if (accepted.isHead) await this.store.dispatcher.dispatch(accepted.ref, accepted.home, 0, admission.priority);
-    // Admit guessed the head from its own count, which a crash can skew: no job, no waiting entry.
-    else if (admission.priority !== undefined) await this.store.fairShare.taken(tenant, executionId);
+    const { accepted, deadlineAt } = submitted;
     if (key !== undefined && claim) await this.store.executions.completeIdempotencyKey(tenant, key, { ...claim, seq: accepted.seq });
     if (accepted.duplicate) return this.replay(accepted.ref);
     return {

@@ -13,6 +13,8 @@ export interface OperationDoc {
   parameters?: ParameterObject[];
   /** A component schema name (application/json). */
   body?: string;
+  /** A body of raw bytes (any content type): what it is. */
+  bytesBody?: string;
   /** Success answers. */
   responses: Record<string, ResponseObject>;
   /** Problem statuses the route can answer (application/problem+json). */
@@ -25,12 +27,39 @@ const json = (schema: string, description: string, headers?: ResponseObject['hea
   content: { 'application/json': { schema: { $ref: `#/components/schemas/${schema}` } } },
 });
 const text = (mediaType: string, description: string): ResponseObject => ({ description, content: { [mediaType]: { schema: { type: 'string' } } } });
+const bytes = (mediaType: string, description: string, headers?: ResponseObject['headers']): ResponseObject => ({
+  description,
+  ...(headers ? { headers } : {}),
+  content: { [mediaType]: { schema: { type: 'string', format: 'binary' } } },
+});
+
+/** Query parameters of the session files routes (docs/files.md). */
+const FORMAT_TAR: ParameterObject = {
+  name: 'format',
+  in: 'query',
+  required: false,
+  schema: { type: 'string', enum: ['tar'] },
+  description: 'tar: the path is a folder, and the body (or the answer) is a tar archive of it',
+};
+const FILE_TIMEOUT: ParameterObject = {
+  name: 'timeoutMs',
+  in: 'query',
+  required: false,
+  schema: { type: 'integer', minimum: 1 },
+  description: 'deadline of the operation (its turn in the lane and the transfer); FILE_TIMEOUT_MS when left out',
+};
+const FILES_ORDER =
+  'The operation takes its turn in the session\'s lane like an execution: it sees what earlier executions wrote, and later ' +
+  'ones see what it did. It runs on the session\'s home worker, in the session\'s folder, as the kernel\'s own uid; ' +
+  'symbolic links are never followed.';
 
 /** Every problem a request with a JSON body can get before routing (body parser). */
 const BODY = [400, 413, 415];
 /** A tenant route reading the store. */
 const TENANT = [400, 401, 404, 405, 503];
 const ADMIN = [400, 401, 404, 405, 503];
+/** A session files route: a tenant route's problems, a link or folder in the way (409), a quota (429). */
+const FILES = [...TENANT, 409, 429];
 
 /**
  * The routes of the api, keyed `METHOD /path/{param}` as the OpenAPI document names them.
@@ -152,6 +181,69 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Dispose the sessions this owner alone holds; detach it from shared ones',
     responses: { '200': json('OwnerDisposal', 'What was disposed and detached') },
     errors: TENANT,
+  },
+  'PUT /v1/sessions/{sessionId}/files/{path}': {
+    tag: 'files',
+    auth: 'tenant',
+    summary: 'Write a file into the session\'s folder (folders on the way are created; an existing file is replaced)',
+    description:
+      `${FILES_ORDER} The body is the file's bytes, streamed (FILE_MAX_BYTES per file, SESSION_FILES_MAX_BYTES per ` +
+      'session: 413). With `format=tar` the path is a folder and the body a tar archive (regular files and folders only) ' +
+      'unpacked into it; nothing changes unless the whole archive is good.',
+    bytesBody: 'the file\'s bytes, or a tar archive with format=tar',
+    parameters: [FORMAT_TAR, FILE_TIMEOUT],
+    responses: {
+      '201': json('FileWritten', 'Created'),
+      '200': json('FileWritten', 'Replaced (with format=tar: TarWritten)'),
+    },
+    errors: [...FILES, 413],
+  },
+  'PUT /v1/sessions/{sessionId}/files': {
+    tag: 'files',
+    auth: 'tenant',
+    summary: 'Unpack a tar archive into the session\'s folder (format=tar)',
+    description: `${FILES_ORDER} Regular files and folders only; nothing changes unless the whole archive is good.`,
+    bytesBody: 'a tar archive',
+    parameters: [{ ...FORMAT_TAR, required: true }, FILE_TIMEOUT],
+    responses: { '200': json('TarWritten', 'Unpacked') },
+    errors: [...FILES, 413],
+  },
+  'GET /v1/sessions/{sessionId}/files/{path}': {
+    tag: 'files',
+    auth: 'tenant',
+    summary: 'Read a file of the session\'s folder (streamed, with Content-Length)',
+    description: `${FILES_ORDER} With \`format=tar\` the path is a folder and the answer a tar archive of it.`,
+    parameters: [FORMAT_TAR, FILE_TIMEOUT],
+    responses: {
+      '200': bytes('application/octet-stream', 'The file\'s bytes (application/x-tar with format=tar)', {
+        'Content-Length': { description: 'the file\'s size (not sent for an archive)', schema: { type: 'integer' } },
+      }),
+    },
+    errors: FILES,
+  },
+  'GET /v1/sessions/{sessionId}/files': {
+    tag: 'files',
+    auth: 'tenant',
+    summary: 'List the session\'s files (paged, sorted by path), or with format=tar download the whole folder',
+    description: `${FILES_ORDER} Regular files only; links, pipes and sockets are left out.`,
+    parameters: [
+      { name: 'prefix', in: 'query', required: false, schema: { type: 'string' }, description: 'only paths starting with this' },
+      { name: 'cursor', in: 'query', required: false, schema: { type: 'string' }, description: 'the nextCursor of the previous page' },
+      { name: 'limit', in: 'query', required: false, schema: { type: 'integer', minimum: 1, maximum: 1000 }, description: 'at most this many (1000)' },
+      FORMAT_TAR,
+      FILE_TIMEOUT,
+    ],
+    responses: { '200': json('FileList', 'One page of files (with format=tar: the folder as application/x-tar)') },
+    errors: FILES,
+  },
+  'DELETE /v1/sessions/{sessionId}/files/{path}': {
+    tag: 'files',
+    auth: 'tenant',
+    summary: 'Delete a file, or a folder with everything in it (a link is removed itself, never followed)',
+    description: FILES_ORDER,
+    parameters: [FILE_TIMEOUT],
+    responses: { '204': { description: 'Deleted' } },
+    errors: FILES,
   },
   'GET /health/live': {
     tag: 'operations',

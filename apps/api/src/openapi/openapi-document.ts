@@ -44,6 +44,7 @@ const PATH_PATTERNS: Record<string, { pattern: string; description: string }> = 
   executionId: { pattern: ID_PATTERN.source, description: 'execution id' },
   ownerId: { pattern: ID_PATTERN.source, description: 'owner id' },
   keyId: { pattern: KEY_ID_PATTERN.source, description: 'stored key id (16 lowercase hex characters)' },
+  path: { pattern: '^[^/].{0,1023}$', description: 'a path relative to the session\'s folder, each segment percent-encoded; no `.` or `..` segments' },
 };
 
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
@@ -81,6 +82,8 @@ export function describeOperations(
       operation.parameters = [...pathParameters, ...(doc.parameters ?? [])] as (ParameterObject | ReferenceObject)[];
       if (doc.body) {
         operation.requestBody = { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${doc.body}` } } } };
+      } else if (doc.bytesBody) {
+        operation.requestBody = { required: true, description: doc.bytesBody, content: { '*/*': { schema: { type: 'string', format: 'binary' } } } };
       } else {
         delete operation.requestBody;
       }

@@ -1,6 +1,6 @@
 import type { SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { z } from 'zod';
-import { createApiKeySchema, EXECUTION_STATUSES, KERNEL_MODES, PROBLEM_TYPES, submitExecutionSchema } from '@kernelfleet/contracts';
+import { createApiKeySchema, EXECUTION_STATUSES, FILE_OPS, KERNEL_MODES, PROBLEM_TYPES, submitExecutionSchema } from '@kernelfleet/contracts';
 
 /**
  * An OpenAPI 3.0 schema from a zod schema of libs/contracts (the one source of the request
@@ -101,6 +101,7 @@ export function componentSchemas(): Record<string, SchemaObject> {
         result: ref('PythonResult'),
         kernel: ref('KernelInfo'),
         pendingToolCalls: { type: 'array', items: ref('ToolCall'), description: 'while running: tool calls that wait for the client\'s answer' },
+        file: ref('FileOpOutcome'),
         timings: object(
           {
             acceptedAt: epochMs('accepted'),
@@ -112,7 +113,7 @@ export function componentSchemas(): Record<string, SchemaObject> {
         ),
       },
       ['executionId', 'sessionId', 'seq', 'status', 'kernelMode', 'timings'],
-      '`result` is present once the status is terminal.',
+      '`result` is present once the status is terminal; a file operation (docs/files.md) has `file` instead.',
     ),
     Session: object(
       {
@@ -122,11 +123,41 @@ export function componentSchemas(): Record<string, SchemaObject> {
           { generation: int(), state: { type: 'string', enum: ['none', 'starting', 'idle', 'dead', 'lost', 'culled'] } },
           ['generation', 'state'],
         ),
+        files: {
+          type: 'string',
+          enum: ['kept', 'lost', 'none'],
+          description: 'kept: in the session\'s folder on its home worker; lost: with its kernel (worker lost or drained, kernel culled); none: never any, or disposed',
+        },
         pending: int('queued and running executions'),
         owners: { type: 'array', items: str() },
         lastActivityAt: { type: 'integer', format: 'int64', nullable: true },
       },
-      ['sessionId', 'workerId', 'kernel', 'pending', 'owners', 'lastActivityAt'],
+      ['sessionId', 'workerId', 'kernel', 'files', 'pending', 'owners', 'lastActivityAt'],
+    ),
+    FileWritten: object({ path: str(), size: int('bytes'), sha256: str('hex digest of the bytes written') }, ['path', 'size', 'sha256']),
+    TarWritten: object({ path: str('the folder unpacked into (\'\' for the session\'s folder)'), files: int(), bytes: int() }, ['path', 'files', 'bytes']),
+    FileList: object(
+      {
+        files: {
+          type: 'array',
+          items: object({ path: str(), size: int('bytes'), modifiedAt: epochMs('last changed') }, ['path', 'size', 'modifiedAt']),
+        },
+        nextCursor: { type: 'string', nullable: true, description: 'pass as cursor for the next page; null on the last' },
+      },
+      ['files', 'nextCursor'],
+    ),
+    FileOpOutcome: object(
+      {
+        op: { type: 'string', enum: [...FILE_OPS] },
+        path: str(),
+        error: object({ status: int('the HTTP status answered'), code: str(), detail: str() }, ['status', 'code', 'detail']),
+        written: { allOf: [ref('FileWritten'), object({ created: { type: 'boolean' } }, ['created'])] },
+        list: ref('FileList'),
+        tar: ref('TarWritten'),
+        bytes: int('bytes sent by a read'),
+      },
+      ['op', 'path'],
+      'What a file operation did, or why not.',
     ),
     ToolCall: object(
       {
@@ -178,6 +209,7 @@ export function componentSchemas(): Record<string, SchemaObject> {
         },
         quota: str('the tenant quota that refused the request (429)'),
         limit: int('its limit (429)'),
+        code: str('a file operation\'s case, e.g. not_found, link, quota_exceeded (docs/files.md)'),
       },
       ['type', 'title', 'status'],
       'RFC 9457 problem details',

@@ -19,7 +19,7 @@ export function controllerRoutes(module: Type<unknown>): string[] {
       if (method === undefined || paths === undefined) continue;
       for (const prefix of prefixes) {
         for (const path of [paths].flat()) {
-          const joined = `/${[prefix, path].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+          const joined = `/${[prefix, path].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/').replace(/[:*]([A-Za-z0-9_]+)/g, '{$1}');
           routes.push(`${RequestMethod[method]} ${joined}`);
         }
       }

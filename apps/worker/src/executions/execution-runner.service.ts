@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { SHARED_QUEUE, type Execution, type KernelInfo, type RunExecutionJob, type TerminalStatus } from '@kernelfleet/contracts';
+import { SHARED_QUEUE, WRITING_FILE_OPS, type Execution, type KernelInfo, type RunExecutionJob, type TerminalStatus } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
 import { KernelDiedError, KernelStartTimeoutError } from '@kernelfleet/kernel';
 import {
@@ -9,6 +9,7 @@ import {
   resultFromSink,
   resultWithoutRun,
   terminalExecution,
+  terminalFileOp,
   workerQueueName,
   type CodeSending,
   type Ending,
@@ -17,6 +18,7 @@ import {
 } from '@kernelfleet/store';
 import { executionFinishedLine, logFields } from '@kernelfleet/telemetry';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
+import { SessionFileOps } from '../files/session-file-ops.service';
 import { ToolBridge } from '../tools/tool-bridge';
 import { WORKER_CONFIG } from '../tokens';
 import { Deadline, messageSeconds, NOTICES } from './deadline';
@@ -45,6 +47,7 @@ export class ExecutionRunner {
     private readonly store: FleetStore,
     private readonly kernels: SessionKernels,
     private readonly tools: ToolBridge,
+    private readonly files: SessionFileOps,
   ) {
     // Every terminal state this worker writes (runs, the queue sweeper, the reaper), once each.
     store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
@@ -82,7 +85,7 @@ export class ExecutionRunner {
     if (claim.kind !== 'claimed' && !runningHere) await this.store.executions.unmarkRunning(ref, me);
     if (claim.kind === 'claimed') {
       try {
-        return await this.run(claim.record);
+        return await (claim.record.fileOp ? this.runFileOp(claim.record) : this.run(claim.record));
       } finally {
         await this.store.executions.unmarkRunning(ref, me);
       }
@@ -155,6 +158,54 @@ export class ExecutionRunner {
       if (kernel?.ephemeral) {
         await this.kernels.releaseEphemeral(kernel.handle).catch((e: unknown) => this.logger.warn(`per-call kernel clean-up failed: ${e}`));
       }
+    }
+  }
+
+  /**
+   * A file operation's turn in its lane (docs/files.md). Writes need the session's kernel (its
+   * uid owns the folder; a new session is placed here as a first execution would be); reads of a
+   * session homed nowhere find no files and start nothing. The kernel runs no code.
+   */
+  private async runFileOp(record: ExecutionRecord): Promise<void> {
+    const { ref } = record;
+    const op = record.fileOp!;
+    const controller = new AbortController();
+    this.cancels.set(ref.executionId, controller);
+    if (record.cancelRequested || this.earlyCancels.delete(ref.executionId)) controller.abort();
+    const deadline = new Deadline(record.deadlineAt, record.deadlineAt - record.acceptedAt);
+    let kernel: AcquiredKernel | undefined;
+    try {
+      const writes = WRITING_FILE_OPS.includes(op.op);
+      if (writes || (await this.store.sessions.homeOf(ref)) === this.config.workerId) {
+        const started = await this.startKernel(record, deadline);
+        if ('failure' in started) {
+          const ending: Ending = { status: started.failure, phase: 'kernel_start', exitCode: null };
+          return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, started.message)));
+        }
+        kernel = started;
+        const sending = await this.codeMayGo(record, kernel);
+        if (sending === 'taken') return;
+        if (sending === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
+      }
+      const stillWanted = () => !controller.signal.aborted && !kernel?.disposed?.aborted && !deadline.expired();
+      const target = kernel ? { folder: this.kernels.folderOf(ref), uid: this.kernels.uidOf(kernel.handle) } : null;
+      const outcome = await this.files.perform(record, target, stillWanted);
+      const status = outcome.error
+        ? controller.signal.aborted || kernel?.disposed?.aborted
+          ? 'cancelled'
+          : deadline.expired()
+            ? 'timed_out'
+            : 'failed'
+        : 'completed';
+      const ending: Ending = { status, phase: 'run', exitCode: null, kernel: kernel?.info };
+      await this.finishRun(record, terminalFileOp(record, ending, outcome));
+    } catch (error) {
+      this.logger.error(logFields(`file operation ${ref.executionId} failed: ${(error as Error).message ?? error}`, { ...ref, stack: (error as Error).stack }));
+      const ending: Ending = { status: 'failed', phase: 'run', exitCode: null, kernel: kernel?.info };
+      await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`)));
+    } finally {
+      this.cancels.delete(ref.executionId);
+      if (kernel) this.kernels.done(ref);
     }
   }
 
@@ -264,8 +315,9 @@ export class ExecutionRunner {
    */
   private async finishRun(record: ExecutionRecord, execution: Execution): Promise<void> {
     await this.finish(record, execution, 'running');
-    // The client has now heard of the lost state (see SessionRepository.isStateLossPending).
-    if (execution.kernel?.stateLost && record.kernelMode === 'session') await this.store.sessions.setStateLossPending(record.ref, false);
+    // The client has now heard of the lost state (see SessionRepository.isStateLossPending);
+    // a file operation's answer does not say it, so the session's next execution still does.
+    if (execution.kernel?.stateLost && record.kernelMode === 'session' && !record.fileOp) await this.store.sessions.setStateLossPending(record.ref, false);
   }
 
   private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {

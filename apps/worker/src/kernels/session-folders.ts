@@ -1,5 +1,13 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { chmod, lchown, lstat, mkdir, opendir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { findLauncherScript } from '@kernelfleet/kernel';
+
+/** python/kernelfleet_files.py: every file operation inside a session's folder goes through it. */
+export function fileHelperScript(): string {
+  return join(dirname(findLauncherScript()), 'kernelfleet_files.py');
+}
 
 /**
  * A session's working folder when each kernel runs as a uid of its own (the worker is root and
@@ -36,4 +44,24 @@ async function chownTree(top: string, uid: number): Promise<void> {
       if (entry.isDirectory()) folders.push(path);
     }
   }
+}
+
+/**
+ * Deletes a session's folder when the session leaves this worker (culled, disposed, drained, its
+ * kernels lost): its files go with its kernel (docs/files.md). Done by the file helper
+ * (python/kernelfleet_files.py), which walks the folder descriptor by descriptor and never
+ * follows a link, so code the kernel left running cannot steer the deletion outside the folder
+ * by swapping a subfolder for a link. Answers whether the folder is gone.
+ */
+export async function removeSessionFolder(python: string, helperScript: string, folder: string): Promise<boolean> {
+  const child = spawn(python, ['-I', '-S', helperScript, dirname(folder), 'delete', basename(folder)], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C.UTF-8' },
+    cwd: '/',
+  });
+  let answer = '';
+  child.stdout.on('data', (d: Buffer) => (answer += d.toString()));
+  const code = await once(child, 'close').then(([c]) => c as number | null, () => null);
+  // Absent already (never used, or gone): nothing to do.
+  return code === 0 && (/"ok": ?true/.test(answer) || /"not_found"/.test(answer));
 }

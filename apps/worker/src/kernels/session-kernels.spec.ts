@@ -20,7 +20,7 @@ describe('SessionKernels', () => {
     readonly releases: [string, KernelState][] = [];
     async get(r: SessionRef): Promise<SessionInfo | null> {
       const i = this.info.get(key(r));
-      return i ? { sessionId: r.sessionId, workerId: i.home, kernel: { generation: i.generation, state: i.state }, pending: 0, lastActivityAt: 1 } : null;
+      return i ? { sessionId: r.sessionId, workerId: i.home, kernel: { generation: i.generation, state: i.state }, files: i.home ? 'kept' : 'none', pending: 0, lastActivityAt: 1 } : null;
     }
     async beginGeneration(r: SessionRef, workerId: string): Promise<number> {
       const i = this.info.get(key(r)) ?? { generation: 0, state: 'none' as KernelState, home: null };

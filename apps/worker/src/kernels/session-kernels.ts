@@ -1,3 +1,5 @@
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { KernelInfo } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
@@ -11,6 +13,7 @@ import { KeyedLock } from './keyed-lock';
 import { KernelPlacement } from './kernel-placement';
 import { KernelStarter, shutDownKernel } from './kernel-starter';
 import { cullCheckIntervalMs, PeriodicTask } from './periodic-task';
+import { fileHelperScript, removeSessionFolder } from './session-folders';
 
 /** A session homed on this worker and its kernel. */
 interface SessionEntry {
@@ -194,6 +197,11 @@ export class SessionKernels {
     entry.lastUsedAt = Date.now();
   }
 
+  /** The session's working folder on this worker (absolute). */
+  folderOf(ref: SessionRef): string {
+    return join(this.config.jupyter.rootDir, this.placement.workingDir(ref));
+  }
+
   /** The uid a kernel runs as, when kernels run as users of their own (else undefined). */
   uidOf(handle: KernelHandle): number | undefined {
     return this.placement.uidOf(handle);
@@ -289,6 +297,7 @@ export class SessionKernels {
           try {
             await this.shutDown(entry);
             await this.store.sessions.release(entry.ref, this.config.workerId, state);
+            await this.removeFolder(entry.ref);
           } finally {
             // Only now a new session may take the slot: this one is released by then.
             this.updateCapacity();
@@ -326,6 +335,7 @@ export class SessionKernels {
       entries.map((entry) =>
         this.store.sessions
           .release(entry.ref, this.config.workerId, 'lost')
+          .then(() => this.removeFolder(entry.ref))
           .catch((error: unknown) => this.logger.warn(`releasing ${sessionKey(entry.ref)} failed: ${error}`)),
       ),
     );
@@ -337,7 +347,11 @@ export class SessionKernels {
     this.reconciler.stop();
     const entries = [...this.kernels.values()];
     this.kernels.clear();
-    await Promise.all([this.starter.close(), ...entries.map((entry) => this.shutDown(entry))]);
+    // Drained or stopping: the sessions are handed back, and their folders are lost with them.
+    await Promise.all([this.starter.close(), ...entries.map(async (entry) => {
+      await this.shutDown(entry);
+      await this.removeFolder(entry.ref);
+    })]);
   }
 
   /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
@@ -368,8 +382,30 @@ export class SessionKernels {
     );
     try {
       await this.shutDown(entry);
+      await this.removeFolder(entry.ref);
     } finally {
       this.updateCapacity();
+    }
+  }
+
+  /**
+   * At boot, before any session is placed here: the folders a previous process of this worker
+   * left (it was killed; its sessions were handed back as lost) belong to nobody any more.
+   * Answers how many tenant folders went.
+   */
+  async removeOrphanFolders(): Promise<number> {
+    const root = this.config.jupyter.rootDir;
+    const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
+    const folders = entries.filter((entry) => entry.isDirectory());
+    const removed = await Promise.all(folders.map((entry) => removeSessionFolder(this.config.jupyter.python, fileHelperScript(), join(root, entry.name))));
+    return removed.filter(Boolean).length;
+  }
+
+  /** The session has left this worker: its files go with its kernel (docs/files.md). */
+  private async removeFolder(ref: SessionRef): Promise<void> {
+    const folder = this.folderOf(ref);
+    if (!(await removeSessionFolder(this.config.jupyter.python, fileHelperScript(), folder))) {
+      this.logger.warn(logFields(`could not delete the folder of session ${sessionKey(ref)} (${folder})`, { ...ref }));
     }
   }
 

@@ -1,0 +1,52 @@
+import { Controller, Delete, Get, HttpCode, Param, Put, Query, Req, Res, UseGuards } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { ApiKeyGuard } from '../auth/api-key.guard';
+import { Tenant } from '../auth/tenant.decorator';
+import { FilesService, type FileRoute, type FilesQuery } from './files.service';
+
+/**
+ * `/v1/sessions/{id}/files[/{path}]`. The path is taken from the raw URL, still percent-encoded,
+ * so it is decoded exactly once, by the rules of parseFilePath (a router would decode it first).
+ */
+function routeOf(tenant: string, sessionId: string, req: Request): FileRoute {
+  const url = req.originalUrl.split('?', 1)[0];
+  const marker = '/files/';
+  const at = url.indexOf(marker);
+  return { tenant, sessionId, encodedPath: at < 0 ? '' : url.slice(at + marker.length) };
+}
+
+@Controller('v1/sessions/:sessionId/files')
+@UseGuards(ApiKeyGuard)
+export class FilesController {
+  constructor(private readonly files: FilesService) {}
+
+  @Get()
+  async listOrArchive(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
+    const route = routeOf(tenant, sessionId, req);
+    if (query.format !== undefined) return this.files.get(route, query, req, res);
+    res.json(await this.files.list(route, query));
+  }
+
+  @Get('*path')
+  read(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
+    return this.files.get(routeOf(tenant, sessionId, req), query, req, res);
+  }
+
+  @Put()
+  async unpackAtRoot(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
+    const { status, body } = await this.files.put(routeOf(tenant, sessionId, req), query, req);
+    res.status(status).json(body);
+  }
+
+  @Put('*path')
+  async write(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
+    const { status, body } = await this.files.put(routeOf(tenant, sessionId, req), query, req);
+    res.status(status).json(body);
+  }
+
+  @Delete('*path')
+  @HttpCode(204)
+  remove(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request) {
+    return this.files.remove(routeOf(tenant, sessionId, req), query);
+  }
+}
