@@ -837,10 +837,23 @@ def raise_open_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+MEMORY_LIMIT_BYTES = 1 << 30
+
+
+def limit_memory() -> None:
+    """Everything streams in small chunks, but an archive's headers are read whole (a PAX header
+    may claim any size): a hostile archive must not take the worker's memory with it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft > MEMORY_LIMIT_BYTES:
+        with suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT_BYTES, hard))
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     os.umask(0)  # created folders and files get exactly FOLDER_MODE and FILE_MODE
     raise_open_file_limit()
+    limit_memory()
     try:
         if len(argv) < 3 or argv[2] not in OPERATIONS:
             raise bad_request(f"Usage: kernelfleet_files.py ROOT ({' | '.join(OPERATIONS)}) [args]")
@@ -850,6 +863,10 @@ def main(argv: list[str]) -> int:
         # flush at exit must not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
+    except MemoryError:
+        SCRATCH.remove_all()
+        emit(Refusal(413, "too_large", "The request needs more memory than a file operation may take (a hostile archive header?).").message())
+        return 0
     except (Refusal, OSError) as problem:
         refusal = problem if isinstance(problem, Refusal) else general_refusal(problem)
         if refusal is None:

@@ -1,5 +1,5 @@
 import { seg, type HttpTransport } from './http.js';
-import type { SessionFileCallOptions, SessionFiles, SessionFileWritten, SessionFolderDownloaded } from './session-files.js';
+import type { SessionFileCallOptions, SessionFileCalls, SessionFileWritten, SessionFolderDownloaded } from './session-file-types.js';
 import type { TarWritten } from './types.js';
 import { readTar, streamOf, TarError, writeTar, type TarEntry } from './tar.js';
 
@@ -23,14 +23,14 @@ export async function downloadArtifact(transport: HttpTransport, executionId: st
 }
 
 /** SessionFiles.readFile: the session's file to a local file, streamed. */
-export async function readFile(files: SessionFiles, sessionId: string, path: string, localPath: string, opts: SessionFileCallOptions): Promise<void> {
+export async function readFile(files: SessionFileCalls, sessionId: string, path: string, localPath: string, opts: SessionFileCallOptions): Promise<void> {
   const [{ createWriteStream }, { Readable }, { pipeline }] = await Promise.all([import('node:fs'), import('node:stream'), import('node:stream/promises')]);
   const stream = await files.readStream(sessionId, path, opts);
   await pipeline(Readable.fromWeb(stream as import('node:stream/web').ReadableStream<Uint8Array>), createWriteStream(localPath), { signal: opts.signal });
 }
 
 /** SessionFiles.writeFile: a local file to the session's file, streamed. */
-export async function writeFile(files: SessionFiles, sessionId: string, path: string, localPath: string, opts: SessionFileCallOptions): Promise<SessionFileWritten> {
+export async function writeFile(files: SessionFileCalls, sessionId: string, path: string, localPath: string, opts: SessionFileCallOptions): Promise<SessionFileWritten> {
   const [{ createReadStream }, { stat }, { Readable }] = await Promise.all([import('node:fs'), import('node:fs/promises'), import('node:stream')]);
   if (!(await stat(localPath)).isFile()) throw new TypeError(`${localPath} is not a file`);
   const stream = Readable.toWeb(createReadStream(localPath)) as unknown as ReadableStream<Uint8Array>;
@@ -38,7 +38,7 @@ export async function writeFile(files: SessionFiles, sessionId: string, path: st
 }
 
 /** SessionFiles.syncUp: the local folder packed as a tar archive while it is uploaded. */
-export async function syncUp(files: SessionFiles, sessionId: string, localDir: string, remoteDir: string, opts: SessionFileCallOptions): Promise<TarWritten> {
+export async function syncUp(files: SessionFileCalls, sessionId: string, localDir: string, remoteDir: string, opts: SessionFileCallOptions): Promise<TarWritten> {
   const { stat } = await import('node:fs/promises');
   if (!(await stat(localDir)).isDirectory()) throw new TypeError(`${localDir} is not a folder`);
   return files.uploadTar(sessionId, remoteDir, streamOf(writeTar(await folderEntries(localDir))), opts);
@@ -75,7 +75,7 @@ async function folderEntries(root: string): Promise<AsyncGenerator<TarEntry>> {
 }
 
 /** SessionFiles.syncDown: the session's folder, downloaded as a tar archive and extracted as it arrives. */
-export async function syncDown(files: SessionFiles, sessionId: string, remoteDir: string, localDir: string, opts: SessionFileCallOptions): Promise<SessionFolderDownloaded> {
+export async function syncDown(files: SessionFileCalls, sessionId: string, remoteDir: string, localDir: string, opts: SessionFileCallOptions): Promise<SessionFolderDownloaded> {
   const [{ constants }, { lstat, mkdir, open }, path, { Readable }, { pipeline }] = await Promise.all([
     import('node:fs'),
     import('node:fs/promises'),

@@ -18,7 +18,7 @@ export interface RetryOptions {
 const DEFAULT_RETRY: Required<RetryOptions> = { attempts: 8, baseDelayMs: 250, maxDelayMs: 30_000 };
 
 /** Statuses that say "not now" rather than "no": retried. 502 and 504 come from proxies. */
-const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
+export const RETRIED_STATUSES: ReadonlySet<number> = new Set([429, 502, 503, 504]);
 
 export interface RequestOptions {
   body?: unknown;

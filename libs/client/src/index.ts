@@ -3,15 +3,14 @@ export { KernelfleetConnectionError, KernelfleetError } from './errors.js';
 export { ExecutionHandle, type ToolHandler, type ToolHandlers } from './execution.js';
 export type { ExecutePythonOptions, PythonResult } from './execute-python.js';
 export type { RetryOptions } from './http.js';
-export {
-  SessionFiles,
-  sessionFilePathProblem,
-  type SessionFileCallOptions,
-  type SessionFileData,
-  type SessionFileListOptions,
-  type SessionFileWritten,
-  type SessionFolderDownloaded,
-} from './session-files.js';
+export { SessionFiles, sessionFilePathProblem } from './session-files.js';
+export type {
+  SessionFileCallOptions,
+  SessionFileData,
+  SessionFileListOptions,
+  SessionFileWritten,
+  SessionFolderDownloaded,
+} from './session-file-types.js';
 export { sessionIdForFolder } from './session-id.js';
 export { TarError } from './tar.js';
 export * from './types.js';

@@ -1,43 +1,15 @@
 import { KernelfleetConnectionError, KernelfleetError, problemOf } from './errors.js';
 import { readFile, syncDown, syncUp, writeFile } from './files.js';
-import { abortedBy, retryAfterMs, seg, type HttpTransport } from './http.js';
+import { abortedBy, RETRIED_STATUSES, retryAfterMs, seg, type HttpTransport } from './http.js';
+import type {
+  SessionFileCallOptions,
+  SessionFileCalls,
+  SessionFileData,
+  SessionFileListOptions,
+  SessionFileWritten,
+  SessionFolderDownloaded,
+} from './session-file-types.js';
 import type { FileEntry, FileList, FileWritten, TarWritten } from './types.js';
-
-/** What `write` stored (the api's answer), and whether the file is new: 201 rather than 200. */
-export interface SessionFileWritten extends FileWritten {
-  created: boolean;
-}
-
-/** What `syncDown` wrote to the local folder. */
-export interface SessionFolderDownloaded {
-  files: number;
-  bytes: number;
-}
-
-/**
- * A file's content for `write`. A string is sent as UTF-8. A ReadableStream can be read once, so
- * a failed upload of one is retried only when none of it had gone yet.
- */
-export type SessionFileData = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array>;
-
-export interface SessionFileCallOptions {
-  /** Aborting it abandons the call (and any wait for a retry). */
-  signal?: AbortSignal;
-  /**
-   * The operation's budget on the api, waiting for the session's turn (it may be running code)
-   * included; the api's default applies when not given.
-   */
-  timeoutMs?: number;
-}
-
-export interface SessionFileListOptions extends SessionFileCallOptions {
-  /** Only paths starting with this text (not necessarily a whole folder name). */
-  prefix?: string;
-  /** The `nextCursor` of the page before. */
-  cursor?: string;
-  /** Files per page, 1–1000 (the api's default is 1000). */
-  limit?: number;
-}
 
 /** Where the api is, for the uploads HttpTransport cannot send (it sends JSON bodies only). */
 export interface SessionFilesConnection {
@@ -80,7 +52,7 @@ export function sessionFilePathProblem(path: string): string | undefined {
  * A path the api would refuse (see sessionFilePathProblem) throws a TypeError before anything is
  * sent. `syncUp`, `syncDown`, `readFile` and `writeFile` use the local file system: Node only.
  */
-export class SessionFiles {
+export class SessionFiles implements SessionFileCalls {
   private readonly base: string;
 
   constructor(
@@ -226,9 +198,6 @@ export class SessionFiles {
     }
   }
 }
-
-/** As http.ts: statuses that say "not now" rather than "no". */
-const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
 
 /**
  * A PUT's body, one per attempt. Bytes (a string, a buffer, a Blob) can go again as they are; a

@@ -73,6 +73,7 @@ export function executionFinishedLine(tenant: string, execution: Execution): { m
     status: execution.status,
     ...(execution.phase ? { phase: execution.phase } : {}),
     ...(execution.kernel ? { kernelWorkerId: execution.kernel.workerId, kernelGeneration: execution.kernel.generation } : {}),
+    ...(execution.file ? { fileOp: execution.file.op } : {}),
     ...(startedAt === undefined ? {} : { queueWaitMs: startedAt - acceptedAt }),
     ...(startedAt === undefined || finishedAt === undefined ? {} : { runMs: finishedAt - startedAt }),
   };
