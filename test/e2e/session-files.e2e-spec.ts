@@ -304,7 +304,8 @@ describe('session files: limits', () => {
   let stack: Stack;
   beforeAll(async () => {
     const limits = { FILE_MAX_BYTES: String(MIB) };
-    stack = await Stack.start({ workers: 1, apiEnv: limits, workerEnv: { ...limits, SESSION_FILES_MAX_BYTES: String(2.5 * MIB) } });
+    // Kernels idle for 3 s are culled (and their folders with them).
+    stack = await Stack.start({ workers: 1, apiEnv: limits, workerEnv: { ...limits, SESSION_FILES_MAX_BYTES: String(2.5 * MIB), KERNEL_IDLE_MS: '3000' } });
   }, 120_000);
   afterAll(async () => {
     await stack?.stop();
@@ -335,6 +336,27 @@ describe('session files: limits', () => {
     expect(over.json.detail).toContain('SESSION_FILES_MAX_BYTES');
     // Replacing a file counts its old size out.
     expect((await rawRequest(stack.url, 'PUT', filePath('quota', '2.bin'), { key: stack.apiKey, body: randomBytes(MIB) })).status).toBe(200);
+  });
+
+  it('a disposed session\'s folder is deleted (files: none); a culled one\'s too (files: lost, stateLost next)', async () => {
+    const session = (name: string) => stack.request('GET', `/v1/sessions/${name}`).then((r) => r.json);
+    for (const name of ['disposed', 'culled']) {
+      expect((await rawRequest(stack.url, 'PUT', filePath(name, 'f.txt'), { key: stack.apiKey, body: name })).status).toBe(201);
+    }
+    const folders = await Promise.all(
+      ['disposed', 'culled'].map(async (name) => (await stack.run(name, { code: 'import os; print(os.getcwd())' })).result!.output.trim()),
+    );
+    expect((await stack.request('DELETE', '/v1/sessions/disposed')).status).toBe(200);
+    const until = Date.now() + 30_000;
+    while ((existsSync(folders[0]) || (await session('culled')).files !== 'lost') && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    expect(existsSync(folders[0])).toBe(false);
+    expect((await session('disposed')).files).toBe('none');
+    expect((await session('culled')).files).toBe('lost');
+    expect(existsSync(folders[1])).toBe(false);
+    const next = await stack.run('culled', { code: "import os; print(os.path.exists('f.txt'))" });
+    expect(next.kernel?.stateLost).toBe(true);
+    expect(next.result?.output).toBe('False\n');
+    expect((await rawRequest(stack.url, 'GET', filePath('disposed', 'f.txt'), { key: stack.apiKey })).status).toBe(404);
   });
 });
 
