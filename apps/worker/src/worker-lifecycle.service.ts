@@ -54,7 +54,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     if (leftover.sessions || leftover.recovered) {
       this.logger.warn(`recovered after a restart: ${leftover.sessions} session(s), ${leftover.recovered} running execution(s)`);
     }
-    const orphans = await this.kernels.removeOrphanFolders();
+    const orphans = await this.kernels.folders.removeOrphans();
     if (orphans) this.logger.warn(`deleted the session folders of ${orphans} tenant(s) a previous process of this worker left`);
     await this.beat();
     this.store.consumer.start(workerId, concurrency, (job, queue) => this.runner.handle(job, queue));

@@ -187,16 +187,11 @@ export class ExecutionRunner {
         if (sending === 'taken') return;
         if (sending === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
       }
-      const stillWanted = () => !controller.signal.aborted && !kernel?.disposed?.aborted && !deadline.expired();
-      const target = kernel ? { folder: this.kernels.folderOf(ref), uid: this.kernels.uidOf(kernel.handle) } : null;
-      const outcome = await this.files.perform(record, target, stillWanted);
-      const status = outcome.error
-        ? controller.signal.aborted || kernel?.disposed?.aborted
-          ? 'cancelled'
-          : deadline.expired()
-            ? 'timed_out'
-            : 'failed'
-        : 'completed';
+      const cancelled = () => controller.signal.aborted || kernel?.disposed?.aborted === true;
+      const target = kernel ? { folder: this.kernels.folders.folderOf(ref), uid: this.kernels.uidOf(kernel.handle) } : null;
+      const outcome = await this.files.perform(record, target, () => !cancelled() && !deadline.expired());
+      // An operation that gave up says why: cancelled (or disposed), out of time, or its own error.
+      const status: TerminalStatus = !outcome.error ? 'completed' : cancelled() ? 'cancelled' : deadline.expired() ? 'timed_out' : 'failed';
       const ending: Ending = { status, phase: 'run', exitCode: null, kernel: kernel?.info };
       await this.finishRun(record, terminalFileOp(record, ending, outcome));
     } catch (error) {

@@ -1,6 +1,6 @@
 import type { KernelHandle } from '@kernelfleet/kernel';
 import type { SessionRef } from '@kernelfleet/store';
-import { prepareSessionFolder } from './session-folders';
+import type { SessionFolders } from './session-folders';
 
 const ignoreOutput = { onStream: () => undefined, onDisplay: () => undefined };
 /** Prints the kernel's uid (each kernel runs as a uid of its own in the sandbox). */
@@ -16,14 +16,13 @@ export class KernelPlacement {
   private readonly uids = new WeakMap<KernelHandle, number>();
 
   constructor(
-    private readonly rootDir: string,
+    private readonly folders: SessionFolders,
     private readonly log: { warn(message: string): void },
   ) {}
 
-  /** `<tenant>/<session>` with `.` and `:` escaped, so ids like `..` stay one plain folder. */
+  /** The session's folder relative to the server's root (the cwd a kernel started for it gets). */
   workingDir(ref: SessionRef): string {
-    const escape = (id: string) => id.replace(/[.:%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-    return `${escape(ref.tenant)}/${escape(ref.sessionId)}`;
+    return this.folders.relative(ref);
   }
 
   /**
@@ -53,7 +52,7 @@ export class KernelPlacement {
   /** The folder goes back to the session's kernel (a per-call execution may have had it). */
   async reclaim(handle: KernelHandle, ref: SessionRef): Promise<void> {
     const uid = this.uids.get(handle);
-    if (uid !== undefined) await prepareSessionFolder(this.rootDir, this.workingDir(ref), uid);
+    if (uid !== undefined) await this.folders.prepare(ref, uid);
   }
 
   /**
@@ -66,7 +65,7 @@ export class KernelPlacement {
     const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
     try {
       const uid = this.uids.get(handle);
-      if (uid !== undefined) dir = JSON.stringify(await prepareSessionFolder(this.rootDir, this.workingDir(ref), uid));
+      if (uid !== undefined) dir = JSON.stringify(await this.folders.prepare(ref, uid));
       const code = `__import__('os').makedirs(${dir}, exist_ok=True); __import__('os').chdir(${dir})`;
       const outcome = await Promise.race([handle.execute(code, ignoreOutput), timeout]);
       if (outcome === 'timeout' || outcome.status !== 'ok') {

@@ -1,12 +1,58 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, lchown, lstat, mkdir, opendir } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, opendir, readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { findLauncherScript } from '@kernelfleet/kernel';
+import type { SessionRef } from '@kernelfleet/store';
 
 /** python/kernelfleet_files.py: every file operation inside a session's folder goes through it. */
 export function fileHelperScript(): string {
   return join(dirname(findLauncherScript()), 'kernelfleet_files.py');
+}
+
+/**
+ * The sessions' folders on this worker, under its own root (`KERNEL_ROOT_DIR`): where each is,
+ * and their removal when the session leaves (culled, disposed, drained, its kernels lost) — its
+ * files go with its kernel (docs/files.md).
+ */
+export class SessionFolders {
+  constructor(
+    readonly rootDir: string,
+    private readonly python: string,
+  ) {}
+
+  /** `<tenant>/<session>` with `.`, `:` and `%` escaped, so ids like `..` stay one plain folder. */
+  relative(ref: SessionRef): string {
+    const escape = (id: string) => id.replace(/[.:%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+    return `${escape(ref.tenant)}/${escape(ref.sessionId)}`;
+  }
+
+  /** The session's folder (absolute). */
+  folderOf(ref: SessionRef): string {
+    return join(this.rootDir, this.relative(ref));
+  }
+
+  /** The session's folder, ready for the kernel of `uid` (see prepareSessionFolder). */
+  prepare(ref: SessionRef, uid: number): Promise<string> {
+    return prepareSessionFolder(this.rootDir, this.relative(ref), uid);
+  }
+
+  /** Deletes the session's folder; answers whether it is gone (or never was). */
+  remove(ref: SessionRef): Promise<boolean> {
+    return removeFolder(this.python, this.folderOf(ref));
+  }
+
+  /**
+   * At boot, before any session is placed here: the folders a previous process of this worker
+   * left (it was killed; its sessions were handed back as lost) belong to nobody any more.
+   * Answers how many tenant folders went.
+   */
+  async removeOrphans(): Promise<number> {
+    const entries = await readdir(this.rootDir, { withFileTypes: true }).catch(() => []);
+    const folders = entries.filter((entry) => entry.isDirectory());
+    const removed = await Promise.all(folders.map((entry) => removeFolder(this.python, join(this.rootDir, entry.name))));
+    return removed.filter(Boolean).length;
+  }
 }
 
 /**
@@ -19,7 +65,7 @@ export function fileHelperScript(): string {
  *
  * @returns the folder's absolute path.
  */
-export async function prepareSessionFolder(rootDir: string, relative: string, uid: number): Promise<string> {
+async function prepareSessionFolder(rootDir: string, relative: string, uid: number): Promise<string> {
   const folder = join(rootDir, relative);
   const ready = await lstat(folder).catch(() => undefined);
   if (ready?.isDirectory() && ready.uid === uid && (ready.mode & 0o777) === 0o700) return folder;
@@ -47,14 +93,13 @@ async function chownTree(top: string, uid: number): Promise<void> {
 }
 
 /**
- * Deletes a session's folder when the session leaves this worker (culled, disposed, drained, its
- * kernels lost): its files go with its kernel (docs/files.md). Done by the file helper
+ * Deletes a folder of the worker's root with everything in it. Done by the file helper
  * (python/kernelfleet_files.py), which walks the folder descriptor by descriptor and never
  * follows a link, so code the kernel left running cannot steer the deletion outside the folder
  * by swapping a subfolder for a link. Answers whether the folder is gone.
  */
-export async function removeSessionFolder(python: string, helperScript: string, folder: string): Promise<boolean> {
-  const child = spawn(python, ['-I', '-S', helperScript, dirname(folder), 'delete', basename(folder)], {
+async function removeFolder(python: string, folder: string): Promise<boolean> {
+  const child = spawn(python, ['-I', '-S', fileHelperScript(), dirname(folder), 'delete', basename(folder)], {
     stdio: ['ignore', 'pipe', 'ignore'],
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C.UTF-8' },
     cwd: '/',

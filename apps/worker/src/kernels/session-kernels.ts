@@ -1,5 +1,3 @@
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { KernelInfo } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
@@ -13,7 +11,7 @@ import { KeyedLock } from './keyed-lock';
 import { KernelPlacement } from './kernel-placement';
 import { KernelStarter, shutDownKernel } from './kernel-starter';
 import { cullCheckIntervalMs, PeriodicTask } from './periodic-task';
-import { fileHelperScript, removeSessionFolder } from './session-folders';
+import { SessionFolders } from './session-folders';
 
 /** A session homed on this worker and its kernel. */
 interface SessionEntry {
@@ -71,6 +69,8 @@ export class SessionKernels {
   private readonly reconciler: PeriodicTask;
   private readonly capacity: KernelCapacity;
   private readonly placement: KernelPlacement;
+  /** Where the sessions' folders are on this worker. */
+  readonly folders: SessionFolders;
   private closed = false;
   /** Session kernels culled since the process started; for metrics. */
   private culls = 0;
@@ -82,7 +82,8 @@ export class SessionKernels {
     private readonly jupyter: JupyterService,
     private readonly store: FleetStore,
   ) {
-    this.placement = new KernelPlacement(config.jupyter.rootDir, { warn: (m) => this.logger.warn(m) });
+    this.folders = new SessionFolders(config.jupyter.rootDir, config.jupyter.python);
+    this.placement = new KernelPlacement(this.folders, { warn: (m) => this.logger.warn(m) });
     this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
     this.capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => store.consumer.setSharedPaused(paused), (m) => this.logger.log(m));
     const log = { warn: (m: string) => this.logger.warn(m) };
@@ -195,11 +196,6 @@ export class SessionKernels {
     if (!entry?.inUse) return;
     entry.inUse = false;
     entry.lastUsedAt = Date.now();
-  }
-
-  /** The session's working folder on this worker (absolute). */
-  folderOf(ref: SessionRef): string {
-    return join(this.config.jupyter.rootDir, this.placement.workingDir(ref));
   }
 
   /** The uid a kernel runs as, when kernels run as users of their own (else undefined). */
@@ -388,24 +384,10 @@ export class SessionKernels {
     }
   }
 
-  /**
-   * At boot, before any session is placed here: the folders a previous process of this worker
-   * left (it was killed; its sessions were handed back as lost) belong to nobody any more.
-   * Answers how many tenant folders went.
-   */
-  async removeOrphanFolders(): Promise<number> {
-    const root = this.config.jupyter.rootDir;
-    const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
-    const folders = entries.filter((entry) => entry.isDirectory());
-    const removed = await Promise.all(folders.map((entry) => removeSessionFolder(this.config.jupyter.python, fileHelperScript(), join(root, entry.name))));
-    return removed.filter(Boolean).length;
-  }
-
   /** The session has left this worker: its files go with its kernel (docs/files.md). */
   private async removeFolder(ref: SessionRef): Promise<void> {
-    const folder = this.folderOf(ref);
-    if (!(await removeSessionFolder(this.config.jupyter.python, fileHelperScript(), folder))) {
-      this.logger.warn(logFields(`could not delete the folder of session ${sessionKey(ref)} (${folder})`, { ...ref }));
+    if (!(await this.folders.remove(ref))) {
+      this.logger.warn(logFields(`could not delete the folder of session ${sessionKey(ref)} (${this.folders.folderOf(ref)})`, { ...ref }));
     }
   }
 
