@@ -26,7 +26,8 @@ export class ExternalJupyter {
   }
 
   get workerEnv(): Record<string, string> {
-    return { JUPYTER_URL: this.server.url, JUPYTER_TOKEN: this.server.token };
+    // The server's root is where the session folders are (session files work there too).
+    return { JUPYTER_URL: this.server.url, JUPYTER_TOKEN: this.server.token, KERNEL_ROOT_DIR: this.rootDir };
   }
 
   /** Ids of the kernels the server currently holds. */

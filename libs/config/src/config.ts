@@ -85,7 +85,12 @@ export interface WorkerConfig {
   /** Random per process: tells a restarted worker apart from its previous life (same id). */
   bootId: string;
   concurrency: number;
-  jupyter: { url?: string; token?: string; python: string; rootDir: string };
+  /**
+   * `rootOwned`: the root is the default folder of this worker's own (KERNEL_ROOT_DIR unset), so
+   * whatever is in it is the worker's to delete; a root named by the operator is left as it is,
+   * beyond the folders of the sessions the worker held.
+   */
+  jupyter: { url?: string; token?: string; python: string; rootDir: string; rootOwned: boolean };
   /** What python/kernelfleet_sandbox.py applies to the kernels of the Jupyter server the worker starts. */
   sandbox: {
     mode: 'auto' | 'limits' | 'off';
@@ -208,6 +213,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       python: e.KERNELFLEET_PYTHON ?? resolve(root, '.venv', 'bin', 'python'),
       // A folder of the worker's own: its sessions' files are its alone (docs/files.md).
       rootDir: e.KERNEL_ROOT_DIR ?? resolve(root, '.kernelfleet', 'kernels', workerId),
+      rootOwned: e.KERNEL_ROOT_DIR === undefined,
     },
     sandbox: {
       mode: e.KERNEL_SANDBOX,

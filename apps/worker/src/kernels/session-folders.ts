@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, lchown, lstat, mkdir, opendir, readdir } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, opendir, readdir, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { findLauncherScript } from '@kernelfleet/kernel';
 import type { SessionRef } from '@kernelfleet/store';
@@ -19,6 +19,8 @@ export class SessionFolders {
   constructor(
     readonly rootDir: string,
     private readonly python: string,
+    /** Whether everything under the root is the worker's to delete (see WorkerConfig.jupyter). */
+    private readonly rootOwned: boolean,
   ) {}
 
   /** `<tenant>/<session>` with `.`, `:` and `%` escaped, so ids like `..` stay one plain folder. */
@@ -45,13 +47,21 @@ export class SessionFolders {
   /**
    * At boot, before any session is placed here: the folders a previous process of this worker
    * left (it was killed; its sessions were handed back as lost) belong to nobody any more.
-   * Answers how many tenant folders went.
+   * Answers how many tenant folders went. Only in a root of the worker's own.
    */
   async removeOrphans(): Promise<number> {
+    if (!this.rootOwned) return 0;
     const entries = await readdir(this.rootDir, { withFileTypes: true }).catch(() => []);
     const folders = entries.filter((entry) => entry.isDirectory());
     const removed = await Promise.all(folders.map((entry) => removeFolder(this.python, join(this.rootDir, entry.name))));
     return removed.filter(Boolean).length;
+  }
+
+  /** At the end of a drain, once no kernel is left: every folder, and the root when empty. */
+  async removeAll(): Promise<void> {
+    if (!this.rootOwned) return;
+    await this.removeOrphans();
+    await rmdir(this.rootDir).catch(() => undefined);
   }
 }
 

@@ -83,7 +83,8 @@ describe('SessionKernels', () => {
     restartListeners = [];
     const config = {
       workerId: 'w1',
-      jupyter: { url: jupyterUrl, python: 'python', rootDir: '/tmp' },
+      // No folder is ever touched: no such interpreter, no such root, and not the worker's own.
+      jupyter: { url: jupyterUrl, python: '/nonexistent/python', rootDir: '/nonexistent/kernels', rootOwned: false },
       kernels: { interruptGraceMs: 5_000, startMaxMs: 5_000, maxKernels: 2, poolSize: 1, idleMs: 1_000, ...overrides },
     } as WorkerConfig;
     const jupyter = {

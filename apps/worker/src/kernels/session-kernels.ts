@@ -82,7 +82,7 @@ export class SessionKernels {
     private readonly jupyter: JupyterService,
     private readonly store: FleetStore,
   ) {
-    this.folders = new SessionFolders(config.jupyter.rootDir, config.jupyter.python);
+    this.folders = new SessionFolders(config.jupyter.rootDir, config.jupyter.python, config.jupyter.rootOwned);
     this.placement = new KernelPlacement(this.folders, { warn: (m) => this.logger.warn(m) });
     this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
     this.capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => store.consumer.setSharedPaused(paused), (m) => this.logger.log(m));
@@ -348,6 +348,7 @@ export class SessionKernels {
       await this.shutDown(entry);
       await this.removeFolder(entry.ref);
     })]);
+    await this.folders.removeAll();
   }
 
   /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
