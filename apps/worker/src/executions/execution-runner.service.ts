@@ -105,10 +105,7 @@ export class ExecutionRunner {
 
   private async run(record: ExecutionRecord): Promise<void> {
     const { ref } = record;
-    const controller = new AbortController();
-    this.cancels.set(ref.executionId, controller);
-    if (record.cancelRequested || this.earlyCancels.delete(ref.executionId)) controller.abort();
-    const deadline = new Deadline(record.deadlineAt, record.deadlineAt - record.acceptedAt);
+    const { controller, deadline } = this.begin(record);
     const output = new ExecutionOutput(ref, this.store.executions, this.config.output.artifactMaxBytes, this.config.output.liveMaxChars, () => this.store.connected);
     let kernel: AcquiredKernel | undefined;
     try {
@@ -161,6 +158,14 @@ export class ExecutionRunner {
     }
   }
 
+  /** A run's cancel switch (registered here for cancels; already off if one came early) and its deadline. */
+  private begin(record: ExecutionRecord): { controller: AbortController; deadline: Deadline } {
+    const controller = new AbortController();
+    this.cancels.set(record.ref.executionId, controller);
+    if (record.cancelRequested || this.earlyCancels.delete(record.ref.executionId)) controller.abort();
+    return { controller, deadline: new Deadline(record.deadlineAt, record.deadlineAt - record.acceptedAt) };
+  }
+
   /**
    * A file operation's turn in its lane (docs/files.md). Writes need the session's kernel (its
    * uid owns the folder; a new session is placed here as a first execution would be); reads of a
@@ -169,10 +174,7 @@ export class ExecutionRunner {
   private async runFileOp(record: ExecutionRecord): Promise<void> {
     const { ref } = record;
     const op = record.fileOp!;
-    const controller = new AbortController();
-    this.cancels.set(ref.executionId, controller);
-    if (record.cancelRequested || this.earlyCancels.delete(ref.executionId)) controller.abort();
-    const deadline = new Deadline(record.deadlineAt, record.deadlineAt - record.acceptedAt);
+    const { controller, deadline } = this.begin(record);
     let kernel: AcquiredKernel | undefined;
     try {
       const writes = WRITING_FILE_OPS.includes(op.op);
