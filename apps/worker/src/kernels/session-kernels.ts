@@ -264,9 +264,8 @@ export class SessionKernels {
           const kernelId = entry.handle?.id;
           try {
             await this.shutDown(entry);
-            // Gone before the session says so (`files: lost`).
-            await this.removeFolder(entry.ref);
             await this.store.sessions.release(entry.ref, this.config.workerId, state);
+            await this.removeFolder(entry.ref);
           } finally {
             // Only now a new session may take the slot: this one is released by then.
             this.updateCapacity();
@@ -302,8 +301,9 @@ export class SessionKernels {
     if (entries.length) this.logger.warn(`Jupyter server restarted: ${entries.length} session kernel(s) lost`);
     await Promise.all(
       entries.map((entry) =>
-        this.removeFolder(entry.ref)
-          .then(() => this.store.sessions.release(entry.ref, this.config.workerId, 'lost'))
+        this.store.sessions
+          .release(entry.ref, this.config.workerId, 'lost')
+          .then(() => this.removeFolder(entry.ref))
           .catch((error: unknown) => this.logger.warn(`releasing ${sessionKey(entry.ref)} failed: ${error}`)),
       ),
     );
