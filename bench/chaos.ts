@@ -788,6 +788,12 @@ async function main(): Promise<void> {
     row('killed workers\' Jupyter+kernels: last gone after', `max ${(orphanMax / 1000).toFixed(1)} s (alive at 60 s: ${orphanLeft})`, orphanLeft === 0);
     row('lane head wait p50 / p99 / max', `${pct(0.5)} / ${pct(0.99)} / ${headWaits.at(-1)?.ms ?? 0} ms`);
     row('  heads waiting > 10 s / dumped stuck > ' + stuckMs / 1000 + ' s', `${slowHeads.length} / ${stuck.length}`, stuck.length ? 'warn' : undefined);
+    // Queue timeouts: those a full fleet caused say so (docs/capacity.md); the others came while a worker had room.
+    const queueTimeouts = acceptedPlan.filter((p) => p.final?.status === 'timed_out' && p.final.phase === 'queue');
+    const noCapacity = queueTimeouts.filter((p) => p.final?.result?.output.includes('no kernel capacity')).length;
+    row('timed out in the queue: fleet full / a worker had room', `${noCapacity} / ${queueTimeouts.length - noCapacity}`, queueTimeouts.length - noCapacity ? 'warn' : undefined);
+    const terminalCount = acceptedPlan.filter((p) => isTerminal(p.final?.status)).length;
+    row('executions ended per second of the run', (terminalCount / (runWallMs / 1000)).toFixed(2));
     row('outcome_unknown that provably never ran', neverRan, neverRan ? 'warn' : undefined);
     row('error lines in api/worker logs', errorLines.length);
     row('wall time', `${wallS.toFixed(1)} s (run ${(runWallMs / 1000).toFixed(1)} s${timedOut ? ', TIME LIMIT' : ''})`, !timedOut);

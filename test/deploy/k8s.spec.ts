@@ -291,8 +291,8 @@ describe.each([
     };
     expect(spec.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: 'kernelfleet-worker' });
     expect(spec.minReplicaCount).toBeGreaterThanOrEqual(1);
-    expect(spec.triggers).toHaveLength(1);
-    const [trigger] = spec.triggers;
+    expect(spec.triggers).toHaveLength(2);
+    const [trigger, kernels] = spec.triggers;
     // Not redis-lists: BullMQ's prioritized jobs live in a zset, which a list length misses.
     expect(trigger.type).toBe('prometheus');
     expect(metricNames(trigger.metadata.query)).toEqual(['kernelfleet_queue_jobs']);
@@ -301,6 +301,11 @@ describe.each([
     // Every api replica reports the same queue: deduplicate before summing.
     expect(trigger.metadata.query).toMatch(/^sum\(max by \(queue, state\) \(kernelfleet_queue_jobs\{/);
     expect(trigger.metadata.threshold).toBe(envOf(workerContainer).WORKER_CONCURRENCY);
+    // Kernel pressure: kernels held plus new sessions waiting for one, per worker's MAX_KERNELS.
+    expect(kernels.type).toBe('prometheus');
+    expect(metricNames(kernels.metadata.query)).toEqual(['kernelfleet_fleet_kernels', 'kernelfleet_queue_jobs']);
+    expect(kernels.metadata.query).toMatch(/queue="kf-shared"/);
+    expect(kernels.metadata.threshold).toBe(envOf(workerContainer).MAX_KERNELS);
   });
 
   it('reads only kernelfleet metrics (and up) in alerts, and explains each alert in docs/operations.md', () => {
@@ -426,6 +431,8 @@ describe('k8s/overlays/example', () => {
     const scaled = find(overlay, 'ScaledObject', 'kernelfleet-worker').spec as { maxReplicaCount: number; triggers: { metadata: { query: string } }[] };
     expect(scaled.maxReplicaCount).toBe(40);
     expect(scaled.triggers[0].metadata.query).toContain('namespace="kernelfleet"');
+    expect(scaled.triggers[1].metadata.query).toContain('namespace="kernelfleet"');
+    expect((scaled.triggers[1].metadata as { threshold?: string }).threshold).toBe(env.MAX_KERNELS);
   });
 
   it('lets through exactly the connections the parts need', () => {

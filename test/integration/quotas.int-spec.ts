@@ -156,28 +156,19 @@ describe('tenant quotas (admit-6.lua, release-3.lua) against a real Redis', () =
     expect(await store.quotas.usage(tenant)).toEqual({ pending: 1, liveSessions: 1 });
   });
 
-  it('fair share: a tenant\'s k-th waiting job gets priority k, and a taken job frees its place', async () => {
-    const pa = [];
-    for (let i = 0; i < 3; i++) pa.push(await store.fairShare.priorityFor('fa', `job-a${i}`));
-    expect(pa).toEqual([1, 2, 3]);
-    expect(await store.fairShare.priorityFor('fb', 'job-b0')).toBe(1);
-    // The same job dispatched again keeps its place.
-    expect(await store.fairShare.priorityFor('fa', 'job-a2')).toBe(3);
-    await store.fairShare.taken('fa', 'job-a0');
-    await store.fairShare.taken('fa', 'job-a1');
-    expect(await store.fairShare.priorityFor('fa', 'job-a3')).toBe(2);
-  });
-
   it('fair share in the scripts: a new lane head is counted as waiting at admit, a next head at release', async () => {
     const tenant = 'f-scripts';
     const first = ref('s1', tenant);
-    expect(await admit(first)).toMatchObject({ kind: 'admitted', priority: 1 });
+    const admitted = await admit(first);
+    const p = (admitted as { priority: number }).priority;
+    expect(p).toBeGreaterThan(0);
     // Behind a pending execution it will not head the lane: no priority, not counted.
     const second = ref('s1', tenant);
     expect((await admit(second)) as { priority?: number }).toEqual({ kind: 'admitted', timeoutMs: 30_000, priority: undefined });
-    expect(await admit(ref('s2', tenant))).toMatchObject({ priority: 2 });
-    // The first is taken by a worker and ends; the second becomes head and is counted.
+    // The tenant's next waiting head a second later on its clock (fair.lib.lua; capacity-store.int-spec.ts).
+    expect(await admit(ref('s2', tenant))).toMatchObject({ priority: p + 1 });
+    // The first is taken by a worker and ends; the second becomes head, placed after s2's.
     await store.fairShare.taken(tenant, first.executionId);
-    expect(await store.quotas.release(first, second.executionId)).toEqual({ released: true, priority: 2 });
+    expect(await store.quotas.release(first, second.executionId)).toEqual({ released: true, priority: p + 2 });
   });
 });

@@ -76,7 +76,7 @@ describe('session disposal in Redis', () => {
     const ref = { tenant: 'acme', sessionId: 'to-dispose' };
     const queued = [await submit(ref, { ownerId: 'ann' }), await submit(ref, { ownerId: 'bob' }), await submit(ref)];
     expect(await store.sessions.beginGeneration(ref, 'w-home')).toBe(1);
-    await store.sessions.setStateLossPending(ref, true);
+    await store.sessions.setStateLossPending(ref, 'lost');
     const messages: string[] = [];
     const unlisten = await listener.live.listen(store.keys.workerControl('w-home'), (m) => messages.push(m));
     try {
@@ -85,7 +85,7 @@ describe('session disposal in Redis', () => {
       // Cancelled from the tail: no queued head handed the lane on to one about to be cancelled.
       for (const execution of queued) expect(await store.dispatcher.queue(SHARED_QUEUE).getJob(execution.executionId)).toBeUndefined();
       expect(await store.sessions.get(ref)).toMatchObject({ workerId: null, kernel: { generation: 1, state: 'none' }, pending: 0 });
-      expect(await store.sessions.isStateLossPending(ref)).toBe(false);
+      expect(await store.sessions.pendingStateLoss(ref)).toBeNull();
       expect(await store.sessions.isHeldBy(ref, 'w-home', 1)).toBe(false);
       expect(await store.sessions.owners(ref)).toEqual([]);
       expect(await store.sessions.indexedSessionsOf('acme', 'ann')).toEqual([]);

@@ -109,7 +109,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     return this.store.registry.startHeartbeat(this.config.workerId, () => ({
       bootId: this.config.bootId,
       maxKernels: this.config.kernels.maxKernels,
-      kernels: this.kernels.size,
+      ...this.kernels.leaseFields(),
       running: this.runner.runningCount,
       concurrency: this.config.concurrency,
       draining: this.draining,

@@ -37,10 +37,14 @@ export interface WirePythonResult {
   stdinRequested: boolean;
 }
 
+/** Why a session's state went away: evicted for another session, culled when idle, lost with its worker, or died. */
+export type StateLostReason = 'evicted' | 'culled' | 'lost' | 'died';
+
 export interface KernelInfo {
   workerId: string;
   generation: number;
   stateLost: boolean;
+  stateLostReason?: StateLostReason;
   restarted: boolean;
 }
 
@@ -137,7 +141,7 @@ export interface SubmitAccepted {
   status: ExecutionStatus;
 }
 
-export type KernelState = 'none' | 'starting' | 'idle' | 'dead' | 'lost' | 'culled';
+export type KernelState = 'none' | 'starting' | 'idle' | 'dead' | 'lost' | 'culled' | 'evicted';
 
 /** `GET /v1/sessions/{id}`. */
 export interface Session {

@@ -115,6 +115,8 @@ export interface WorkerConfig {
     poolSize: number;
     /** A session kernel unused this long is shut down; the session's next execution says so. */
     idleMs: number;
+    /** A kernel unused this long may be evicted for a new session when the fleet is full. */
+    evictMinIdleMs: number;
     /**
      * How often the worker reconciles its session kernels with Redis: a kernel whose session is no
      * longer homed here with that generation (disposed, taken by a reaper) is shut down, and an
@@ -237,6 +239,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
       maxKernels: e.MAX_KERNELS,
       poolSize: e.KERNEL_POOL_SIZE,
       idleMs: e.KERNEL_IDLE_MS,
+      evictMinIdleMs: e.KERNEL_EVICT_MIN_IDLE_MS,
       reconcileMs: e.KERNEL_RECONCILE_MS,
     },
     files: { maxBytes: e.FILE_MAX_BYTES, sessionMaxBytes: e.SESSION_FILES_MAX_BYTES },

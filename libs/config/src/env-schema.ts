@@ -112,6 +112,8 @@ export const workerEnvSchema = z.object({
   MAX_KERNELS: int(1, 10_000).default(32),
   KERNEL_POOL_SIZE: int(0, 1_000).default(2),
   KERNEL_IDLE_MS: int(1_000).default(30 * 60_000),
+  /** A full fleet evicts an idle session kernel for a new session only once it was unused this long (docs/capacity.md). */
+  KERNEL_EVICT_MIN_IDLE_MS: int(1_000).default(60_000),
   /** How often the worker checks its session kernels against Redis (a disposed or taken session's kernel goes). */
   KERNEL_RECONCILE_MS: int(100, 600_000).default(2_000),
   /** auto: limits, and kernels as users of their own when root; limits: no user switch; off: neither. */

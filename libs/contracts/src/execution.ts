@@ -74,12 +74,22 @@ export interface PythonResult {
   stdinRequested: boolean;
 }
 
+/**
+ * Why a session's state went away (docs/capacity.md): its kernel was `evicted` to make room for
+ * another session, `culled` after its idle time, `lost` with its worker or Jupyter server (or
+ * a drain), or it `died` (crashed, or killed at a deadline).
+ */
+export const STATE_LOST_REASONS = ['evicted', 'culled', 'lost', 'died'] as const;
+export type StateLostReason = (typeof STATE_LOST_REASONS)[number];
+
 export interface KernelInfo {
   workerId: string;
   /** Counts the kernels this session has had; a new kernel means a new generation. */
   generation: number;
   /** The session's state was lost without being asked for (kernel died, killed, replaced). */
   stateLost: boolean;
+  /** Why, when `stateLost` is true on the first result of a new kernel. */
+  stateLostReason?: StateLostReason;
   /** A new kernel was started for this execution (first use, reset, replacement). */
   restarted: boolean;
 }

@@ -36,6 +36,8 @@ const SCRIPT_REPLIES: Record<string, unknown> = {
   kf_release: [1, 2],
   kf_dispose: ['w1', 3, 'owner-1'],
   kf_kernel_state: 1,
+  kf_evict: 1,
+  kf_fair_priority: 1,
 };
 
 function reply(command: string): unknown {
@@ -134,6 +136,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
     await executions.appendArtifact(ref, 'text');
     await sessions.beginGeneration(ref, 'w1');
     await sessions.release(ref, 'w1', 'lost');
+    await sessions.evict(ref, 'w1', 3);
     await sessions.releaseOwner(ref, 'owner-1');
     await sessions.clearOwners(ref);
     await sessions.setKernelState(ref, 'w1', 3, 'idle');

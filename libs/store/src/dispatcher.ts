@@ -26,6 +26,9 @@ export function openQueue(name: string, connection: RedisClient, keys: KeySpace)
   return queue;
 }
 
+/** The priority of a lane head that goes to the front of its queue (see Dispatcher.dispatch). */
+export const FRONT = 0;
+
 export function workerQueueName(workerId: string): string {
   return `${WORKER_QUEUE_PREFIX}${workerId}`;
 }
@@ -51,7 +54,9 @@ export class Dispatcher {
   /**
    * `home` may be passed when the caller already read it (accept does). `attempt` > 0 names a
    * re-run after a kernel loss, dispatched under a job id of its own. `knownPriority`: the job
-   * was already counted as waiting by the admit or release script (see FairShare).
+   * was already counted as waiting by the admit or release script (see FairShare); `FRONT`: the
+   * head was handed back by a worker that is gone or leaving and goes ahead of every head
+   * placed by fair share (BullMQ serves jobs without a priority first, in the order added).
    */
   async dispatch(ref: ExecutionRef, knownHome?: string | null, attempt = 0, knownPriority?: number): Promise<string> {
     const home = knownHome === undefined ? await this.sessions.homeOf(ref) : knownHome;
@@ -67,7 +72,7 @@ export class Dispatcher {
       throw new StoreUnavailableError();
     }
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
-    const priority = knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, jobId));
+    const priority = knownPriority === FRONT ? undefined : (knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, jobId)));
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
       jobId,
       priority,

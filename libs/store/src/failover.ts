@@ -1,6 +1,6 @@
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
 import type { Dispatcher } from './dispatcher';
-import { workerQueueName } from './dispatcher';
+import { FRONT, workerQueueName } from './dispatcher';
 import type { ExecutionRepository } from './execution-repository';
 import type { ExecutionRef, SessionRef } from './keys';
 import type { KernelState, SessionRepository } from './session-repository';
@@ -18,6 +18,10 @@ export const KERNEL_LOST_NOTICE =
  * running there ends `outcome_unknown` — or runs once more if it asked for `retryOnKernelLoss`.
  * Every step is idempotent, so several reapers (or a reaper and a stalled-job redelivery) can
  * race without harm.
+ *
+ * The heads it hands back go to the front of the shared queue (Dispatcher `FRONT`), the longest
+ * waiting first: their sessions did nothing to lose their place, and must not wait behind
+ * everything dispatched since (docs/capacity.md, "Re-homing").
  */
 export class Failover {
   constructor(
@@ -45,14 +49,14 @@ export class Failover {
       (record.retryOnKernelLoss ? await this.executions.requeue(ref, workerId, 'retry') : 0);
     if (attempt > 0) {
       // A fresh job id: the lost attempt's job may still sit active in BullMQ until its lock expires.
-      await this.dispatcher.dispatch(ref, undefined, attempt);
+      await this.dispatcher.dispatch(ref, undefined, attempt, FRONT);
       outcome = 'requeued';
     } else {
       const ending: Ending = {
         status: 'outcome_unknown',
         phase: 'run',
         exitCode: null,
-        kernel: { workerId, generation: info?.kernel.generation ?? 0, stateLost: true, restarted: false },
+        kernel: { workerId, generation: info?.kernel.generation ?? 0, stateLost: true, stateLostReason: 'lost', restarted: false },
       };
       await this.lanes.finish(ref, terminalExecution(record, ending, resultWithoutRun(ending, `[${KERNEL_LOST_NOTICE}]`)), 'running');
       outcome = 'ended';
@@ -74,6 +78,7 @@ export class Failover {
       }
     }
     const sessions = await this.sessions.homedOn(workerId);
+    const queuedHeads: { head: ExecutionRef; acceptedAt: number }[] = [];
     for (const session of sessions) {
       const head = (await this.executions.laneOf(session))[0];
       const record = head ? await this.executions.getRecord(head) : null;
@@ -81,20 +86,22 @@ export class Failover {
         if ((await this.recoverExecution(head, workerId)) !== 'skipped') recovered += 1;
       }
       await this.sessions.release(session, workerId, opts.state ?? 'lost');
-      if (record?.status === 'queued') await this.dispatcher.dispatch(head);
+      if (record?.status === 'queued') queuedHeads.push({ head, acceptedAt: record.acceptedAt });
     }
+    queuedHeads.sort((a, b) => a.acceptedAt - b.acceptedAt);
+    for (const { head } of queuedHeads) await this.dispatcher.dispatch(head, undefined, 0, FRONT);
     await this.moveQueuedJobs(workerId);
     return { sessions: sessions.length, recovered };
   }
 
-  /** Jobs still waiting in the worker's own queue go to the shared queue (same job id). */
+  /** Jobs still waiting in the worker's own queue go to the front of the shared queue (same job id), oldest first. */
   async moveQueuedJobs(workerId: string): Promise<number> {
     const queue = this.dispatcher.queue(workerQueueName(workerId));
-    const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'paused']);
+    const jobs = (await queue.getJobs(['waiting', 'prioritized', 'delayed', 'paused'])).sort((a, b) => a.timestamp - b.timestamp);
     for (const job of jobs) {
       if (!job.id) continue;
       const data = job.data as ExecutionRef;
-      await this.dispatcher.enqueue(SHARED_QUEUE, data, job.id);
+      await this.dispatcher.enqueue(SHARED_QUEUE, data, job.id, FRONT);
       await job.remove().catch(() => undefined);
     }
     return jobs.length;

@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import type { RedisClient } from './redis-connection';
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
 import { openQueue, workerQueueName } from './dispatcher';
+import { fleetIsFull, fleetRoom, type FleetRoom } from './fleet-capacity';
 import type { FleetStats, TerminalRates, TimingSummary } from './fleet-stats';
 import { decodeRef, type KeySpace } from './keys';
 import { parseSessionMember, type KernelState } from './session-repository';
@@ -58,9 +59,18 @@ export interface Capped<T> {
   more: number;
 }
 
+/** Kernel pressure (docs/capacity.md): the fleet's slots, and the new sessions waiting for one. */
+export interface CapacityView extends FleetRoom {
+  /** Lane heads waiting in the shared queue: sessions with no kernel, waiting for a worker to take them. */
+  waitingForKernel: number;
+  /** Every slot taken and nothing idle long enough to evict: new sessions wait (and time out) until one frees. */
+  full: boolean;
+}
+
 export interface FleetSnapshot {
   at: number;
   workers: WorkerView[];
+  capacity: CapacityView;
   running: Capped<RunningView>;
   sessions: Capped<SessionView>;
   queues: QueueView[];
@@ -193,9 +203,12 @@ export class FleetMonitor {
       };
     });
 
+    const room = fleetRoom([...members.values()].filter((l) => l !== null));
+    const shared = queues.find((q) => q.name === SHARED_QUEUE);
     return {
       at: now,
       workers,
+      capacity: { ...room, waitingForKernel: shared?.waiting ?? 0, full: fleetIsFull(room) },
       running: { total: running.length, items: shownRunning, more: running.length - shownRunning.length },
       sessions: { total: homed.length, items: sessions, more: homed.length - sessions.length },
       queues,

@@ -19,5 +19,6 @@ export * from './fair-share';
 export * from './file-transfer';
 export * from './fleet-stats';
 export * from './fleet-monitor';
+export * from './fleet-capacity';
 export * from './tool-calls';
 export * from './submissions';

@@ -5,7 +5,8 @@ import type { FairShare } from './fair-share';
 import type { KeySpace } from './keys';
 import { workerQueueName } from './dispatcher';
 
-export type RunExecutionHandler = (job: RunExecutionJob, queueName: string) => Promise<void>;
+/** Handles a job; `'later'` puts it back at the head of its queue (the worker cannot take it now). */
+export type RunExecutionHandler = (job: RunExecutionJob, queueName: string) => Promise<void | 'later'>;
 
 /** How often a retired shared-queue consumer is checked for having stopped, to close it. */
 const RETIRE_CHECK_MS = 250;
@@ -116,7 +117,10 @@ export class JobConsumer {
         if (job.name !== RUN_EXECUTION_JOB) throw new Error(`no handler for job ${job.name}`);
         // Not awaited: it only steers the priority of the tenant's next dispatches.
         if (job.id) void this.fairShare.taken(job.data.tenant, job.id).catch(() => undefined);
-        await this.handler!(job.data, name);
+        if ((await this.handler!(job.data, name)) === 'later') {
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
       },
       {
         connection,

@@ -4,17 +4,17 @@ import type { RedisClient } from './redis-connection';
 
 /**
  * Our Lua scripts, one file each in ./scripts, named `<name>-<numberOfKeys>.lua`. Scripts that
- * emit events get `emit.lib.lua` prepended. They are registered as ioredis commands, which
+ * emit events get `emit.lib.lua` prepended, those that place jobs for fair share `fair.lib.lua`. They are registered as ioredis commands, which
  * EVALSHA and fall back to EVAL after a Redis restart.
  */
 const SCRIPT_FILES = [
   'accept-6', 'claim-4', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
   'admit-6', 'release-3', 'tool-call-open-3', 'tool-call-answer-3', 'tool-call-end-3', 'dispose-2', 'kernel-state-1',
-  'code-sent-2',
+  'code-sent-2', 'evict-2', 'fair-priority-1',
 ] as const;
 type ScriptName =
   | 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner' | 'admit' | 'release'
-  | 'tool-call-open' | 'tool-call-answer' | 'tool-call-end' | 'dispose' | 'kernel-state' | 'code-sent';
+  | 'tool-call-open' | 'tool-call-answer' | 'tool-call-end' | 'dispose' | 'kernel-state' | 'code-sent' | 'evict' | 'fair-priority';
 
 export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -27,11 +27,14 @@ function scriptsDir(): string {
 /** Registers the scripts on a connection (idempotent per connection) and returns a runner. */
 export function registerScripts(redis: RedisClient): ScriptRunner {
   const dir = scriptsDir();
-  const prelude = readFileSync(join(dir, 'emit.lib.lua'), 'utf8');
+  const preludes = [
+    { uses: 'emit(', lua: readFileSync(join(dir, 'emit.lib.lua'), 'utf8') },
+    { uses: 'fairPriority(', lua: readFileSync(join(dir, 'fair.lib.lua'), 'utf8') },
+  ];
   for (const file of SCRIPT_FILES) {
     const [, name, keys] = /^(.*)-(\d+)$/.exec(file)!;
     const body = readFileSync(join(dir, `${file}.lua`), 'utf8');
-    const lua = body.includes('emit(') ? `${prelude}\n${body}` : body;
+    const lua = [...preludes.filter((p) => body.includes(p.uses)).map((p) => p.lua), body].join('\n');
     redis.defineCommand(`kf_${name.replace(/-/g, '_')}`, { numberOfKeys: Number(keys), lua });
   }
   return (name, keys, args) => {

@@ -44,15 +44,15 @@ export class SessionLanes {
 
   /**
    * Ends a queued execution that never ran: `cancelled` (empty output) or `timed_out`
-   * (`Command timed out`), phase `queue`. Answers what happened, so a caller that lost the race
+   * (`Command timed out`, or a message naming the cause), phase `queue`. Answers what happened, so a caller that lost the race
    * against a worker's claim can fall back to cancelling the run.
    */
-  async endQueued(ref: ExecutionRef, status: 'cancelled' | 'timed_out'): Promise<FinishOutcome> {
+  async endQueued(ref: ExecutionRef, status: 'cancelled' | 'timed_out', timeoutMessage = QUEUE_TIMEOUT_MESSAGE): Promise<FinishOutcome> {
     const record = await this.executions.getRecord(ref);
     if (!record) return { kind: 'missing' };
     if (record.status !== 'queued') return { kind: 'conflict', status: record.status };
     const ending: Ending = { status, phase: 'queue', exitCode: null };
-    const message = status === 'timed_out' ? QUEUE_TIMEOUT_MESSAGE : '';
+    const message = status === 'timed_out' ? timeoutMessage : '';
     return this.finish(ref, terminalExecution(record, ending, resultWithoutRun(ending, message)), 'queued');
   }
 }

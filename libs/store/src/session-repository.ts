@@ -1,3 +1,4 @@
+import type { StateLostReason } from '@kernelfleet/contracts';
 import type { RedisClient } from './redis-connection';
 import type { KeySpace, SessionRef } from './keys';
 import { registerScripts, type ScriptRunner } from './scripts';
@@ -5,8 +6,28 @@ import { registerScripts, type ScriptRunner } from './scripts';
 /** What taking an owner off a session did (see release-owner-1.lua). */
 export type OwnerRelease = 'not_owner' | 'detached' | 'last';
 
-/** `lost`: its worker or Jupyter server went away; `culled`: idle too long; `dead`: died or killed. */
-export type KernelState = 'none' | 'starting' | 'idle' | 'dead' | 'lost' | 'culled';
+/**
+ * `lost`: its worker or Jupyter server went away; `culled`: idle too long; `evicted`: shut down
+ * to make room for another session (docs/capacity.md); `dead`: died or killed.
+ */
+export type KernelState = 'none' | 'starting' | 'idle' | 'dead' | 'lost' | 'culled' | 'evicted';
+
+/** Why the state of a session whose kernel is in `state` went away (null: it did not, or was asked to). */
+export function stateLostReasonOf(state: KernelState): StateLostReason | null {
+  switch (state) {
+    case 'evicted':
+    case 'culled':
+    case 'lost':
+      return state;
+    case 'dead':
+      return 'died';
+    default:
+      return null;
+  }
+}
+
+/** What evicting a session's kernel did (evict-2.lua). */
+export type Eviction = 'evicted' | 'busy' | 'moved';
 
 /**
  * Where the session's files are (docs/files.md): `kept` in its folder on its home worker; `lost`
@@ -58,7 +79,7 @@ export class SessionRepository {
       sessionId: ref.sessionId,
       workerId: info.home || null,
       kernel: { generation: Number(info.generation ?? 0), state },
-      files: info.home ? 'kept' : state === 'lost' || state === 'culled' ? 'lost' : 'none',
+      files: info.home ? 'kept' : state === 'lost' || state === 'culled' || state === 'evicted' ? 'lost' : 'none',
       pending,
       lastActivityAt: info.lastActivityAt ? Number(info.lastActivityAt) : null,
     };
@@ -74,16 +95,20 @@ export class SessionRepository {
   }
 
   /**
-   * A loss of state the client has not been told about yet: set when a new kernel replaces one
-   * that held state, cleared once a result saying `stateLost` is written. It carries the news
-   * across a replacement kernel that is itself lost before any result (a chain of failovers).
+   * A loss of state the client has not been told about yet, with its reason: set when a new
+   * kernel replaces one that held state, cleared once a result saying `stateLost` is written. It
+   * carries the news across a replacement kernel that is itself lost before any result (a chain
+   * of failovers). Null when none is pending.
    */
-  async isStateLossPending(ref: SessionRef): Promise<boolean> {
-    return (await this.redis.hget(this.keys.sessionInfo(ref), 'stateLossPending')) === '1';
+  async pendingStateLoss(ref: SessionRef): Promise<StateLostReason | null> {
+    const pending = await this.redis.hget(this.keys.sessionInfo(ref), 'stateLossPending');
+    if (!pending) return null;
+    // '1': written before losses had reasons.
+    return pending === '1' ? 'lost' : (pending as StateLostReason);
   }
 
-  async setStateLossPending(ref: SessionRef, pending: boolean): Promise<void> {
-    if (pending) await this.redis.hset(this.keys.sessionInfo(ref), 'stateLossPending', '1');
+  async setStateLossPending(ref: SessionRef, reason: StateLostReason | null): Promise<void> {
+    if (reason) await this.redis.hset(this.keys.sessionInfo(ref), 'stateLossPending', reason);
     else await this.redis.hdel(this.keys.sessionInfo(ref), 'stateLossPending');
   }
 
@@ -169,6 +194,18 @@ export class SessionRepository {
     const released = (await this.run('rehome', [this.keys.sessionInfo(ref)], [workerId, state])) === 1;
     await this.redis.srem(this.keys.workerSessions(workerId), sessionMember(ref));
     return released;
+  }
+
+  /**
+   * Takes the session away from `workerId` to free its kernel for another session
+   * (evict-2.lua): only while it is homed there on `generation` with nothing pending.
+   * `busy`: it has pending work, keep it; `moved`: it is no longer homed there on that kernel.
+   */
+  async evict(ref: SessionRef, workerId: string, generation: number): Promise<Eviction> {
+    const outcome = (await this.run('evict', [this.keys.sessionInfo(ref), this.keys.lane(ref)], [workerId, generation])) as number;
+    if (outcome !== 1) return outcome === 0 ? 'busy' : 'moved';
+    await this.redis.srem(this.keys.workerSessions(workerId), sessionMember(ref));
+    return 'evicted';
   }
 
   /** The session's owners (seed §2.4), sorted. */

@@ -1,6 +1,6 @@
 import type { RedisClient } from './redis-connection';
 import type { QuotaLimits } from '@kernelfleet/config';
-import { fairPriority, STALE_WAITING_MS, type FairShare } from './fair-share';
+import { STALE_WAITING_MS, type FairShare } from './fair-share';
 import type { ExecutionRef, KeySpace } from './keys';
 import { registerScripts, type ScriptRunner } from './scripts';
 
@@ -82,8 +82,8 @@ export class TenantQuotas {
         this.fairShare.enabled ? req.ref.executionId : '', STALE_WAITING_MS, this.retentionSeconds],
     )) as [string, string | number, number, number?];
     if (reply[0] === 'ok') {
-      const waiting = Number(reply[2]);
-      return { kind: 'admitted', timeoutMs: Number(reply[1]), priority: waiting > 0 ? fairPriority(waiting) : undefined };
+      const priority = Number(reply[2]);
+      return { kind: 'admitted', timeoutMs: Number(reply[1]), priority: priority > 0 ? priority : undefined };
     }
     return { kind: 'refused', quota: reply[1] as QuotaName, limit: Number(reply[2]), retryAfterSeconds: Number(reply[3]) };
   }
@@ -96,11 +96,11 @@ export class TenantQuotas {
   async release(ref: ExecutionRef, nextHeadJobId?: string): Promise<{ released: boolean; priority?: number }> {
     const keys = [this.keys.tenantPending(ref.tenant), this.keys.tenantLiveSessions(ref.tenant), this.keys.tenantWaiting(ref.tenant)];
     const next = this.fairShare.enabled && nextHeadJobId ? nextHeadJobId : '';
-    const [released, waiting] = (await this.run('release', keys, [pendingMember(ref), ref.sessionId, next, Date.now(), STALE_WAITING_MS])) as [
+    const [released, priority] = (await this.run('release', keys, [pendingMember(ref), ref.sessionId, next, Date.now(), STALE_WAITING_MS])) as [
       number,
       number,
     ];
-    return { released: released === 1, priority: waiting > 0 ? fairPriority(waiting) : undefined };
+    return { released: released === 1, priority: priority > 0 ? priority : undefined };
   }
 
   async overrides(tenant: string): Promise<Partial<QuotaLimits>> {

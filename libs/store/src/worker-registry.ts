@@ -23,6 +23,13 @@ export interface WorkerLease {
   concurrency: number;
   /** Draining: alive, finishing what it runs, but no longer a home for sessions. */
   draining: boolean;
+  /** Sessions being given a kernel here now (they count against `maxKernels`). */
+  admitting?: number;
+  /**
+   * Per tenant: session kernels held here, how many of them may be evicted, and when the least
+   * recently used of those was last used. See fleet-capacity.ts. Absent in older leases.
+   */
+  tenants?: Record<string, [held: number, evictable: number, oldestIdleAt: number]>;
   at: number;
 }
 
@@ -64,12 +71,21 @@ export class WorkerRegistry {
    * worker that died meanwhile is moved on by the reaper.
    */
   async acceptsWork(workerId: string): Promise<boolean> {
-    if (Date.now() - this.viewAt > VIEW_TTL_MS) {
-      this.viewLoading ??= this.loadView().finally(() => (this.viewLoading = undefined));
-      await this.viewLoading;
-    }
+    await this.freshView();
     const lease = this.view.get(workerId);
     return lease !== undefined && !lease.draining;
+  }
+
+  /** The leases of the live workers, from the same view as `acceptsWork` (at most a second old). */
+  async liveLeases(): Promise<WorkerLease[]> {
+    await this.freshView();
+    return [...this.view.values()];
+  }
+
+  private async freshView(): Promise<void> {
+    if (Date.now() - this.viewAt <= VIEW_TTL_MS) return;
+    this.viewLoading ??= this.loadView().finally(() => (this.viewLoading = undefined));
+    await this.viewLoading;
   }
 
   /** Every registered worker with its lease, or null when the lease expired (lost). */

@@ -8,6 +8,7 @@ const snapshot = (over: Partial<FleetSnapshot> = {}): FleetSnapshot => ({
     { workerId: 'w1', alive: true, draining: false, kernels: 3, maxKernels: 32, concurrency: 4, running: 1, sessions: 2, heartbeatAgeMs: 1_200, queue: 'kf-worker-w1' },
     { workerId: 'w2', alive: false, draining: false, kernels: null, maxKernels: null, concurrency: null, running: 0, sessions: 0, heartbeatAgeMs: null, queue: 'kf-worker-w2' },
   ],
+  capacity: { workers: 1, capacity: 32, held: 3, evictable: 0, waitingForKernel: 4, full: false },
   running: { total: 1, items: [{ tenant: 'acme', sessionId: 's-1', executionId: 'ex_1', workerId: 'w1', startedAt: now - 3_000 }], more: 0 },
   sessions: {
     total: 3,
@@ -35,6 +36,13 @@ describe('the fleet page', () => {
     expect(html).toContain('<td>12</td><td>1</td>');
     expect(html).toContain('Timings, last 5 min</h2>');
     expect(html).toMatch(/data-session-id="&lt;script&gt;alert\(1\)&lt;\/script&gt;">.*1 min 1 s ago/);
+    expect(html).toContain('session kernels <b data-testid="kernels-held">3</b> of 32 in use');
+    expect(html).not.toContain('no kernel capacity');
+  });
+
+  it('shows a full fleet with new sessions waiting as the pressure it is', () => {
+    const html = renderFleet(snapshot({ capacity: { workers: 1, capacity: 4, held: 4, evictable: 0, waitingForKernel: 2, full: true } }), now);
+    expect(html).toMatch(/<b data-testid="waiting-for-kernel">2<\/b> new sessions waiting for a kernel · .*no kernel capacity: add workers/);
   });
 
   it('escapes what tenants named', () => {

@@ -33,6 +33,14 @@ export function renderFleet(s: FleetSnapshot, now: number): string {
     `<b data-testid="running-total">${s.running.total}</b> running · ` +
     `<b data-testid="sessions-total">${s.sessions.total}</b> sessions homed · ` +
     `<b data-testid="waiting-total">${waiting}</b> jobs waiting</p>`;
+  // Kernel pressure (docs/capacity.md): a full fleet makes new sessions wait, then time out.
+  const c = s.capacity;
+  const pressure =
+    `<p class="summary" data-testid="capacity">session kernels <b data-testid="kernels-held">${c.held}</b> of ${c.capacity} in use · ` +
+    `<b data-testid="kernels-evictable">${c.evictable}</b> idle long enough to evict · ` +
+    `<b data-testid="waiting-for-kernel">${c.waitingForKernel}</b> new sessions waiting for a kernel` +
+    (c.full && c.waitingForKernel > 0 ? ' · <span class="bad" data-testid="capacity-full">no kernel capacity: add workers</span>' : '') +
+    '</p>';
 
   const workers = table(
     ['worker', 'state', 'kernels / max', 'running / concurrency', 'sessions', 'heartbeat', 'queue'],
@@ -102,6 +110,7 @@ export function renderFleet(s: FleetSnapshot, now: number): string {
 
   return (
     summary +
+    pressure +
     `<section><h2>Workers</h2>${workers}</section>` +
     `<section><h2>Running executions</h2>${running}</section>` +
     `<section><h2>Queues</h2>${queues}</section>` +

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
-import { FleetStore, QUEUE_JOB_STATES } from '@kernelfleet/store';
+import { FleetStore, fleetRoom, QUEUE_JOB_STATES } from '@kernelfleet/store';
 import { CachedValue, createMetricsRegistry, ExecutionMetrics } from '@kernelfleet/telemetry';
 
 /** Queue depths are read from BullMQ at most this often, however often /metrics is scraped. */
@@ -42,6 +42,25 @@ export class ApiMetrics {
           }
         } catch {
           // Redis unreachable: no samples rather than a failed scrape (readiness reports the outage).
+        }
+      },
+    });
+    new Gauge({
+      name: 'kernelfleet_fleet_kernels',
+      help:
+        'Session kernel slots of the workers that take new sessions, from their leases: capacity (MAX_KERNELS summed), held (or being started), ' +
+        'evictable (idle at least KERNEL_EVICT_MIN_IDLE_MS); every api reports the whole fleet (aggregate with max)',
+      labelNames: ['state'],
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        try {
+          const room = fleetRoom(await store.registry.liveLeases());
+          this.set({ state: 'capacity' }, room.capacity);
+          this.set({ state: 'held' }, room.held);
+          this.set({ state: 'evictable' }, room.evictable);
+        } catch {
+          // Redis unreachable: no samples.
         }
       },
     });

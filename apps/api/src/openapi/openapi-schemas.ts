@@ -1,6 +1,6 @@
 import type { SchemaObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
 import { z } from 'zod';
-import { createApiKeySchema, EXECUTION_STATUSES, FILE_OPS, KERNEL_MODES, PROBLEM_TYPES, submitExecutionSchema } from '@kernelfleet/contracts';
+import { createApiKeySchema, EXECUTION_STATUSES, FILE_OPS, KERNEL_MODES, PROBLEM_TYPES, STATE_LOST_REASONS, submitExecutionSchema } from '@kernelfleet/contracts';
 
 /**
  * An OpenAPI 3.0 schema from a zod schema of libs/contracts (the one source of the request
@@ -61,6 +61,11 @@ export function componentSchemas(): Record<string, SchemaObject> {
         workerId: str(),
         generation: int('counts the kernels this session has had'),
         stateLost: { type: 'boolean', description: 'the session state went away without being asked for' },
+        stateLostReason: {
+          type: 'string',
+          enum: [...STATE_LOST_REASONS],
+          description: 'why, on the first result of a new kernel: evicted for another session, culled when idle, lost with its worker, died',
+        },
         restarted: { type: 'boolean', description: 'a new kernel was started for this execution' },
       },
       ['workerId', 'generation', 'stateLost', 'restarted'],
@@ -120,7 +125,7 @@ export function componentSchemas(): Record<string, SchemaObject> {
         sessionId: str(),
         workerId: { type: 'string', nullable: true, description: 'home worker, or null' },
         kernel: object(
-          { generation: int(), state: { type: 'string', enum: ['none', 'starting', 'idle', 'dead', 'lost', 'culled'] } },
+          { generation: int(), state: { type: 'string', enum: ['none', 'starting', 'idle', 'dead', 'lost', 'culled', 'evicted'] } },
           ['generation', 'state'],
         ),
         files: {

@@ -23,7 +23,11 @@ import { ToolBridge } from '../tools/tool-bridge';
 import { WORKER_CONFIG } from '../tokens';
 import { Deadline, messageSeconds, NOTICES } from './deadline';
 import { ExecutionOutput } from './execution-output';
+import { QueueSweeper } from './queue-sweeper';
 import { runOnKernel, type KernelRunEnd } from './kernel-run';
+
+/** Kernel starts an execution tries (each within KERNEL_START_MAX_MS and its deadline) before it fails. */
+const START_ATTEMPTS = 3;
 
 /** Why an execution ends before its code reached a kernel. */
 interface StartFailure {
@@ -48,6 +52,7 @@ export class ExecutionRunner {
     private readonly kernels: SessionKernels,
     private readonly tools: ToolBridge,
     private readonly files: SessionFileOps,
+    private readonly sweeper: QueueSweeper,
   ) {
     // Every terminal state this worker writes (runs, the queue sweeper, the reaper), once each.
     store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
@@ -67,7 +72,8 @@ export class ExecutionRunner {
     }
   }
 
-  async handle(job: RunExecutionJob, queueName: string): Promise<void> {
+  /** Runs a job's execution; `'later'` when this worker is full and cannot make room for it now. */
+  async handle(job: RunExecutionJob, queueName: string): Promise<void | 'later'> {
     const ref: ExecutionRef = { tenant: job.tenant, sessionId: job.sessionId, executionId: job.executionId };
     const me = this.config.workerId;
     if (queueName === SHARED_QUEUE) {
@@ -77,6 +83,7 @@ export class ExecutionRunner {
         return;
       }
     }
+    if (!(await this.roomFor(ref))) return 'later';
     // Indexed before the claim: a worker that dies right after claiming is found by its
     // reaper; a stale entry is dropped on recovery.
     const claim = await this.store.executions.markRunningAndClaim(ref, me, this.config.bootId, Date.now);
@@ -91,7 +98,7 @@ export class ExecutionRunner {
       }
     }
     if (claim.kind === 'expired') {
-      await this.store.lanes.endQueued(ref, 'timed_out');
+      await this.sweeper.endOverdue(ref);
       return;
     }
     if (claim.kind === 'not_queued' && claim.status === 'running' && claim.runner && !runningHere) {
@@ -101,6 +108,19 @@ export class ExecutionRunner {
         await this.store.failover.recoverExecution(ref, claim.runner);
       }
     }
+  }
+
+  /**
+   * A session new to a full worker needs a slot: one of the worker's idle kernels is evicted for
+   * it (docs/capacity.md). Only an execution that will hold a session kernel asks: per-call
+   * executions take pool kernels, and reads of files of a session homed nowhere start none.
+   */
+  private async roomFor(ref: ExecutionRef): Promise<boolean> {
+    if (!this.kernels.isFull || this.kernels.holds(ref)) return true;
+    const record = await this.store.executions.getRecord(ref);
+    if (!record || record.status !== 'queued' || record.kernelMode !== 'session') return true;
+    if (record.fileOp && !WRITING_FILE_OPS.includes(record.fileOp.op) && (await this.store.sessions.homeOf(ref)) !== this.config.workerId) return true;
+    return this.kernels.makeRoom(ref);
   }
 
   private async run(record: ExecutionRecord): Promise<void> {
@@ -259,24 +279,30 @@ export class ExecutionRunner {
   }
 
   /** The kernel to run on, or how the execution ends when none could be started. */
+  /**
+   * The kernel to run on, or how the execution ends when none could be started. A start that
+   * timed out or died is tried again here, up to {@link START_ATTEMPTS} times within the deadline:
+   * the execution keeps its turn rather than going back to the queue (docs/capacity.md).
+   */
   private async startKernel(record: ExecutionRecord, deadline: Deadline): Promise<AcquiredKernel | StartFailure> {
     const timedOut: StartFailure = { failure: 'timed_out', message: QUEUE_TIMEOUT_MESSAGE };
-    const budget = deadline.stepBudget(this.config.kernels.startMaxMs);
-    if (budget <= 0) return timedOut;
-    try {
-      return record.kernelMode === 'per-call'
-        ? await this.kernels.acquireEphemeral(record.ref, budget)
-        : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget });
-    } catch (error) {
-      if (error instanceof KernelStartTimeoutError) {
+    for (let attempt = 1; ; attempt++) {
+      const budget = deadline.stepBudget(this.config.kernels.startMaxMs);
+      if (budget <= 0) return timedOut;
+      try {
+        return record.kernelMode === 'per-call'
+          ? await this.kernels.acquireEphemeral(record.ref, budget)
+          : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget });
+      } catch (error) {
+        if (!(error instanceof KernelStartTimeoutError || error instanceof KernelDiedError)) throw error;
         if (deadline.expired()) return timedOut;
-        const seconds = messageSeconds(this.config.kernels.startMaxMs);
-        return { failure: 'failed', message: `[the kernel did not start within ${seconds}s; nothing ran. Retry the execution.]` };
+        const failure: StartFailure =
+          error instanceof KernelStartTimeoutError
+            ? { failure: 'failed', message: `[the kernel did not start within ${messageSeconds(this.config.kernels.startMaxMs)}s; nothing ran. Retry the execution.]` }
+            : { failure: 'failed', message: `[the kernel died while starting (${error.reason}); nothing ran. Retry the execution.]` };
+        if (attempt >= START_ATTEMPTS) return failure;
+        this.logger.warn(logFields(`execution ${record.ref.executionId}: kernel start ${attempt} of ${START_ATTEMPTS} failed (${error.message}); starting another`, { ...record.ref }));
       }
-      if (error instanceof KernelDiedError) {
-        return { failure: 'failed', message: `[the kernel died while starting (${error.reason}); nothing ran. Retry the execution.]` };
-      }
-      throw error;
     }
   }
 
@@ -314,7 +340,7 @@ export class ExecutionRunner {
     await this.finish(record, execution, 'running');
     // The client has now heard of the lost state (see SessionRepository.isStateLossPending);
     // a file operation's answer does not say it, so the session's next execution still does.
-    if (execution.kernel?.stateLost && record.kernelMode === 'session' && !record.fileOp) await this.store.sessions.setStateLossPending(record.ref, false);
+    if (execution.kernel?.stateLost && record.kernelMode === 'session' && !record.fileOp) await this.store.sessions.setStateLossPending(record.ref, null);
   }
 
   private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {

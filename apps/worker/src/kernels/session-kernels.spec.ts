@@ -44,8 +44,8 @@ describe('SessionKernels', () => {
       const i = this.info.get(key(r));
       if (i) Object.assign(i, { home: null, state: 'none' });
     }
-    async isStateLossPending(): Promise<boolean> {
-      return false;
+    async pendingStateLoss(): Promise<null> {
+      return null;
     }
     async setStateLossPending(): Promise<void> {}
     /** Every kernel in these tests ran code before it went away. */
@@ -99,7 +99,7 @@ describe('SessionKernels', () => {
       },
       onRestart: (listener: () => void) => restartListeners.push(listener),
     } as unknown as JupyterService;
-    const store = { sessions, consumer: { setSharedPaused } } as unknown as FleetStore;
+    const store = { sessions, consumer: { setSharedPaused }, registry: { liveLeases: async () => [] } } as unknown as FleetStore;
     kernels = new SessionKernels(config, jupyter, store);
     return kernels;
   }
@@ -231,7 +231,7 @@ describe('SessionKernels', () => {
 
     const next = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
     expect(next.handle).not.toBe(first.handle);
-    expect(next.info).toEqual({ workerId: 'w1', generation: 2, stateLost: true, restarted: true });
+    expect(next.info).toEqual({ workerId: 'w1', generation: 2, stateLost: true, stateLostReason: 'lost', restarted: true });
     expect((first.handle as FakeKernel).shutDown).toBe(true);
     expect(kernels.size).toBe(1);
   });

@@ -1,18 +1,22 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { KernelInfo } from '@kernelfleet/contracts';
+import type { KernelInfo, StateLostReason } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
 import type { KernelHandle } from '@kernelfleet/kernel';
-import { FleetStore, type KernelState, type SessionRef } from '@kernelfleet/store';
+import { FleetStore, stateLostReasonOf, type KernelState, type SessionRef } from '@kernelfleet/store';
 import { logFields } from '@kernelfleet/telemetry';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
 import { KernelCapacity } from './kernel-capacity';
+import { KernelEviction, type KernelLeaseFields } from './kernel-eviction';
 import { KeyedLock } from './keyed-lock';
 import { KernelPlacement } from './kernel-placement';
 import { KernelStarter, shutDownKernel } from './kernel-starter';
 import { cullCheckIntervalMs, PeriodicTask } from './periodic-task';
 import { SessionFolders } from './session-folders';
 import { sessionKey, type AcquiredKernel, type DisposalFinder, type SessionEntry } from './session-entry';
+
+/** How often a full worker checks whether it is the one to evict for a new session. */
+const CAPACITY_CHECK_MS = 1_000;
 
 export type { AcquiredKernel, DisposalFinder } from './session-entry';
 
@@ -21,8 +25,9 @@ export type { AcquiredKernel, DisposalFinder } from './session-entry';
  * {@link KernelStarter} (its warm pool, else a fresh start). Executions of a session never overlap
  * (the lane guarantees it); starts, shutdowns and culls of one session are serialised here.
  *
- * Capacity: {@link KernelCapacity}. Idle culling: a session kernel unused for `idleMs` is shut
- * down and the session released with state `culled`.
+ * Capacity: {@link KernelCapacity}; at a full fleet an idle kernel is evicted for a new session
+ * ({@link KernelEviction}, docs/capacity.md). Idle culling: a session kernel unused for `idleMs`
+ * is shut down and the session released with state `culled`.
  *
  * Redis decides who holds a session: a kernel serves its session only while the session is homed
  * on this worker with that kernel's generation. A disposal (or a reaper, or a replacement
@@ -34,18 +39,22 @@ export type { AcquiredKernel, DisposalFinder } from './session-entry';
 export class SessionKernels {
   private readonly logger = new Logger(SessionKernels.name);
   private readonly kernels = new Map<string, SessionEntry>();
-  /** Per-session chain of starts, shutdowns, culls and drops. */
+  /** Per-session chain of starts, shutdowns, culls, evictions and drops. */
   private readonly locks = new KeyedLock();
   private readonly starter: KernelStarter;
   private readonly culler: PeriodicTask;
   private readonly reconciler: PeriodicTask;
+  private readonly capacityCheck: PeriodicTask;
   private readonly capacity: KernelCapacity;
+  private readonly eviction: KernelEviction;
   private readonly placement: KernelPlacement;
   /** Where the sessions' folders are on this worker. */
   readonly folders: SessionFolders;
   private closed = false;
   /** Session kernels culled since the process started; for metrics. */
   private culls = 0;
+  /** Session kernels evicted for other sessions since the process started; for metrics. */
+  private evictions = 0;
   /** Session kernels shut down because their session was no longer homed here, by who found it. */
   private readonly disposals: Record<DisposalFinder, number> = { message: 0, reconcile: 0, acquire: 0, start: 0 };
 
@@ -58,7 +67,9 @@ export class SessionKernels {
     this.placement = new KernelPlacement(this.folders, { warn: (m) => this.logger.warn(m) });
     this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
     this.capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => store.consumer.setSharedPaused(paused), (m) => this.logger.log(m));
+    this.eviction = new KernelEviction(config.workerId, config.kernels.maxKernels, config.kernels.evictMinIdleMs, store.registry);
     const log = { warn: (m: string) => this.logger.warn(m) };
+    this.capacityCheck = new PeriodicTask('capacity check', CAPACITY_CHECK_MS, () => this.checkCapacity(), log);
     this.culler = new PeriodicTask('idle kernel check', cullCheckIntervalMs(config.kernels.idleMs), () => this.cullIdle(), log);
     this.reconciler = new PeriodicTask('reconciling kernels with Redis', config.kernels.reconcileMs, () => this.reconcileIfConnected(), log);
     jupyter.onRestart(() => void this.forgetAll().catch((e: unknown) => this.logger.error(`forgetting kernels failed: ${e}`)));
@@ -91,6 +102,16 @@ export class SessionKernels {
     return this.culls;
   }
 
+  /** Session kernels evicted for other sessions since start. */
+  get evicted(): number {
+    return this.evictions;
+  }
+
+  /** What the worker's lease says of its session kernels (see KernelEviction). */
+  leaseFields(now = Date.now()): KernelLeaseFields {
+    return this.eviction.leaseFields(this.kernels.values(), this.capacity.admissions, now);
+  }
+
   /** Session kernels shut down since start because their session was no longer homed here. */
   get disposed(): Readonly<Record<DisposalFinder, number>> {
     return this.disposals;
@@ -101,6 +122,32 @@ export class SessionKernels {
     this.starter.start();
     this.culler.start();
     this.reconciler.start();
+    this.capacityCheck.start();
+  }
+
+  /** Whether the session has a kernel (or a slot) on this worker. */
+  holds(ref: SessionRef): boolean {
+    return this.kernels.has(sessionKey(ref));
+  }
+
+  /** Whether the session kernels held and being admitted fill this worker. */
+  get isFull(): boolean {
+    return this.capacity.isFull(this.kernels.size);
+  }
+
+  /**
+   * Frees a slot for a session new to this worker when it is full: evicts its idle kernel that
+   * goes first by the fleet's rule. Answers false when none may go (the caller puts the job back).
+   * Resolves once the evicted session is released in Redis; its kernel's shutdown follows under
+   * its lock.
+   */
+  async makeRoom(ref: SessionRef): Promise<boolean> {
+    if (this.holds(ref) || !this.isFull) return true;
+    for (const entry of await this.eviction.ordered(this.kernels.values(), this.leaseFields())) {
+      if (await this.evict(entry)) return true;
+    }
+    this.capacity.setEvictor(false, this.kernels.size);
+    return false;
   }
 
   /** The session's kernel: reused, or started when it has none, was reset, or died. */
@@ -130,7 +177,7 @@ export class SessionKernels {
       await this.placement.reclaim(entry.handle, ref);
       entry.inUse = true;
       entry.lastUsedAt = Date.now();
-      return { handle: entry.handle, ephemeral: false, disposed: entry.disposal.signal, info: this.info(entry.generation, false, false) };
+      return { handle: entry.handle, ephemeral: false, disposed: entry.disposal.signal, info: this.info(entry.generation, null, false) };
     }
     const before = await this.store.sessions.get(ref);
     // State is lost when the session had a kernel that nobody asked to go away: a disposal sets
@@ -138,9 +185,11 @@ export class SessionKernels {
     const hadKernel =
       (entry !== undefined || (before !== null && before.kernel.generation > 0 && before.kernel.state !== 'none')) &&
       (await this.store.sessions.latestKernelWasUsed(ref));
-    const lossUntold = before !== null && before.kernel.state !== 'none' && (await this.store.sessions.isStateLossPending(ref));
-    const stateLost = !opts.reset && (hadKernel || lossUntold);
-    if (stateLost !== lossUntold) await this.store.sessions.setStateLossPending(ref, stateLost);
+    const untold = before !== null && before.kernel.state !== 'none' ? await this.store.sessions.pendingStateLoss(ref) : null;
+    // An entry of ours that is still here lost its kernel (died or killed); else Redis says why.
+    const lostNow: StateLostReason | null = hadKernel ? (entry ? 'died' : (stateLostReasonOf(before?.kernel.state ?? 'lost') ?? 'lost')) : null;
+    const reason = opts.reset ? null : (untold ?? lostNow);
+    if (reason !== untold) await this.store.sessions.setStateLossPending(ref, reason);
     if (entry) {
       // The old kernel goes (reset, or dead); the session keeps its slot here meanwhile.
       entry.inUse = true;
@@ -159,7 +208,7 @@ export class SessionKernels {
     this.kernels.set(key, next); // counted already while admitting (see acquire)
     // Not written if the session was disposed meanwhile: the reconcile takes this kernel away.
     await this.store.sessions.setKernelState(ref, this.config.workerId, generation, 'idle');
-    return { handle, ephemeral: false, disposed: next.disposal.signal, info: this.info(generation, stateLost, true) };
+    return { handle, ephemeral: false, disposed: next.disposal.signal, info: this.info(generation, reason, true) };
   }
 
   /** The execution that acquired the session's kernel has ended: the idle clock starts now. */
@@ -178,7 +227,7 @@ export class SessionKernels {
   /** A fresh kernel for one per-call execution; never registered with the session. */
   async acquireEphemeral(ref: SessionRef, startTimeoutMs: number): Promise<AcquiredKernel> {
     const handle = await this.starter.kernelFor(ref, startTimeoutMs);
-    return { handle, ephemeral: true, info: this.info(1, false, true) };
+    return { handle, ephemeral: true, info: this.info(1, null, true) };
   }
 
   /** A per-call kernel's execution is over: the kernel goes. */
@@ -313,6 +362,7 @@ export class SessionKernels {
     this.closed = true;
     this.culler.stop();
     this.reconciler.stop();
+    this.capacityCheck.stop();
     const entries = [...this.kernels.values()];
     this.kernels.clear();
     // Drained or stopping: the sessions are handed back, and their folders are lost with them.
@@ -321,6 +371,57 @@ export class SessionKernels {
       await this.removeFolder(entry.ref);
     })]);
     await this.folders.removeAll();
+  }
+
+  /**
+   * Evicts a session kernel for another session (docs/capacity.md), if it still may go: unused
+   * for the minimum idle time, nothing running, and (evict-2.lua) nothing pending. Answers true
+   * once its slot is free: the session is released in Redis (state `evicted`) or was no longer
+   * homed here; the kernel's shutdown and the folder's removal go on under the session's lock.
+   */
+  private evict(entry: SessionEntry): Promise<boolean> {
+    const key = sessionKey(entry.ref);
+    return new Promise<boolean>((freed, failed) => {
+      void this.locked(key, async () => {
+        const still = this.kernels.get(key) === entry && this.eviction.candidates([entry]).length === 1;
+        if (this.closed || !still) return freed(false);
+        const outcome = await this.store.sessions.evict(entry.ref, this.config.workerId, entry.generation);
+        if (outcome === 'busy') return freed(false);
+        if (outcome === 'moved') {
+          freed(true);
+          return this.drop(key, entry, 'reconcile');
+        }
+        this.kernels.delete(key);
+        this.evictions += 1;
+        freed(true);
+        this.logger.log(
+          logFields(`evicted idle kernel ${entry.handle?.id ?? '(dead)'} of session ${key} to make room for another session`, {
+            tenant: entry.ref.tenant,
+            sessionId: entry.ref.sessionId,
+            idleMs: Date.now() - entry.lastUsedAt,
+          }),
+        );
+        try {
+          await this.shutDown(entry);
+          await this.removeFolder(entry.ref);
+        } finally {
+          this.updateCapacity();
+        }
+      }).catch(failed);
+    });
+  }
+
+  /**
+   * Each second while full: whether this worker is the one to evict for the fleet's next new
+   * session (then it takes one from the shared queue), else it keeps its shared queue paused.
+   */
+  private async checkCapacity(): Promise<void> {
+    const held = this.kernels.size;
+    if (this.closed || !this.capacity.isFull(held) || this.eviction.candidates(this.kernels.values()).length === 0) {
+      this.capacity.setEvictor(false, held);
+      return;
+    }
+    this.capacity.setEvictor(await this.eviction.isEvictor(this.leaseFields()), this.kernels.size);
   }
 
   /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
@@ -381,7 +482,9 @@ export class SessionKernels {
     return shutDownKernel(handle, this.logger);
   }
 
-  private info(generation: number, stateLost: boolean, restarted: boolean): KernelInfo {
-    return { workerId: this.config.workerId, generation, stateLost, restarted };
+  private info(generation: number, stateLost: StateLostReason | null, restarted: boolean): KernelInfo {
+    const info: KernelInfo = { workerId: this.config.workerId, generation, stateLost: stateLost !== null, restarted };
+    if (stateLost) info.stateLostReason = stateLost;
+    return info;
   }
 }

@@ -4,6 +4,7 @@ import type { WorkerConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
 import { createMetricsRegistry, ExecutionMetrics, lifecycleLine, MetricsServer } from '@kernelfleet/telemetry';
 import { ExecutionRunner } from '../executions/execution-runner.service';
+import { QueueSweeper } from '../executions/queue-sweeper';
 import { WorkerReaper } from '../fleet/worker-reaper';
 import { SessionKernels } from '../kernels/session-kernels';
 import { WORKER_CONFIG } from '../tokens';
@@ -27,6 +28,7 @@ export class WorkerMetrics implements OnModuleInit, OnApplicationShutdown {
     kernels: SessionKernels,
     runner: ExecutionRunner,
     reaper: WorkerReaper,
+    sweeper: QueueSweeper,
   ) {
     const registers = [this.registry];
     store.lanes.onFinished((ref, execution) => this.executions.finished(ref.tenant, execution));
@@ -76,6 +78,16 @@ export class WorkerMetrics implements OnModuleInit, OnApplicationShutdown {
         },
       });
     total('kernelfleet_kernels_culled_total', 'Idle session kernels this worker shut down (KERNEL_IDLE_MS)', () => kernels.culled);
+    total(
+      'kernelfleet_kernels_evicted_total',
+      'Idle session kernels this worker shut down to make room for a new session at a full fleet (KERNEL_EVICT_MIN_IDLE_MS)',
+      () => kernels.evicted,
+    );
+    total(
+      'kernelfleet_executions_no_capacity_total',
+      'Executions this worker ended timed_out in the queue because the fleet had no kernel for them (every slot taken, nothing idle long enough to evict)',
+      () => sweeper.noCapacityTimeouts,
+    );
     new Counter({
       name: 'kernelfleet_kernels_disposed_total',
       help:

@@ -22,8 +22,8 @@
   Returns {'ok', timeoutMs, priority}: admitted — the execution is counted as pending (score:
   deadline + grace) and its session as live, one token is taken; timeoutMs is the request's, or
   the default capped at the tenant's maximum. priority > 0: the session had nothing pending, so
-  the execution will head its lane; it is counted as waiting (fair share) and its job takes
-  this priority (saves the dispatcher a round trip). 0: not counted as waiting. Or {'refused', quota, limit, retryAfterSeconds}:
+  the execution will head its lane; it is counted as waiting (fair share, fair.lib.lua) and its
+  job takes this priority (saves the dispatcher a round trip). 0: not counted as waiting. Or {'refused', quota, limit, retryAfterSeconds}:
   nothing was changed (no token taken). retryAfterSeconds 0: waiting does not help.
   An execution already counted is admitted again without counting it twice.
   First drops pending entries past their deadline + grace (left by a crashed process).
@@ -121,9 +121,7 @@ redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 
 local priority = 0
 if sessionPending == 0 and ARGV[15] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[16]))
-  redis.call('ZADD', KEYS[5], 'NX', now, ARGV[15])
-  priority = redis.call('ZCARD', KEYS[5])
+  priority = fairPriority(KEYS[5], ARGV[15], now, tonumber(ARGV[16]))
 end
 indexSession(timeoutMs)
 return {'ok', timeoutMs, priority}

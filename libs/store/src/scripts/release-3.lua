@@ -2,7 +2,8 @@
   An execution ended (or was never accepted after admit): it no longer counts against its
   tenant's pending quota, and its session stops being live with its last pending execution.
   Idempotent: a second release of the same execution changes nothing. With fair share on, the
-  session's next lane head (about to be dispatched) is counted as waiting in the same step.
+  session's next lane head (about to be dispatched) is counted as waiting in the same step
+  (fair.lib.lua).
 
   KEYS[1] tenant pending executions (zset)  KEYS[2] tenant live sessions (hash)
   KEYS[3] tenant waiting jobs (zset, fair share)
@@ -22,9 +23,6 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
 end
 local priority = 0
 if ARGV[3] ~= '' then
-  local now = tonumber(ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - tonumber(ARGV[5]))
-  redis.call('ZADD', KEYS[3], 'NX', now, ARGV[3])
-  priority = redis.call('ZCARD', KEYS[3])
+  priority = fairPriority(KEYS[3], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
 end
 return {released, priority}
