@@ -83,7 +83,9 @@ export class ExecutionRunner {
         return;
       }
     }
-    if (!(await this.roomFor(ref))) return 'later';
+    // Only a shared-queue job waits for room (its consumer pauses meanwhile); a job of the
+    // worker's own queue is for a session it holds.
+    if (queueName === SHARED_QUEUE && !(await this.roomFor(ref))) return 'later';
     // Indexed before the claim: a worker that dies right after claiming is found by its
     // reaper; a stale entry is dropped on recovery.
     const claim = await this.store.executions.markRunningAndClaim(ref, me, this.config.bootId, Date.now);
