@@ -280,7 +280,6 @@ export class ExecutionRunner {
     await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, `[${NOTICES.disposedBeforeRun}]`)));
   }
 
-  /** The kernel to run on, or how the execution ends when none could be started. */
   /**
    * The kernel to run on, or how the execution ends when none could be started. A start that
    * timed out or died is tried again here, up to {@link START_ATTEMPTS} times within the deadline:
