@@ -52,4 +52,11 @@ describe('kernelfleet run exit codes and notices', () => {
     expect(noticeOf(execution('completed', '[1, 2, 3]\n'))).toBeUndefined();
     expect(noticeOf(execution('failed', '[1, 2]\nTraceback …\n'))).toBeUndefined();
   });
+
+  it('repeats why code that never ran did not run, a full fleet included', () => {
+    const full = 'Command timed out: no kernel capacity in the fleet (2 of 2 session kernels in use on 1 worker, none idle for 60 s to make room)';
+    expect(noticeOf(execution('timed_out', full, { phase: 'queue' }))).toBe(full);
+    expect(noticeOf(execution('timed_out', 'Command timed out', { phase: 'queue' }))).toBe('Command timed out');
+    expect(noticeOf(execution('cancelled', '', { phase: 'queue' }))).toBeUndefined();
+  });
 });

@@ -139,12 +139,15 @@ function write(event: ExecutionEvent, io: RunIo): void {
 /**
  * The kernelfleet notice heading the output (a timeout, the stdin refusal, a lost kernel), which
  * the live stream did not carry. A plain Python error has none: its output is the program's own.
+ * Code that never ran (phase `queue` or `kernel_start`) has only kernelfleet's words, e.g. a
+ * queue timeout that names a full fleet (docs/capacity.md).
  */
 export function noticeOf(execution: Execution): string | undefined {
   const result = execution.result;
   if (!result || execution.status === 'completed') return undefined;
   if (execution.status === 'failed' && execution.phase === 'run' && !result.stdinRequested) return undefined;
   const first = result.output.split('\n', 1)[0];
+  if (execution.phase === 'queue' || execution.phase === 'kernel_start') return first || undefined;
   return /^\[.*\]$/.test(first) ? first : undefined;
 }
 
