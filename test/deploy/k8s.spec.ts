@@ -27,6 +27,8 @@ const METRICS = [
   'kernelfleet_sse_clients',
   'kernelfleet_workers_reaped_total',
   'kernelfleet_kernels_culled_total',
+  'kernelfleet_kernels_evicted_total',
+  'kernelfleet_executions_no_capacity_total',
 ];
 const HISTOGRAMS = ['kernelfleet_execution_queue_wait_seconds', 'kernelfleet_execution_run_duration_seconds'];
 
