@@ -45,7 +45,9 @@ function ensureNodeModules() {
   const lockfile = path.join(ROOT, 'package-lock.json');
   const newestManifest = Math.max(mtimeMs(lockfile), mtimeMs(path.join(ROOT, 'package.json')));
   if (mtimeMs(nodeModules) >= newestManifest) return;
-  run('npm', fs.existsSync(lockfile) ? ['ci'] : ['install'], 'installing node packages');
+  // The build needs the dev dependencies (TypeScript, Nest's CLI) even where NODE_ENV=production
+  // would make npm leave them out.
+  run('npm', [fs.existsSync(lockfile) ? 'ci' : 'install', '--include=dev'], 'installing node packages');
   const now = new Date();
   fs.utimesSync(nodeModules, now, now); // npm may leave the folder's own mtime alone
 }

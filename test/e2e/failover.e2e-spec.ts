@@ -74,7 +74,7 @@ describe('a fleet of workers', () => {
   describe('losing a worker', () => {
     let stack: Stack;
     beforeEach(async () => {
-      stack = await Stack.start({ workers: 2, workerEnv: FAST_LEASE });
+      stack = await Stack.start({ workers: 2, workerEnv: FAST_LEASE, workerProcessGroups: true });
     });
     afterEach(async () => {
       await stack?.stop();
@@ -149,7 +149,11 @@ describe('a fleet of workers', () => {
       expect(home.child.exitCode).toBeNull();
     });
 
-    it('drain (SIGTERM): the running execution completes, queued ones run elsewhere, the worker exits 0', async () => {
+    it.each([
+      ['the worker process', (worker: AppProcess) => worker.child.kill('SIGTERM')],
+      // What systemd's default stop, `tini -g` and Ctrl-C in a terminal do: the Jupyter server must not take it.
+      ["the worker's whole process group", (worker: AppProcess) => process.kill(-worker.child.pid!, 'SIGTERM')],
+    ])('drain (SIGTERM to %s): the running execution completes, queued ones run elsewhere, the worker exits 0', async (_, terminate) => {
       const first = await stack.run('drained', { code: 'x = 1' });
       const home = workerOf(stack, first.kernel!.workerId);
       const running = await stack.submit('drained', { code: 'import time\ntime.sleep(2)\nprint(x)', timeoutMs: 60_000 });
@@ -157,7 +161,7 @@ describe('a fleet of workers', () => {
       for (let i = 0; i < 2; i++) queued.push(await stack.submit('drained', { code: `print(${i})`, timeoutMs: 60_000 }));
       await stack.waitForStatus(running.executionId, 'running');
       const exited = new Promise<number | null>((r) => home.child.once('exit', (code) => r(code)));
-      home.child.kill('SIGTERM');
+      terminate(home);
       const done = await stack.settled(running.executionId, 30_000);
       expect(done.status).toBe('completed');
       expect(done.result?.output).toBe('1\n');

@@ -15,6 +15,8 @@ export interface StackOptions {
   apiEnv?: Record<string, string>;
   /** Additional api processes sharing the same Redis and prefix. */
   apis?: number;
+  /** Each worker leads a process group of its own (AppProcess.start). */
+  workerProcessGroups?: boolean;
 }
 
 /** A response read whole: status, headers, text and (when it is JSON) the parsed body. */
@@ -43,7 +45,8 @@ export class AppProcess {
     child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
   }
 
-  static start(name: string, app: 'api' | 'worker', env: Record<string, string>): AppProcess {
+  /** `ownProcessGroup`: the process leads a group of its own, as under systemd or a terminal (a signal to `-pid` reaches the group). */
+  static start(name: string, app: 'api' | 'worker', env: Record<string, string>, ownProcessGroup = false): AppProcess {
     // KF_APP_ROOT: a copy of the compiled apps (bench/app-snapshot.ts), so a long run is not
     // switched to another build halfway when dist/ is rebuilt meanwhile.
     const root = process.env.KF_APP_ROOT ?? ROOT;
@@ -51,6 +54,7 @@ export class AppProcess {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: ownProcessGroup,
     });
     return new AppProcess(name, child);
   }
@@ -109,7 +113,7 @@ export class Stack {
 
   private async boot(options: StackOptions): Promise<void> {
     for (let i = 0; i < (options.apis ?? 1); i++) await this.startApi(options.apiEnv);
-    for (let i = 0; i < (options.workers ?? 1); i++) await this.startWorker(options.workerEnv);
+    for (let i = 0; i < (options.workers ?? 1); i++) await this.startWorker(options.workerEnv, options.workerProcessGroups);
   }
 
   async startApi(env: Record<string, string> = {}): Promise<AppProcess> {
@@ -129,11 +133,11 @@ export class Stack {
   }
 
   /** Starts a worker; `env.WORKER_ID` reuses an id (a restart of a worker that died), else a new one. */
-  async startWorker(env: Record<string, string> = {}): Promise<AppProcess> {
+  async startWorker(env: Record<string, string> = {}, ownProcessGroup = false): Promise<AppProcess> {
     const id = env.WORKER_ID ?? `w${this.workers.length + 1}-${this.prefix}`;
     // Workers of a machine each need a metrics port of their own (the default 9464 is for one per host).
     const metricsPort = env.METRICS_PORT ?? String(await freePort());
-    const worker = AppProcess.start(id, 'worker', { ...this.baseEnv(), WORKER_ID: id, WORKER_CONCURRENCY: '4', METRICS_PORT: metricsPort, METRICS_HOST: '127.0.0.1', ...env });
+    const worker = AppProcess.start(id, 'worker', { ...this.baseEnv(), WORKER_ID: id, WORKER_CONCURRENCY: '4', METRICS_PORT: metricsPort, METRICS_HOST: '127.0.0.1', ...env }, ownProcessGroup);
     if (metricsPort !== '0') worker.metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
     this.workers.push(worker);
     await worker.waitForOutput(/ready/, 90_000);

@@ -172,7 +172,11 @@ export class JupyterServer {
 
   private static async launch(opts: JupyterServerOptions, launcher: string, port: number): Promise<JupyterServer> {
     const token = randomBytes(32).toString('hex');
-    const child = spawn(opts.python, [launcher], { cwd: opts.rootDir, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A process group of its own: a signal to the worker's whole group (systemd's default stop,
+    // `tini -g`, Ctrl-C in a terminal) reaches the worker, which drains and then stops the server
+    // itself; the server taking it too would shut the kernels down under the running executions.
+    // It still goes when the worker dies: the launcher exits when its stdin (our pipe) closes.
+    const child = spawn(opts.python, [launcher], { cwd: opts.rootDir, env: opts.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     const tail: string[] = [];
     const onLine = (line: string) => {
       tail.push(line);
