@@ -120,9 +120,19 @@ export class ExecutionRunner {
   private async roomFor(ref: ExecutionRef): Promise<boolean> {
     if (!this.kernels.isFull || this.kernels.holds(ref)) return true;
     const record = await this.store.executions.getRecord(ref);
-    if (!record || record.status !== 'queued' || record.kernelMode !== 'session') return true;
-    if (record.fileOp && !WRITING_FILE_OPS.includes(record.fileOp.op) && (await this.store.sessions.homeOf(ref)) !== this.config.workerId) return true;
+    if (!record || record.status !== 'queued' || !(await this.holdsSessionKernel(record))) return true;
     return this.kernels.makeRoom(ref);
+  }
+
+  /**
+   * Whether the execution runs on the session's kernel: per-call executions take kernels of their
+   * own, and a file read of a session not homed here finds no files and starts nothing
+   * (docs/files.md).
+   */
+  private async holdsSessionKernel(record: ExecutionRecord): Promise<boolean> {
+    if (record.kernelMode !== 'session') return false;
+    if (!record.fileOp || WRITING_FILE_OPS.includes(record.fileOp.op)) return true;
+    return (await this.store.sessions.homeOf(record.ref)) === this.config.workerId;
   }
 
   private async run(record: ExecutionRecord): Promise<void> {
@@ -195,12 +205,10 @@ export class ExecutionRunner {
    */
   private async runFileOp(record: ExecutionRecord): Promise<void> {
     const { ref } = record;
-    const op = record.fileOp!;
     const { controller, deadline } = this.begin(record);
     let kernel: AcquiredKernel | undefined;
     try {
-      const writes = WRITING_FILE_OPS.includes(op.op);
-      if (writes || (await this.store.sessions.homeOf(ref)) === this.config.workerId) {
+      if (await this.holdsSessionKernel(record)) {
         const started = await this.startKernel(record, deadline);
         if ('failure' in started) {
           const ending: Ending = { status: started.failure, phase: 'kernel_start', exitCode: null };

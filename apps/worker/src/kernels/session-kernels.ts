@@ -2,21 +2,18 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { KernelInfo, StateLostReason } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
 import type { KernelHandle } from '@kernelfleet/kernel';
-import { FleetStore, stateLostReasonOf, type KernelState, type SessionRef } from '@kernelfleet/store';
-import { logFields } from '@kernelfleet/telemetry';
+import { FleetStore, stateLostReasonOf, type SessionRef } from '@kernelfleet/store';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
+import { IdleKernels } from './idle-kernels';
 import { KernelCapacity } from './kernel-capacity';
-import { KernelEviction, type KernelLeaseFields } from './kernel-eviction';
-import { KeyedLock } from './keyed-lock';
+import type { KernelLeaseFields } from './kernel-eviction';
 import { KernelPlacement } from './kernel-placement';
-import { KernelStarter, shutDownKernel } from './kernel-starter';
-import { cullCheckIntervalMs, PeriodicTask } from './periodic-task';
+import { KernelStarter } from './kernel-starter';
+import { KernelTable } from './kernel-table';
+import { PeriodicTask } from './periodic-task';
 import { SessionFolders } from './session-folders';
 import { sessionKey, type AcquiredKernel, type DisposalFinder, type SessionEntry } from './session-entry';
-
-/** How often a full worker checks whether it is the one to evict for a new session. */
-const CAPACITY_CHECK_MS = 1_000;
 
 export type { AcquiredKernel, DisposalFinder } from './session-entry';
 
@@ -25,9 +22,9 @@ export type { AcquiredKernel, DisposalFinder } from './session-entry';
  * {@link KernelStarter} (its warm pool, else a fresh start). Executions of a session never overlap
  * (the lane guarantees it); starts, shutdowns and culls of one session are serialised here.
  *
- * Capacity: {@link KernelCapacity}; at a full fleet an idle kernel is evicted for a new session
- * ({@link KernelEviction}, docs/capacity.md). Idle culling: a session kernel unused for `idleMs`
- * is shut down and the session released with state `culled`.
+ * The entries, their locks and how one leaves: {@link KernelTable}. Capacity:
+ * {@link KernelCapacity}. Idle kernels, culled or evicted for a new session at a full fleet:
+ * {@link IdleKernels}.
  *
  * Redis decides who holds a session: a kernel serves its session only while the session is homed
  * on this worker with that kernel's generation. A disposal (or a reaper, or a replacement
@@ -38,25 +35,13 @@ export type { AcquiredKernel, DisposalFinder } from './session-entry';
 @Injectable()
 export class SessionKernels {
   private readonly logger = new Logger(SessionKernels.name);
-  private readonly kernels = new Map<string, SessionEntry>();
-  /** Per-session chain of starts, shutdowns, culls, evictions and drops. */
-  private readonly locks = new KeyedLock();
+  private readonly kernels: KernelTable;
+  private readonly idle: IdleKernels;
   private readonly starter: KernelStarter;
-  private readonly culler: PeriodicTask;
   private readonly reconciler: PeriodicTask;
-  private readonly capacityCheck: PeriodicTask;
-  private readonly capacity: KernelCapacity;
-  private readonly eviction: KernelEviction;
   private readonly placement: KernelPlacement;
   /** Where the sessions' folders are on this worker. */
   readonly folders: SessionFolders;
-  private closed = false;
-  /** Session kernels culled since the process started; for metrics. */
-  private culls = 0;
-  /** Session kernels evicted for other sessions since the process started; for metrics. */
-  private evictions = 0;
-  /** Session kernels shut down because their session was no longer homed here, by who found it. */
-  private readonly disposals: Record<DisposalFinder, number> = { message: 0, reconcile: 0, acquire: 0, start: 0 };
 
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
@@ -66,11 +51,10 @@ export class SessionKernels {
     this.folders = new SessionFolders(config.jupyter.rootDir, config.jupyter.python, config.jupyter.rootOwned);
     this.placement = new KernelPlacement(this.folders, { warn: (m) => this.logger.warn(m) });
     this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
-    this.capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => store.consumer.setSharedPaused(paused), (m) => this.logger.log(m));
-    this.eviction = new KernelEviction(config.workerId, config.kernels.maxKernels, config.kernels.evictMinIdleMs, store.registry);
+    const capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => store.consumer.setSharedPaused(paused), (m) => this.logger.log(m));
+    this.kernels = new KernelTable(capacity, this.folders, this.logger);
+    this.idle = new IdleKernels(config, store, this.kernels, this.logger);
     const log = { warn: (m: string) => this.logger.warn(m) };
-    this.capacityCheck = new PeriodicTask('capacity check', CAPACITY_CHECK_MS, () => this.checkCapacity(), log);
-    this.culler = new PeriodicTask('idle kernel check', cullCheckIntervalMs(config.kernels.idleMs), () => this.cullIdle(), log);
     this.reconciler = new PeriodicTask('reconciling kernels with Redis', config.kernels.reconcileMs, () => this.reconcileIfConnected(), log);
     jupyter.onRestart(() => void this.forgetAll().catch((e: unknown) => this.logger.error(`forgetting kernels failed: ${e}`)));
   }
@@ -99,30 +83,29 @@ export class SessionKernels {
 
   /** Session kernels culled since start. */
   get culled(): number {
-    return this.culls;
+    return this.idle.culled;
   }
 
   /** Session kernels evicted for other sessions since start. */
   get evicted(): number {
-    return this.evictions;
+    return this.idle.evicted;
   }
 
   /** What the worker's lease says of its session kernels (see KernelEviction). */
   leaseFields(now = Date.now()): KernelLeaseFields {
-    return this.eviction.leaseFields(this.kernels.values(), this.capacity.admissions, now);
+    return this.idle.leaseFields(now);
   }
 
   /** Session kernels shut down since start because their session was no longer homed here. */
   get disposed(): Readonly<Record<DisposalFinder, number>> {
-    return this.disposals;
+    return this.kernels.disposals;
   }
 
   /** After the Jupyter server is up: fill the warm pool in the background, start culling and reconciling. */
   start(): void {
     this.starter.start();
-    this.culler.start();
+    this.idle.start();
     this.reconciler.start();
-    this.capacityCheck.start();
   }
 
   /** Whether the session has a kernel (or a slot) on this worker. */
@@ -132,22 +115,12 @@ export class SessionKernels {
 
   /** Whether the session kernels held and being admitted fill this worker. */
   get isFull(): boolean {
-    return this.capacity.isFull(this.kernels.size);
+    return this.kernels.capacity.isFull(this.kernels.size);
   }
 
-  /**
-   * Frees a slot for a session new to this worker when it is full: evicts its idle kernel that
-   * goes first by the fleet's rule. Answers false when none may go (the caller puts the job back).
-   * Resolves once the evicted session is released in Redis; its kernel's shutdown follows under
-   * its lock.
-   */
-  async makeRoom(ref: SessionRef): Promise<boolean> {
-    if (this.holds(ref) || !this.isFull) return true;
-    for (const entry of await this.eviction.ordered(this.kernels.values(), this.leaseFields())) {
-      if (await this.evict(entry)) return true;
-    }
-    this.capacity.setEvictor(false, this.kernels.size);
-    return false;
+  /** Frees a slot for a session new to this worker when it is full (IdleKernels.makeRoom). */
+  makeRoom(ref: SessionRef): Promise<boolean> {
+    return this.idle.makeRoom(ref);
   }
 
   /** The session's kernel: reused, or started when it has none, was reset, or died. */
@@ -155,11 +128,11 @@ export class SessionKernels {
     const key = sessionKey(ref);
     // A session not held yet takes a slot from now (its kernel may take a while to start).
     const admitting = !this.kernels.has(key);
-    if (admitting) this.capacity.admission(1, this.kernels.size);
+    if (admitting) this.kernels.capacity.admission(1, this.kernels.size);
     try {
-      return await this.locked(key, () => this.acquireLocked(key, ref, opts));
+      return await this.kernels.locked(key, () => this.acquireLocked(key, ref, opts));
     } finally {
-      if (admitting) this.capacity.admission(-1, this.kernels.size);
+      if (admitting) this.kernels.capacity.admission(-1, this.kernels.size);
     }
   }
 
@@ -169,7 +142,7 @@ export class SessionKernels {
       // Disposed, reaped while this worker could not renew its lease, or replaced elsewhere (and
       // not yet reconciled): this kernel must not serve the session any more, and the state its
       // entry stands for is not the session's. Redis alone says whether state was lost.
-      await this.drop(key, entry, 'acquire');
+      await this.kernels.drop(key, entry, 'acquire');
       entry = undefined;
     }
     if (entry?.handle && !entry.dead && !opts.reset) {
@@ -193,14 +166,14 @@ export class SessionKernels {
     if (entry) {
       // The old kernel goes (reset, or dead); the session keeps its slot here meanwhile.
       entry.inUse = true;
-      await this.shutDown(entry);
+      await this.kernels.shutDown(entry);
     }
     const handle = await this.starter.kernelFor(ref, opts.startTimeoutMs);
     let generation: number;
     try {
       generation = await this.store.sessions.beginGeneration(ref, this.config.workerId);
     } catch (error) {
-      void this.shutDownHandle(handle);
+      void this.kernels.shutDownHandle(handle);
       throw error;
     }
     const next: SessionEntry = { ref, handle, generation, dead: false, inUse: true, lastUsedAt: Date.now(), disposal: new AbortController() };
@@ -232,7 +205,7 @@ export class SessionKernels {
 
   /** A per-call kernel's execution is over: the kernel goes. */
   async releaseEphemeral(handle: KernelHandle): Promise<void> {
-    await this.shutDownHandle(handle);
+    await this.kernels.shutDownHandle(handle);
   }
 
   /**
@@ -241,10 +214,10 @@ export class SessionKernels {
    */
   async lose(ref: SessionRef, generation: number): Promise<void> {
     const key = sessionKey(ref);
-    await this.locked(key, async () => {
+    await this.kernels.locked(key, async () => {
       const entry = this.kernels.get(key);
       if (!entry || entry.generation !== generation) return;
-      await this.shutDown(entry);
+      await this.kernels.shutDown(entry);
       await this.store.sessions.setKernelState(ref, this.config.workerId, generation, 'dead');
     });
   }
@@ -256,10 +229,10 @@ export class SessionKernels {
    */
   async discard(ref: SessionRef, generation: number): Promise<void> {
     const key = sessionKey(ref);
-    await this.locked(key, async () => {
+    await this.kernels.locked(key, async () => {
       const entry = this.kernels.get(key);
       if (!entry || entry.generation !== generation) return;
-      await this.drop(key, entry, 'start');
+      await this.kernels.drop(key, entry, 'start');
       await this.store.sessions.release(ref, this.config.workerId, 'none');
     });
   }
@@ -272,10 +245,10 @@ export class SessionKernels {
    * lock, so it never races a start. Answers how many kernels went.
    */
   async reconcile(only?: SessionRef, foundBy: DisposalFinder = 'reconcile'): Promise<number> {
-    if (this.closed) return 0;
+    if (this.kernels.closed) return 0;
     const entries = only
       ? [[sessionKey(only), this.kernels.get(sessionKey(only))] as const].filter((e): e is [string, SessionEntry] => e[1] !== undefined)
-      : [...this.kernels.entries()];
+      : this.kernels.list();
     if (entries.length === 0) return 0;
     const homes = await this.store.sessions.homesOf(entries.map(([, entry]) => entry.ref));
     // A kernel's generation is never homed here again once it was not (a new kernel is a new
@@ -284,9 +257,9 @@ export class SessionKernels {
     const gone = entries.filter(([, entry], i) => homes[i].home !== this.config.workerId || homes[i].generation !== entry.generation);
     const dropped = await Promise.all(
       gone.map(([key, entry]) =>
-        this.locked(key, async () => {
-          if (this.closed || this.kernels.get(key) !== entry) return false;
-          await this.drop(key, entry, foundBy);
+        this.kernels.locked(key, async () => {
+          if (this.kernels.closed || this.kernels.get(key) !== entry) return false;
+          await this.kernels.drop(key, entry, foundBy);
           return true;
         }),
       ),
@@ -294,42 +267,9 @@ export class SessionKernels {
     return dropped.filter(Boolean).length;
   }
 
-  /**
-   * Shuts down session kernels unused for `idleMs` (never one an execution holds) and releases
-   * their sessions as `culled` (`dead` if the kernel had died meanwhile): their next execution
-   * goes to whichever worker takes it and reports the lost state. Answers how many went.
-   */
-  async cullIdle(now = Date.now()): Promise<number> {
-    const { idleMs } = this.config.kernels;
-    const idle = (entry: SessionEntry, at: number) => !entry.inUse && at - entry.lastUsedAt >= idleMs;
-    const culls = [...this.kernels.entries()]
-      .filter(([, entry]) => idle(entry, now))
-      .map(([key, entry]) =>
-        this.locked(key, async () => {
-          // Re-checked under the session's lock: an execution may have taken it meanwhile.
-          if (this.closed || this.kernels.get(key) !== entry || !idle(entry, Math.max(now, Date.now()))) return false;
-          this.kernels.delete(key);
-          const state: KernelState = entry.handle && !entry.dead ? 'culled' : 'dead';
-          const kernelId = entry.handle?.id;
-          try {
-            await this.shutDown(entry);
-            await this.store.sessions.release(entry.ref, this.config.workerId, state);
-            await this.removeFolder(entry.ref);
-          } finally {
-            // Only now a new session may take the slot: this one is released by then.
-            this.updateCapacity();
-          }
-          this.culls += 1;
-          this.logger.log(
-            logFields(`culled ${state === 'culled' ? `idle kernel ${kernelId}` : 'dead kernel'} of session ${key}`, {
-              tenant: entry.ref.tenant,
-              sessionId: entry.ref.sessionId,
-            }),
-          );
-          return true;
-        }),
-      );
-    return (await Promise.all(culls)).filter(Boolean).length;
+  /** Culls session kernels unused for `idleMs` (IdleKernels.cull); answers how many went. */
+  cullIdle(now = Date.now()): Promise<number> {
+    return this.idle.cull(now);
   }
 
   /**
@@ -339,9 +279,8 @@ export class SessionKernels {
    */
   async forgetAll(): Promise<void> {
     this.starter.serverRestarted();
-    const entries = [...this.kernels.values()];
-    this.kernels.clear();
-    this.updateCapacity();
+    const entries = this.kernels.takeAll();
+    this.kernels.updateCapacity();
     for (const entry of entries) {
       entry.handle?.dispose();
       entry.handle = undefined;
@@ -352,134 +291,28 @@ export class SessionKernels {
       entries.map((entry) =>
         this.store.sessions
           .release(entry.ref, this.config.workerId, 'lost')
-          .then(() => this.removeFolder(entry.ref))
+          .then(() => this.kernels.removeFolder(entry.ref))
           .catch((error: unknown) => this.logger.warn(`releasing ${sessionKey(entry.ref)} failed: ${error}`)),
       ),
     );
   }
 
   async disposeAll(): Promise<void> {
-    this.closed = true;
-    this.culler.stop();
+    this.kernels.closed = true;
+    this.idle.stop();
     this.reconciler.stop();
-    this.capacityCheck.stop();
-    const entries = [...this.kernels.values()];
-    this.kernels.clear();
+    const entries = this.kernels.takeAll();
     // Drained or stopping: the sessions are handed back, and their folders are lost with them.
     await Promise.all([this.starter.close(), ...entries.map(async (entry) => {
-      await this.shutDown(entry);
-      await this.removeFolder(entry.ref);
+      await this.kernels.shutDown(entry);
+      await this.kernels.removeFolder(entry.ref);
     })]);
     await this.folders.removeAll();
-  }
-
-  /**
-   * Evicts a session kernel for another session (docs/capacity.md), if it still may go: unused
-   * for the minimum idle time, nothing running, and (evict-2.lua) nothing pending. Answers true
-   * once its slot is free: the session is released in Redis (state `evicted`) or was no longer
-   * homed here; the kernel's shutdown and the folder's removal go on under the session's lock.
-   */
-  private evict(entry: SessionEntry): Promise<boolean> {
-    const key = sessionKey(entry.ref);
-    return new Promise<boolean>((freed, failed) => {
-      void this.locked(key, async () => {
-        const still = this.kernels.get(key) === entry && this.eviction.candidates([entry]).length === 1;
-        if (this.closed || !still) return freed(false);
-        const outcome = await this.store.sessions.evict(entry.ref, this.config.workerId, entry.generation);
-        if (outcome === 'busy') return freed(false);
-        if (outcome === 'moved') {
-          freed(true);
-          return this.drop(key, entry, 'reconcile');
-        }
-        this.kernels.delete(key);
-        this.evictions += 1;
-        freed(true);
-        this.logger.log(
-          logFields(`evicted idle kernel ${entry.handle?.id ?? '(dead)'} of session ${key} to make room for another session`, {
-            tenant: entry.ref.tenant,
-            sessionId: entry.ref.sessionId,
-            idleMs: Date.now() - entry.lastUsedAt,
-          }),
-        );
-        try {
-          await this.shutDown(entry);
-          await this.removeFolder(entry.ref);
-        } finally {
-          this.updateCapacity();
-        }
-      }).catch(failed);
-    });
-  }
-
-  /**
-   * Each second while full: whether this worker is the one to evict for the fleet's next new
-   * session (then it takes one from the shared queue), else it keeps its shared queue paused.
-   */
-  private async checkCapacity(): Promise<void> {
-    const held = this.kernels.size;
-    if (this.closed || !this.capacity.isFull(held) || this.eviction.candidates(this.kernels.values()).length === 0) {
-      this.capacity.setEvictor(false, held);
-      return;
-    }
-    this.capacity.setEvictor(await this.eviction.isEvictor(this.leaseFields()), this.kernels.size);
-  }
-
-  /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
-  private updateCapacity(): void {
-    this.capacity.update(this.kernels.size, this.closed);
   }
 
   /** The periodic reconcile: skipped while Redis is away (its outage is not a disposal). */
   private async reconcileIfConnected(): Promise<void> {
     if (this.store.connected) await this.reconcile();
-  }
-
-  /**
-   * Under the session's lock: the entry's session is no longer homed here with its generation.
-   * The execution running on it (if any) is told first, then the kernel is killed and the slot
-   * freed. Redis is left as it is: whoever took the session wrote its state and home.
-   */
-  private async drop(key: string, entry: SessionEntry, foundBy: DisposalFinder): Promise<void> {
-    this.kernels.delete(key);
-    entry.disposal.abort();
-    this.disposals[foundBy] += 1;
-    this.logger.log(
-      logFields(`shutting down kernel ${entry.handle?.id ?? '(none)'} of session ${key}: no longer homed here (found by ${foundBy})`, {
-        tenant: entry.ref.tenant,
-        sessionId: entry.ref.sessionId,
-        generation: entry.generation,
-      }),
-    );
-    try {
-      await this.shutDown(entry);
-      await this.removeFolder(entry.ref);
-    } finally {
-      this.updateCapacity();
-    }
-  }
-
-  /** The session has left this worker: its files go with its kernel (docs/files.md). */
-  private async removeFolder(ref: SessionRef): Promise<void> {
-    if (!(await this.folders.remove(ref))) {
-      this.logger.warn(logFields(`could not delete the folder of session ${sessionKey(ref)} (${this.folders.folderOf(ref)})`, { ...ref }));
-    }
-  }
-
-  /** Runs `work` after every earlier start, shutdown, cull or drop of the same session. */
-  private locked<T>(key: string, work: () => Promise<T>): Promise<T> {
-    return this.locks.run(key, work);
-  }
-
-  /** The entry's kernel is shut down; the entry itself (the session's slot) stays unless removed. */
-  private async shutDown(entry: SessionEntry): Promise<void> {
-    const handle = entry.handle;
-    entry.handle = undefined;
-    entry.dead = true;
-    if (handle) await this.shutDownHandle(handle);
-  }
-
-  private shutDownHandle(handle: KernelHandle): Promise<void> {
-    return shutDownKernel(handle, this.logger);
   }
 
   private info(generation: number, stateLost: StateLostReason | null, restarted: boolean): KernelInfo {
