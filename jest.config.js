@@ -1,7 +1,11 @@
 /**
  * Unit specs sit beside the source; integration and e2e tests under test/; deploy specs
- * (docker-compose.yml, docker/, k8s/: files only, no infrastructure) under test/deploy/.
+ * (docker-compose.yml, docker/, k8s/: files only, no infrastructure) under test/deploy/; the
+ * fleet in containers (the images, docker-compose.yml's services) under test/containers/, where a
+ * Docker engine answers.
  */
+const { spawnSync } = require('node:child_process');
+
 // The client's sources import each other as './x.js' (they are built as ES modules too).
 const moduleNameMapper = { '^@kernelfleet/(.*)$': '<rootDir>/libs/$1/src', '^(\\.{1,2}/.*)\\.js$': '$1' };
 const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] };
@@ -9,6 +13,16 @@ const common = { rootDir: __dirname, testEnvironment: 'node', moduleNameMapper, 
 const CLUSTER_E2E = [
   'smoke', 'ordering', 'streaming', 'failover', 'cancel-and-sessions', 'owners', 'idempotency', 'quotas', 'tenants', 'large-output', 'disposal',
 ];
+
+const dockerEngine = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10000 }).status === 0;
+if (!dockerEngine) console.log('containers: no Docker engine answers `docker version`: the container tests (test/containers) do not run here');
+const containers = {
+  ...common,
+  displayName: 'containers',
+  testMatch: ['<rootDir>/test/containers/**/*.container-spec.ts'],
+  globalSetup: '<rootDir>/test/containers/support/global-setup.ts',
+  globalTeardown: '<rootDir>/test/containers/support/global-teardown.ts',
+};
 
 module.exports = {
   // Per-project testTimeout is ignored by Jest; this one applies to every project.
@@ -41,5 +55,6 @@ module.exports = {
       globalTeardown: '<rootDir>/test/support/cluster-global-teardown.ts',
       setupFiles: ['<rootDir>/test/support/use-redis-cluster.ts'],
     },
+    ...(dockerEngine ? [containers] : []),
   ],
 };

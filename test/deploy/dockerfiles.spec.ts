@@ -2,7 +2,8 @@
  * docker/api.Dockerfile and docker/worker.Dockerfile do what `npm start` does natively
  * (scripts/start.js, package.json's start:api and start:worker): the same requirements file and
  * venv place, the same install and build commands, the same entrypoints; and every file they
- * COPY exists and is not excluded by .dockerignore.
+ * COPY exists and is not excluded by .dockerignore. Read on paper, in a second: the images built
+ * and run are test/containers' (fleet.container-spec.ts).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -79,16 +80,26 @@ describe.each(['api', 'worker'] as const)('docker/%s.Dockerfile', (app) => {
   const runs = of('RUN').map((s) => s.text);
   const workdir = of('WORKDIR').at(-1)?.text as string;
 
-  it('builds on node:20-bookworm-slim (Node 20, Debian 12)', () => {
-    expect(of('FROM').map((s) => s.text)).toEqual(['node:20-bookworm-slim']);
-    expect(PACKAGE.scripts).toBeDefined();
+  it('builds both stages on node:20-bookworm-slim (Node 20, Debian 12) unless the builder names another base', () => {
+    // scripts/images.js passes NODE_IMAGE only where Docker Hub cannot be reached.
+    expect(of('ARG').map((s) => s.text)).toContain('NODE_IMAGE=node:20-bookworm-slim');
+    expect(of('FROM').map((s) => s.text)).toEqual(['${NODE_IMAGE} AS build', '${NODE_IMAGE}']);
+  });
+
+  it('runs with nothing of the build stage but its output: no build CA, no compiler, no dev packages', () => {
+    const runtime = steps.slice(steps.map((s) => s.keyword).lastIndexOf('FROM'));
+    const copied = runtime.filter((s) => s.keyword === 'COPY').map((s) => s.text);
+    expect(copied.filter((c) => c.includes('build-ca'))).toEqual([]);
+    expect(copied.filter((c) => c.startsWith('--from=build')).map((c) => c.split(' ')[1])).toEqual(
+      app === 'worker' ? ['/app/.venv', '/app/package.json', '/app/node_modules', '/app/dist'] : ['/app/package.json', '/app/node_modules', '/app/dist'],
+    );
+    expect(runs.join(' ')).toMatch(/npm prune --omit=dev/);
   });
 
   it('copies only files that exist and that .dockerignore lets through', () => {
     const copies = of('COPY');
     expect(copies.length).toBeGreaterThan(0);
-    for (const copy of copies) {
-      expect(copy.text).not.toMatch(/--from/);
+    for (const copy of copies.filter((c) => !c.text.startsWith('--from='))) {
       const sources = copy.text.split(' ').slice(0, -1);
       expect(sources.length).toBeGreaterThan(0);
       for (const source of sources) {

@@ -1,10 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { dockerEngine } from './docker-images';
+import { ContainerRedis } from './redis-container';
 import { TestRedis, TestRedisCluster } from './redis-server';
 
 /**
  * Once per `npm test`: a private Redis on a free port (KF_TEST_REDIS_URL) and a compiled dist/
- * for the tests that start the api and workers as real processes. With KF_TEST_REDIS_CLUSTER=1
+ * for the tests that start the api and workers as real processes. The Redis is a container
+ * (@testcontainers/redis) where a Docker engine answers, else a redis-server process. With KF_TEST_REDIS_CLUSTER=1
  * the Redis is a three-master Redis Cluster instead (KF_TEST_REDIS_URL=redis+cluster://…), so
  * `KF_TEST_REDIS_CLUSTER=1 npx jest --selectProjects e2e` runs the whole suite on a cluster.
  */
@@ -17,8 +20,8 @@ export default async function globalSetup(): Promise<void> {
     process.env.KF_TEST_REDIS_URL = cluster.url;
     return;
   }
-  const redis = await TestRedis.start();
-  (globalThis as { __kfRedis?: TestRedis }).__kfRedis = redis;
+  const redis = dockerEngine() ? await ContainerRedis.start() : await TestRedis.start();
+  (globalThis as { __kfRedis?: TestRedis | ContainerRedis }).__kfRedis = redis;
   process.env.KF_TEST_REDIS_URL = redis.url;
 }
 

@@ -1,7 +1,8 @@
+import type { ContainerRedis } from './redis-container';
 import type { TestRedis, TestRedisCluster } from './redis-server';
 
 export default async function globalTeardown(): Promise<void> {
-  const state = globalThis as { __kfRedis?: TestRedis; __kfRedisCluster?: TestRedisCluster };
+  const state = globalThis as { __kfRedis?: TestRedis | ContainerRedis; __kfRedisCluster?: TestRedisCluster };
   const redis = state.__kfRedis ?? state.__kfRedisCluster;
   if (redis) {
     await redis.stop();

@@ -1,0 +1,27 @@
+import { RedisContainer, type StartedRedisContainer } from '@testcontainers/redis';
+import { buildImages, redisImage } from './docker-images';
+import { randomRedisPassword } from './redis-server';
+
+/**
+ * The tests' shared Redis where a Docker engine answers: @testcontainers/redis with
+ * docker-compose.yml's image (or its local stand-in), a password, nothing kept on disk, its port
+ * published on 127.0.0.1. Elsewhere global-setup.ts starts a redis-server process instead.
+ */
+export class ContainerRedis {
+  private constructor(private readonly container: StartedRedisContainer, readonly url: string) {}
+
+  static async start(): Promise<ContainerRedis> {
+    buildImages('redis');
+    process.env.TESTCONTAINERS_RYUK_DISABLED = 'true'; // Ryuk comes from Docker Hub: stop() cleans up
+    const password = randomRedisPassword();
+    const container = await new RedisContainer(redisImage())
+      .withCommand(['redis-server', '--save', '', '--appendonly', 'no'])
+      .withPassword(password)
+      .start();
+    return new ContainerRedis(container, `redis://:${password}@127.0.0.1:${container.getPort()}`);
+  }
+
+  async stop(): Promise<void> {
+    await this.container.stop();
+  }
+}
