@@ -3,14 +3,18 @@
  * killed with SIGKILL and replaced (alternately under a new WORKER_ID and under the same one, a
  * restart). At the end it checks the invariants of docs/architecture.md / DESIGN §2 from the
  * client's side and prints a table; the exit code is 0 only when every check holds.
+ * CHAOS_FLEET=containers runs it against docker-compose.yml's fleet in containers instead (the
+ * images of `npm run images`): worker containers are `docker kill`ed and started again, Redis is
+ * restarted once and an api replica killed once (bench/chaos-fleets.ts; the soak of
+ * docs/operations.md).
  *
- * Environment (defaults): CHAOS_EXECUTIONS=2000 CHAOS_SESSIONS=50 CHAOS_WORKERS=3
+ * Environment (defaults): CHAOS_FLEET=processes CHAOS_APIS=2 (containers) CHAOS_EXECUTIONS=2000 CHAOS_SESSIONS=50 CHAOS_WORKERS=3
  * CHAOS_KILL_EVERY_MS=4000 CHAOS_MAX_SECONDS=600 CHAOS_IN_FLIGHT=100 CHAOS_LEASE_MS=2000
  * CHAOS_RETRY_FRACTION=0.1 (share of executions sent with retryOnKernelLoss)
  * CHAOS_TIMEOUT_MS=300000 (each execution's timeoutMs) CHAOS_REPLAY_SAMPLE=300 (SSE replays
  * read at the end besides every outcome_unknown / retried / suspicious one) CHAOS_STUCK_MS=15000
  * (a lane head unchanged this long gets its Redis/BullMQ state dumped) CHAOS_SEED
- * CHAOS_LOG_DIR (logs, problems.txt, executions.json, kills.json, stuck.json; default a new dir
+ * CHAOS_LOG_DIR (logs, problems.txt, executions.json, strikes.json, stuck.json; default a new dir
  * under /tmp). What is checked: docs/benchmarks.md, "Chaos".
  */
 import { execFileSync } from 'node:child_process';
@@ -19,12 +23,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import type { Execution, ExecutionStatus } from '@kernelfleet/contracts';
-import { connectTestRedis } from '../test/support/redis-client';
+import { buildImages } from '../test/support/docker-images';
+import { TEST_TENANT } from '../test/support/fleet-client';
+import { connectTestRedis, keysMatching } from '../test/support/redis-client';
 import { TestRedis } from '../test/support/redis-server';
 import { snapshotApps, runMain } from './app-snapshot';
-import { descendants, processAlive } from '../test/support/processes';
 import { readSse, type SseEvent } from '../test/support/sse-client';
-import { Stack, TEST_TENANT, type AppProcess } from '../test/support/stack';
+import { ContainerChaosFleet, ProcessChaosFleet, type ChaosFleet } from './chaos-fleets';
 
 const env = (name: string, fallback: number) => {
   const raw = process.env[name];
@@ -34,7 +39,12 @@ const env = (name: string, fallback: number) => {
   return n;
 };
 
+const FLEET = process.env.CHAOS_FLEET ?? 'processes';
+if (!['processes', 'containers'].includes(FLEET)) throw new Error(`CHAOS_FLEET: processes or containers, got ${FLEET}`);
+
 const CFG = {
+  fleet: FLEET,
+  apis: Math.max(1, env('CHAOS_APIS', 2)),
   executions: env('CHAOS_EXECUTIONS', 2000),
   sessions: Math.max(1, env('CHAOS_SESSIONS', 50)),
   workers: Math.max(1, env('CHAOS_WORKERS', 3)),
@@ -121,25 +131,6 @@ function parseKernelLog(output: string | undefined): string[] | undefined {
   return log.length === Number(m[1]) ? log : undefined;
 }
 
-interface WorkerSlot {
-  id: string;
-  proc?: AppProcess;
-  state: 'booting' | 'ready' | 'killed' | 'failed';
-  jupyterPid?: number;
-  startedAt: number;
-}
-
-interface Kill {
-  at: number;
-  workerId: string;
-  replacement: 'new-id' | 'same-id';
-  jupyterPid?: number;
-  /** The worker's Jupyter server and kernels: how many, and how long the last one outlived the kill. */
-  orphans?: number;
-  orphansGoneAfterMs?: number;
-  orphansAliveAt60s?: number;
-}
-
 /** A lane head that stayed queued (or running) far longer than any execution here takes. */
 interface Stuck {
   at: number;
@@ -150,14 +141,14 @@ interface Stuck {
 }
 
 /** Redis and BullMQ state of a lane head, for the report of a stuck one. */
-async function redisState(redis: Redis | Cluster, prefix: string, sessionId: string, executionId: string, slots: WorkerSlot[]): Promise<Record<string, unknown>> {
+async function redisState(redis: Redis | Cluster, prefix: string, sessionId: string, executionId: string): Promise<Record<string, unknown>> {
   const base = `${prefix}:{${TEST_TENANT}/${sessionId}}`;
   const exec = await redis.hgetall(`${base}:x:${executionId}`);
   delete exec.code;
   delete exec.doc;
   delete exec.request;
   const info = await redis.hgetall(`${base}:info`);
-  const workerIds = [...new Set(slots.map((s) => s.id))];
+  const workerIds = await redis.zrange(`${prefix}:workers`, 0, -1);
   const leases: Record<string, boolean> = {};
   for (const id of workerIds) leases[id] = (await redis.exists(`${prefix}:worker:${id}:lease`)) === 1;
   const jobs: Record<string, unknown> = {};
@@ -187,7 +178,8 @@ async function main(): Promise<void> {
   mkdirSync(logDir, { recursive: true });
   console.error(`chaos: seed=${CFG.seed} ${JSON.stringify(CFG)} logs in ${logDir}`);
 
-  const apps = process.env.KF_APP_ROOT ? { dir: process.env.KF_APP_ROOT, remove: () => undefined } : snapshotApps();
+  const apps = FLEET === 'processes' ? (process.env.KF_APP_ROOT ? { dir: process.env.KF_APP_ROOT, remove: () => undefined } : snapshotApps()) : undefined;
+  if (FLEET === 'containers') buildImages();
   const build = (() => {
     try {
       const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: join(__dirname, '..') }).toString().trim();
@@ -197,35 +189,23 @@ async function main(): Promise<void> {
       return 'unknown';
     }
   })();
-  const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
-  process.env.KF_TEST_REDIS_URL ??= redis!.url;
-  const workerEnv = { WORKER_LEASE_MS: String(CFG.leaseMs), LOG_LEVEL: 'info' };
-  const stack = await Stack.start({ workers: 0, apiEnv: { WORKER_LEASE_MS: String(CFG.leaseMs), LOG_LEVEL: 'info' } });
-  const slots: WorkerSlot[] = [];
-  const kills: Kill[] = [];
-  const bootErrors: string[] = [];
-  let workerSerial = 0;
-
-  const startSlot = async (id: string): Promise<void> => {
-    const slot: WorkerSlot = { id, state: 'booting', startedAt: Date.now() };
-    slots.push(slot);
-    try {
-      slot.proc = await stack.startWorker({ ...workerEnv, WORKER_ID: id });
-      slot.jupyterPid = Number(/started Jupyter server pid (\d+)/.exec(slot.proc.output)?.[1]) || undefined;
-      if (slot.state === 'booting') slot.state = 'ready';
-    } catch (error) {
-      slot.state = 'failed';
-      slot.proc = stack.workers.filter((w) => w.name === id).at(-1);
-      bootErrors.push(`${id}: ${String(error).slice(0, 2000)}`);
-    }
-  };
-  const newId = () => `w${++workerSerial}-${stack.prefix}`;
+  const redis = FLEET === 'processes' && !process.env.KF_TEST_REDIS_URL ? await TestRedis.start() : undefined;
+  if (redis) process.env.KF_TEST_REDIS_URL = redis.url;
+  // Strikes expected over the run, for the containers' once-only Redis restart and api kill.
+  // (Assumes 20 executions/s: a faster run still has both within its first half.)
+  const expectedStrikes = Math.max(3, Math.floor(((CFG.executions / 20) * 1000) / Math.max(1, CFG.killEveryMs)));
+  let fleet: ChaosFleet | undefined;
 
   let runner: Promise<void> | undefined;
   let finished = false;
   try {
-    for (let i = 0; i < CFG.workers; i++) await startSlot(newId());
-    console.error(`chaos: ${CFG.workers} worker(s) ready after ${since(t0)} s`);
+    fleet =
+      FLEET === 'containers'
+        ? await ContainerChaosFleet.start({ workers: CFG.workers, apis: CFG.apis, leaseMs: CFG.leaseMs, expectedStrikes })
+        : await ProcessChaosFleet.start(CFG.workers, CFG.leaseMs);
+    const f = fleet;
+    const client = f.client;
+    console.error(`chaos: ${CFG.workers} worker(s) ready after ${since(t0)} s (${FLEET})`);
 
     // The plan: N executions spread evenly over M sessions, shuffled (interleaved).
     const plan: Planned[] = [];
@@ -245,37 +225,16 @@ async function main(): Promise<void> {
       const j = Math.floor(random() * (i + 1));
       [plan[i], plan[j]] = [plan[j], plan[i]];
     }
-    const runTag = `chaos-${CFG.seed}-${stack.prefix}`;
+    const runTag = `chaos-${CFG.seed}-${f.prefix}`;
 
-    // --- killer: SIGKILL a random ready worker, start its replacement (new id / same id in turn).
+    // --- killer: a strike every CHAOS_KILL_EVERY_MS (bench/chaos-fleets.ts says what a strike is).
     const killer = (async () => {
-      while (!finished && !stopAll.signal.aborted) {
+      for (let n = 1; !finished && !stopAll.signal.aborted; n++) {
         await sleep(CFG.killEveryMs);
         if (finished || stopAll.signal.aborted) break;
-        const ready = slots.filter((s) => s.state === 'ready' && s.proc?.child.exitCode === null);
-        if (ready.length < 2) continue; // never below one live worker
-        const victim = pick(ready);
-        victim.state = 'killed';
-        const below = victim.proc!.child.pid ? descendants(victim.proc!.child.pid) : [];
-        const exited = new Promise((r) => victim.proc!.child.once('exit', r));
-        victim.proc!.child.kill('SIGKILL');
-        await exited;
-        const replacement = kills.length % 2 === 0 ? 'new-id' : 'same-id';
-        const kill: Kill = { at: Date.now(), workerId: victim.id, replacement, jupyterPid: victim.jupyterPid, orphans: below.length };
-        kills.push(kill);
-        console.error(`chaos: t=${since(t0)} s kill #${kills.length} ${victim.id} (replacement: ${replacement})`);
-        // How long the killed worker's Jupyter server and kernels (code still running!) live on.
-        void (async () => {
-          while (Date.now() - kill.at < 60_000) {
-            if (!below.some(processAlive)) {
-              kill.orphansGoneAfterMs = Date.now() - kill.at;
-              return;
-            }
-            await sleep(250);
-          }
-          kill.orphansAliveAt60s = below.filter(processAlive).length;
-        })();
-        void startSlot(replacement === 'same-id' ? victim.id : newId());
+        await f.strike(n);
+        const last = f.strikes.at(-1);
+        if (last && last.at >= Date.now() - CFG.killEveryMs) console.error(`chaos: t=${since(t0)} s strike #${f.strikes.length}: ${last.kind} ${last.target} (${last.replacement})`);
       }
     })();
 
@@ -291,12 +250,15 @@ async function main(): Promise<void> {
       slotFreed.shift()?.();
     };
 
+    /** The api replicas in turn: a retry goes to the next one (one may be down). */
+    const urlFor = (attempt: number) => client.urls[attempt % client.urls.length];
     const submitOne = async (p: Planned): Promise<boolean> => {
       const body = { code: codeFor(p.token), timeoutMs: CFG.timeoutMs, ...(p.retry ? { retryOnKernelLoss: true } : {}) };
       for (let backoff = 50; !stopAll.signal.aborted; backoff = Math.min(backoff * 2, 2_000)) {
         p.submitAttempts += 1;
         try {
-          const res = await stack.request('POST', `/v1/sessions/${p.sessionId}/executions`, body, {
+          const res = await client.request('POST', `/v1/sessions/${p.sessionId}/executions`, body, {
+            url: urlFor(p.submitAttempts),
             headers: { 'Idempotency-Key': `${runTag}-${p.token}` },
           });
           if (res.status === 202) {
@@ -315,14 +277,14 @@ async function main(): Promise<void> {
     };
 
     const follow = async (p: Planned): Promise<void> => {
-      const url = `${stack.url}/v1/executions/${p.executionId}/events`;
       while (!stopAll.signal.aborted) {
+        const url = `${urlFor(p.liveReconnects)}/v1/executions/${p.executionId}/events`;
         const last = p.live.at(-1)?.id;
         try {
           const remaining = Math.max(1_000, hardStop - Date.now());
           const { status, events } = await readSse(
             url,
-            { ...stack.headers(), ...(last ? { 'Last-Event-ID': last } : {}) },
+            { ...client.headers(), ...(last ? { 'Last-Event-ID': last } : {}) },
             (evs) => evs.some((e) => e.event === 'result') || stopAll.signal.aborted,
             remaining,
           );
@@ -333,7 +295,8 @@ async function main(): Promise<void> {
             p.liveResult = JSON.parse(result.data) as Execution;
             return;
           }
-          if (status !== 200) return;
+          // 503 while Redis is down: attach again; any other answer is final.
+          if (status !== 200 && status !== 503) return;
         } catch (error) {
           p.liveError = String(error);
         }
@@ -345,18 +308,17 @@ async function main(): Promise<void> {
     let accepted = 0;
     let done = 0;
     const progress = setInterval(() => {
-      const live = slots.filter((s) => s.state === 'ready').length;
-      const booting = slots.filter((s) => s.state === 'booting').length;
+      const { ready, booting } = f.workersUp();
       console.error(
         `chaos: t=${since(t0)} s accepted ${accepted}/${plan.length}, terminal ${done}, in flight ${inFlight}, ` +
-          `workers ready ${live} booting ${booting}, kills ${kills.length}`,
+          `workers ready ${ready} booting ${booting}, strikes ${f.strikes.length}`,
       );
     }, 10_000);
     progress.unref();
 
     // --- watcher: a lane head queued/running for long gets its Redis and BullMQ state dumped.
     const stuck: Stuck[] = [];
-    const watchRedis = connectTestRedis();
+    const watchRedis = connectTestRedis(f.redisUrl);
     const headSeen = new Map<string, { id: string; since: number; dumped: boolean }>();
     const stuckMs = env('CHAOS_STUCK_MS', 15_000);
     const watcher = (async () => {
@@ -365,7 +327,7 @@ async function main(): Promise<void> {
         await sleep(2_000);
         try {
           for (const sessionId of sessionIds) {
-            const base = `${stack.prefix}:{${TEST_TENANT}/${sessionId}}`;
+            const base = `${f.prefix}:{${TEST_TENANT}/${sessionId}}`;
             const head = await watchRedis.lindex(`${base}:lane`, 0);
             const seen = headSeen.get(sessionId);
             if (!head) {
@@ -378,7 +340,7 @@ async function main(): Promise<void> {
             }
             if (seen.dumped || Date.now() - seen.since < stuckMs) continue;
             seen.dumped = true;
-            stuck.push({ at: Date.now(), sessionId, executionId: head, headForMs: Date.now() - seen.since, detail: await redisState(watchRedis, stack.prefix, sessionId, head, slots) });
+            stuck.push({ at: Date.now(), sessionId, executionId: head, headForMs: Date.now() - seen.since, detail: await redisState(watchRedis, f.prefix, sessionId, head) });
             console.error(`chaos: t=${since(t0)} s lane head ${head} of ${sessionId} unchanged for ${stuckMs / 1000} s (state dumped)`);
           }
         } catch (error) {
@@ -418,7 +380,7 @@ async function main(): Promise<void> {
     watchRedis.disconnect();
     await runner.catch(() => undefined);
     // Replacements that are still booting: let them come up so their recovery runs, bounded.
-    for (let i = 0; i < 100 && slots.some((s) => s.state === 'booting'); i++) await sleep(200);
+    await f.settle();
     console.error(`chaos: run phase over after ${(runWallMs / 1000).toFixed(1)} s (${timedOut ? 'time limit' : 'all terminal'}); checking`);
 
     // --- final state of every accepted execution.
@@ -426,7 +388,7 @@ async function main(): Promise<void> {
     await pool(acceptedPlan, 16, async (p) => {
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          p.final = await stack.get(p.executionId!);
+          p.final = await client.get(p.executionId!);
           return;
         } catch {
           await sleep(200);
@@ -452,7 +414,7 @@ async function main(): Promise<void> {
     for (const p of [...acceptedPlan].sort(() => random() - 0.5).slice(0, CFG.replaySample)) replayIds.add(p);
     await pool([...replayIds], 8, async (p) => {
       try {
-        const { events } = await readSse(`${stack.url}/v1/executions/${p.executionId}/events`, { ...stack.headers(), 'Last-Event-ID': '0' }, () => false, 30_000);
+        const { events } = await readSse(`${client.url}/v1/executions/${p.executionId}/events`, { ...client.headers(), 'Last-Event-ID': '0' }, () => false, 30_000);
         p.replay = events;
       } catch (error) {
         note('replay', `${p.executionId} replay failed: ${error}`);
@@ -698,35 +660,30 @@ async function main(): Promise<void> {
     for (const st of stuck) note('stuck head (dump)', `${st.executionId} ${st.sessionId} t=${((st.at - t0) / 1000).toFixed(1)} s: ${JSON.stringify(st.detail).slice(0, 1500)}`);
 
     // --- leftovers in Redis: lanes that still hold ids, running indexes, queued jobs.
-    const probe = connectTestRedis();
+    const probe = connectTestRedis(f.redisUrl);
     let laneLeft = 0;
     for (const sessionId of sessions.keys()) {
-      const key = `${stack.prefix}:{${TEST_TENANT}/${sessionId}}:lane`;
+      const key = `${f.prefix}:{${TEST_TENANT}/${sessionId}}:lane`;
       const ids = await probe.lrange(key, 0, -1);
       if (ids.length) (laneLeft += ids.length), note('lane not empty', `${sessionId}: ${ids.join(',')}`);
     }
-    const deadlineMembers = await probe.zrange(`${stack.prefix}:deadlines`, 0, -1);
+    const deadlineMembers = await probe.zrange(`${f.prefix}:deadlines`, 0, -1);
     const deadlinesLeft = deadlineMembers.length;
     for (const m of deadlineMembers.slice(0, 20)) {
       const p = byToken.get(acceptedPlan.find((q) => m.endsWith(`/${q.executionId}`))?.token ?? '');
       note('deadline index entry left', `${m} (${p ? `${p.final?.status} phase ${p.final?.phase}` : 'unknown'})`);
     }
     const runningLeft: string[] = [];
-    for (const id of new Set(slots.map((s) => s.id))) {
-      const members = await probe.smembers(`${stack.prefix}:worker:${id}:running`);
-      if (members.length) runningLeft.push(`${id}: ${members.join(',')}`);
+    for (const key of await keysMatching(probe, `${f.prefix}:worker:*:running`)) {
+      const members = await probe.smembers(key);
+      if (members.length) runningLeft.push(`${key}: ${members.join(',')}`);
     }
     probe.disconnect();
     for (const r of runningLeft) note('running index left', r);
 
     // --- logs.
-    const procs = [...stack.apis, ...stack.workers];
-    const logNames = new Map<string, number>();
-    for (const proc of procs) {
-      const n = (logNames.get(proc.name) ?? 0) + 1;
-      logNames.set(proc.name, n);
-      writeFileSync(join(logDir, `${proc.name}${n > 1 ? `.${n}` : ''}.log`), proc.output);
-    }
+    const procs = await f.logs();
+    for (const proc of procs) writeFileSync(join(logDir, `${proc.name}.log`), proc.output);
     const errorLines = procs.flatMap((proc) =>
       proc.output
         .split('\n')
@@ -753,13 +710,14 @@ async function main(): Promise<void> {
         })),
       ),
     );
-    writeFileSync(join(logDir, 'kills.json'), JSON.stringify(kills, null, 1));
+    writeFileSync(join(logDir, 'strikes.json'), JSON.stringify(f.strikes, null, 1));
     writeFileSync(join(logDir, 'stuck.json'), JSON.stringify(stuck, null, 1));
 
     // --- table.
     const wallS = (Date.now() - t0) / 1000;
-    const orphanMax = Math.max(0, ...kills.map((k) => k.orphansGoneAfterMs ?? 60_000));
-    const orphanLeft = kills.reduce((n, k) => n + (k.orphansAliveAt60s ?? 0), 0);
+    const workerKills = f.strikes.filter((k) => k.orphans !== undefined);
+    const orphanMax = Math.max(0, ...workerKills.map((k) => k.orphansGoneAfterMs ?? 60_000));
+    const orphanLeft = workerKills.reduce((n, k) => n + (k.orphansAliveAt60s ?? 0), 0);
     const pct = (q: number) => (headWaits.length ? headWaits[Math.min(headWaits.length - 1, Math.floor(q * headWaits.length))].ms : 0);
     const rows: [string, string, string][] = [];
     /** ok: a check (FAIL fails the run); 'warn': worth a look, does not fail the run. */
@@ -783,15 +741,20 @@ async function main(): Promise<void> {
     row('lanes not empty at the end', laneLeft, laneLeft === 0);
     row('running-index entries left', runningLeft.length, runningLeft.length === 0);
     row('deadline index entries left', deadlinesLeft, deadlinesLeft ? 'warn' : undefined);
-    row('kills (SIGKILL) performed', `${kills.length} (${kills.filter((k) => k.replacement === 'same-id').length} restarted under the same id)`);
-    row('worker boots failed', bootErrors.length, bootErrors.length === 0);
-    row('killed workers\' Jupyter+kernels: last gone after', `max ${(orphanMax / 1000).toFixed(1)} s (alive at 60 s: ${orphanLeft})`, orphanLeft === 0);
+    row('strikes', f.summary());
+    row('worker boots failed', f.bootErrors.length, f.bootErrors.length === 0);
+    // In a container, the kill takes its Jupyter server and kernels with it.
+    if (workerKills.length) row('killed workers\' Jupyter+kernels: last gone after', `max ${(orphanMax / 1000).toFixed(1)} s (alive at 60 s: ${orphanLeft})`, orphanLeft === 0);
     row('lane head wait p50 / p99 / max', `${pct(0.5)} / ${pct(0.99)} / ${headWaits.at(-1)?.ms ?? 0} ms`);
     row('  heads waiting > 10 s / dumped stuck > ' + stuckMs / 1000 + ' s', `${slowHeads.length} / ${stuck.length}`, stuck.length ? 'warn' : undefined);
     // Queue timeouts: those a full fleet caused say so (docs/capacity.md); the others came while a worker had room.
     const queueTimeouts = acceptedPlan.filter((p) => p.final?.status === 'timed_out' && p.final.phase === 'queue');
     const noCapacity = queueTimeouts.filter((p) => p.final?.result?.output.includes('no kernel capacity')).length;
-    row('timed out in the queue: fleet full / a worker had room', `${noCapacity} / ${queueTimeouts.length - noCapacity}`, queueTimeouts.length - noCapacity ? 'warn' : undefined);
+    row('timed out in the queue: fleet full / a worker had room', `${noCapacity} / ${queueTimeouts.length - noCapacity}`, queueTimeouts.length === noCapacity);
+    // Every execution ends by its deadline (accept + timeoutMs) and 10 s more.
+    const late = acceptedPlan.filter((p) => p.final?.timings.finishedAt !== undefined && p.final.timings.finishedAt > p.final.timings.acceptedAt + CFG.timeoutMs + 10_000);
+    for (const p of late.slice(0, 20)) note('late', `${p.executionId} ended ${p.final!.status} ${((p.final!.timings.finishedAt! - p.final!.timings.acceptedAt) / 1000).toFixed(1)} s after accept`);
+    row('terminal later than deadline + 10 s', late.length, late.length === 0);
     const terminalCount = acceptedPlan.filter((p) => isTerminal(p.final?.status)).length;
     row('executions ended per second of the run', (terminalCount / (runWallMs / 1000)).toFixed(2));
     row('outcome_unknown that provably never ran', neverRan, neverRan ? 'warn' : undefined);
@@ -800,10 +763,10 @@ async function main(): Promise<void> {
 
     const first = (items: string[], n: number) => items.slice(0, n).map((l) => `  ${l.slice(0, 400)}`).join('\n');
     if (problems.length) console.log(`problems (${problems.length}, all in ${join(logDir, 'problems.txt')}):\n${first(problems, 40)}`);
-    if (bootErrors.length) console.log(`worker boot errors:\n${first(bootErrors, 5)}`);
+    if (f.bootErrors.length) console.log(`worker boot errors:\n${first(f.bootErrors, 5)}`);
     if (errorLines.length) console.log(`log lines with errors (${errorLines.length}):\n${first(errorLines, 20)}`);
-    console.log(`build ${build} (apps copied to ${apps.dir} for the run)`);
-    console.log(`seed ${CFG.seed}; ${CFG.executions} executions, ${CFG.sessions} sessions, ${CFG.workers} workers, kill every ${CFG.killEveryMs} ms, lease ${CFG.leaseMs} ms; logs in ${logDir}`);
+    console.log(`build ${build} (${apps ? `apps copied to ${apps.dir} for the run` : 'images kernelfleet-api:local and kernelfleet-worker:local'})`);
+    console.log(`seed ${CFG.seed}; ${FLEET}: ${CFG.executions} executions, ${CFG.sessions} sessions, ${CFG.workers} workers, a strike every ${CFG.killEveryMs} ms, lease ${CFG.leaseMs} ms; logs in ${logDir}`);
     const widths = [50, 42, 4];
     const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ');
     console.log(line(['check', 'value', '']));
@@ -816,9 +779,9 @@ async function main(): Promise<void> {
     finished = true;
     clearTimeout(hardTimer);
     stopAll.abort();
-    await stack.stop();
+    await fleet?.stop();
     await redis?.stop();
-    apps.remove();
+    apps?.remove();
   }
 }
 

@@ -131,12 +131,16 @@ def ruleset(settings: dict[str, Any]) -> str:
     body = "\n".join(f"    {rule}" for rule in rules)
     # Only packets of a kernel's socket are judged: the host's own traffic, and packets the
     # kernel sends without a socket (resets, ICMP errors), pass the output chain untouched.
+    # They are judged at priority mangle (-150), before destination NAT (-100): by where the
+    # kernel sent them. Docker's embedded DNS is 127.0.0.11:53 DNAT'd to a random port of the
+    # daemon in the container's network namespace; judged after the NAT, DNS in a compose
+    # network would be refused as loopback traffic.
     return (
         f"table inet {TABLE}\n"
         f"delete table inet {TABLE}\n"
         f"table inet {TABLE} {{\n"
         f"  chain kernels {{\n{body}\n  }}\n"
-        f"  chain output {{\n    type filter hook output priority filter; policy accept;\n    meta skuid {first}-{last} jump kernels\n  }}\n"
+        f"  chain output {{\n    type filter hook output priority mangle; policy accept;\n    meta skuid {first}-{last} jump kernels\n  }}\n"
         f"}}\n"
     )
 

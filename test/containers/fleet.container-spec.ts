@@ -48,10 +48,6 @@ describe('the compose fleet in containers', () => {
   afterAll(async () => {
     await fleet?.stop();
   });
-  afterEach(() => {
-    const state = expect.getState();
-    if (state.assertionCalls > 0 && state.suppressedErrors.length) console.log(fleet.recentLogs());
-  });
 
   async function settledAll(ids: string[], timeoutMs = 120_000): Promise<Execution[]> {
     return Promise.all(ids.map((id) => fleet.settled(id, timeoutMs)));
@@ -80,10 +76,9 @@ describe('the compose fleet in containers', () => {
     ].join('\n');
     const run = await fleet.run('walls', { code, timeoutMs: 30_000 });
     // The names resolve (no gaierror above); the connections are refused or time out.
-    const [uid, redis, api, env] = run.result!.output.trim().split(' ');
-    expect(Number(uid)).toBeGreaterThan(0);
-    expect([redis, api]).toEqual([expect.stringMatching(/^(ConnectionRefusedError|TimeoutError|PermissionError)$/), expect.stringMatching(/^(ConnectionRefusedError|TimeoutError|PermissionError)$/)]);
-    expect(env).toBe('[]');
+    const refused = '(ConnectionRefusedError|TimeoutError|PermissionError)';
+    expect(run.result?.output).toMatch(new RegExp(`^\\d+ ${refused} ${refused} \\[\\]\n$`));
+    expect(Number(run.result!.output.split(' ')[0])).toBeGreaterThan(0);
   });
 
   it('keeps a session on one worker container and its state between executions', async () => {

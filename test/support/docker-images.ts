@@ -5,6 +5,18 @@ const ROOT = join(__dirname, '..', '..');
 const OFFICIAL_REDIS = 'redis:7.4-bookworm';
 const LOCAL_REDIS = 'kernelfleet-redis:local';
 
+/** Publishes a container's ports on 127.0.0.1 only (testcontainers binds every interface). */
+export function loopbackOnly(hostConfig: { PortBindings?: Record<string, unknown> }): void {
+  for (const bindings of Object.values(hostConfig.PortBindings ?? {})) {
+    for (const binding of bindings as { HostIp?: string }[]) binding.HostIp = '127.0.0.1';
+  }
+}
+
+/** Labels what a test run starts, for the teardown that removes what a crashed run left. */
+export function testRunLabel(): Record<string, string> {
+  return { 'kernelfleet.test-run': process.env.KF_TEST_CONTAINER_RUN ?? 'none' };
+}
+
 /** True when a Docker engine answers `docker version`. */
 export function dockerEngine(): boolean {
   return spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 }).status === 0;

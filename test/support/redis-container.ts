@@ -1,5 +1,5 @@
 import { RedisContainer, type StartedRedisContainer } from '@testcontainers/redis';
-import { buildImages, redisImage } from './docker-images';
+import { buildImages, loopbackOnly, redisImage, testRunLabel } from './docker-images';
 import { randomRedisPassword } from './redis-server';
 
 /**
@@ -7,6 +7,12 @@ import { randomRedisPassword } from './redis-server';
  * docker-compose.yml's image (or its local stand-in), a password, nothing kept on disk, its port
  * published on 127.0.0.1. Elsewhere global-setup.ts starts a redis-server process instead.
  */
+class LoopbackRedisContainer extends RedisContainer {
+  protected override async beforeContainerCreated(): Promise<void> {
+    loopbackOnly(this.hostConfig);
+  }
+}
+
 export class ContainerRedis {
   private constructor(private readonly container: StartedRedisContainer, readonly url: string) {}
 
@@ -14,7 +20,8 @@ export class ContainerRedis {
     buildImages('redis');
     process.env.TESTCONTAINERS_RYUK_DISABLED = 'true'; // Ryuk comes from Docker Hub: stop() cleans up
     const password = randomRedisPassword();
-    const container = await new RedisContainer(redisImage())
+    const container = await new LoopbackRedisContainer(redisImage())
+      .withLabels(testRunLabel())
       .withCommand(['redis-server', '--save', '', '--appendonly', 'no'])
       .withPassword(password)
       .start();

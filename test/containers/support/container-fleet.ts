@@ -5,14 +5,9 @@ import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestC
 import { FleetClient, OTHER_TENANT, TEST_TENANT } from '../../support/fleet-client';
 import { freePort } from '../../support/redis-server';
 import { durationMs, loadComposeServices, type ComposeService } from './compose-services';
-import { redisImage } from '../../support/docker-images';
+import { loopbackOnly, redisImage, testRunLabel } from '../../support/docker-images';
 
 const docker = promisify(execFile);
-
-/** Marks what this test run starts, for test/containers/support/global-teardown.ts. */
-function runLabel(): Record<string, string> {
-  return { 'kernelfleet.test-run': process.env.KF_TEST_CONTAINER_RUN ?? 'unset' };
-}
 
 /** Health is checked every second here (the file says 5-10 s) so the tests do not wait on it. */
 const TEST_HEALTH_INTERVAL_MS = 1000;
@@ -26,7 +21,7 @@ class ServiceContainer extends GenericContainer {
   /** `hostPorts`: one free port per published port, fixed as the file's are, so they outlive restarts. */
   constructor(private readonly service: ComposeService, extraEnv: Record<string, string>, hostPorts: number[] = []) {
     super(service.image);
-    this.withLabels(runLabel());
+    this.withLabels(testRunLabel());
     this.withEnvironment({ ...service.environment, ...extraEnv });
     if (service.command) this.withCommand(service.command);
     if (service.user) this.withUser(service.user);
@@ -57,16 +52,15 @@ class ServiceContainer extends GenericContainer {
     this.hostConfig.ReadonlyRootfs = this.service.read_only ?? false;
     this.hostConfig.Init = this.service.init ?? false;
     if (this.service.restart) this.hostConfig.RestartPolicy = { Name: this.service.restart };
-    // As the compose file publishes them: on the loopback interface only.
-    for (const bindings of Object.values(this.hostConfig.PortBindings ?? {})) {
-      for (const binding of bindings as { HostIp?: string }[]) binding.HostIp = '127.0.0.1';
-    }
+    loopbackOnly(this.hostConfig); // as the compose file publishes them
   }
 }
 
 export interface ContainerFleetOptions {
   apis?: number;
   workers?: number;
+  /** Publishes Redis on a free 127.0.0.1 port too (`redisUrl`), for a benchmark that looks inside. */
+  publishRedis?: boolean;
   /** Settings beyond the file's, per service (e.g. a short worker lease). */
   env?: { api?: Record<string, string>; worker?: Record<string, string> };
 }
@@ -78,6 +72,10 @@ export interface ContainerFleetOptions {
  */
 export class ContainerFleet extends FleetClient {
   readonly redisPassword = randomBytes(16).toString('hex');
+  /** KEY_PREFIX of this fleet's keys in Redis. */
+  readonly prefix = `c${randomBytes(4).toString('hex')}`;
+  /** Where the host reaches Redis, when `publishRedis` was asked for. */
+  redisUrl?: string;
   private network?: StartedNetwork;
   redis?: StartedTestContainer;
   readonly apis: StartedTestContainer[] = [];
@@ -100,24 +98,28 @@ export class ContainerFleet extends FleetClient {
     const services = loadComposeServices({
       REDIS_PASSWORD: this.redisPassword,
       REDIS_IMAGE: redisImage(),
+      KEY_PREFIX: this.prefix,
       API_KEYS: `${TEST_TENANT}:${this.apiKey},${OTHER_TENANT}:${this.otherKey}`,
     });
     this.network = await new Network().start();
-    this.redis = await this.service('redis', services.redis, {}, ['redis']);
+    const redisPort = options.publishRedis ? [await freePort()] : [];
+    this.redis = await this.service('redis', { ...services.redis, ports: redisPort.map((port) => `${port}:6379`) }, {}, ['redis'], redisPort);
+    if (options.publishRedis) this.redisUrl = `redis://:${this.redisPassword}@127.0.0.1:${redisPort[0]}`;
     const apiPorts = await Promise.all(Array.from({ length: options.apis ?? 2 }, () => freePort()));
-    const apis = apiPorts.map((port) => this.service('api', services.api, { SSE_KEEPALIVE_MS: '1000', ...options.env?.api }, [], [port]));
-    const workers = Array.from({ length: options.workers ?? 3 }, () => this.service('worker', services.worker, options.env?.worker ?? {}));
+    const apis = apiPorts.map((port) => this.service('api', services.api, { SSE_KEEPALIVE_MS: '1000', ...options.env?.api }, ['api'], [port]));
+    const workers = Array.from({ length: options.workers ?? 3 }, () => this.service('worker', services.worker, options.env?.worker ?? {}, ['worker']));
     this.apis.push(...(await Promise.all(apis)));
     this.workers.push(...(await Promise.all(workers)));
     this.urls.push(...apiPorts.map((port) => `http://127.0.0.1:${port}`));
   }
 
-  private async service(kind: string, spec: ComposeService, env: Record<string, string>, aliases: string[] = [], hostPorts: number[] = []): Promise<StartedTestContainer> {
+  /** Starts one container of a service; `aliases`: the names it answers to, as Compose gives each service's. */
+  private async service(kind: string, spec: ComposeService, env: Record<string, string>, aliases: string[], hostPorts: number[] = []): Promise<StartedTestContainer> {
     const lines: string[] = [];
     const container = new ServiceContainer(spec, env, hostPorts)
       .withNetwork(this.network!)
-      .withLogConsumer((stream) => stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean).slice(-200))));
-    if (aliases.length) container.withNetworkAliases(...aliases);
+      .withLogConsumer((stream) => stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean))));
+    container.withNetworkAliases(...aliases);
     const started = await container.start();
     this.logs.set(`${kind} ${started.getId().slice(0, 12)}`, lines);
     return started;
@@ -154,6 +156,17 @@ export class ContainerFleet extends FleetClient {
   /** The last lines each container printed, for a failing test's message. */
   recentLogs(lines = 30): string {
     return [...this.logs].map(([name, output]) => `--- ${name}\n${output.slice(-lines).join('\n')}`).join('\n');
+  }
+
+  /** Everything each container printed, across its restarts (`docker logs`). */
+  async allLogs(): Promise<{ name: string; output: string }[]> {
+    const named = [['redis', this.redis!] as const, ...this.apis.map((c, i) => [`api-${i + 1}`, c] as const), ...this.workers.map((c, i) => [`worker-${i + 1}`, c] as const)];
+    return Promise.all(
+      named.map(async ([name, container]) => {
+        const { stdout, stderr } = await docker('docker', ['logs', container.getId()], { maxBuffer: 512 * 1024 * 1024 });
+        return { name: `${name}-${container.getId().slice(0, 12)}`, output: stdout + stderr };
+      }),
+    );
   }
 
   async stop(): Promise<void> {
