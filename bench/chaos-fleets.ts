@@ -29,7 +29,7 @@ export interface ChaosFleet {
   readonly bootErrors: string[];
   readonly strikes: Strike[];
   /** The strike numbered `n` (from 1): kills a worker, and on containers also restarts Redis or kills an api replica at the planned points. */
-  strike(n: number): Promise<void>;
+  strike(n: number, random: () => number): Promise<void>;
   workersUp(): { ready: number; booting: number };
   /** Waits (bounded) for replacements still starting, so their recovery runs. */
   settle(): Promise<void>;
@@ -86,10 +86,10 @@ export class ProcessChaosFleet implements ChaosFleet {
     }
   }
 
-  async strike(): Promise<void> {
+  async strike(_n: number, random: () => number): Promise<void> {
     const ready = this.slots.filter((s) => s.state === 'ready' && s.proc?.child.exitCode === null);
     if (ready.length < 2) return; // never below one live worker
-    const victim = ready[Math.floor(Math.random() * ready.length)];
+    const victim = ready[Math.floor(random() * ready.length)];
     victim.state = 'killed';
     const below = victim.proc!.child.pid ? descendants(victim.proc!.child.pid) : [];
     const exited = new Promise((r) => victim.proc!.child.once('exit', r));
@@ -177,7 +177,7 @@ export class ContainerChaosFleet implements ChaosFleet {
     return this.fleet.redisUrl!;
   }
 
-  async strike(n: number): Promise<void> {
+  async strike(n: number, random: () => number): Promise<void> {
     if (n === this.redisAt) {
       this.strikes.push({ at: Date.now(), kind: 'redis', target: 'redis', replacement: 'container started' });
       await this.fleet.docker('restart', this.fleet.redis!);
@@ -193,7 +193,7 @@ export class ContainerChaosFleet implements ChaosFleet {
     const states = await Promise.all(this.fleet.workers.map(async (w) => ({ w, s: await this.fleet.state(w) })));
     const healthy = states.filter(({ s }) => s.Status === 'running' && s.Health?.Status === 'healthy').map(({ w }) => w);
     if (healthy.length < 2) return; // never below one live worker
-    const victim = healthy[Math.floor(Math.random() * healthy.length)];
+    const victim = healthy[Math.floor(random() * healthy.length)];
     this.strikes.push({ at: Date.now(), kind: 'worker', target: `worker-${this.fleet.workers.indexOf(victim) + 1}`, replacement: 'container started' });
     await this.fleet.docker('kill', victim);
     void this.restart(victim);

@@ -232,7 +232,7 @@ async function main(): Promise<void> {
       for (let n = 1; !finished && !stopAll.signal.aborted; n++) {
         await sleep(CFG.killEveryMs);
         if (finished || stopAll.signal.aborted) break;
-        await f.strike(n);
+        await f.strike(n, random);
         const last = f.strikes.at(-1);
         if (last && last.at >= Date.now() - CFG.killEveryMs) console.error(`chaos: t=${since(t0)} s strike #${f.strikes.length}: ${last.kind} ${last.target} (${last.replacement})`);
       }

@@ -83,6 +83,7 @@ export class ContainerFleet extends FleetClient {
   private readonly logs = new Map<string, string[]>();
 
   static async start(options: ContainerFleetOptions = {}): Promise<ContainerFleet> {
+    process.env.TESTCONTAINERS_RYUK_DISABLED = 'true'; // Ryuk comes from Docker Hub: stop() cleans up
     const fleet = new ContainerFleet();
     try {
       await fleet.boot(options);

@@ -4,11 +4,10 @@ import { buildImages } from '../../support/docker-images';
 /**
  * Once per run of the container tests: the images of this checkout (`npm run images`, cached
  * layers make it quick), and a label that marks every container the run starts so that the
- * teardown removes what a crashed test left. Ryuk, testcontainers' own reaper, comes from Docker
- * Hub, which not every test machine reaches: the fleet stops its containers itself.
+ * teardown removes what a crashed test left (Ryuk, testcontainers' own reaper, comes from Docker
+ * Hub, which not every test machine reaches: it is off, see ContainerFleet.start).
  */
 export default async function globalSetup(): Promise<void> {
   buildImages();
-  process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
   process.env.KF_TEST_CONTAINER_RUN ??= randomBytes(6).toString('hex');
 }
