@@ -52,7 +52,7 @@ function interpolate(text: string, env: Record<string, string | undefined>): str
 
 const COMPOSE_TEXT = readFileSync(repoPath('docker-compose.yml'), 'utf8');
 const ENV = { REDIS_PASSWORD: 'test-password-0123456789abcdef' };
-const load = (env: Record<string, string | undefined> = ENV): ComposeFile => parse(interpolate(COMPOSE_TEXT, env), { maxAliasCount: 100 }) as ComposeFile;
+const load = (env: Record<string, string | undefined> = ENV): ComposeFile => parse(interpolate(COMPOSE_TEXT, env), { maxAliasCount: 100, merge: true }) as ComposeFile;
 
 function composeSchemaValidator() {
   const dclint = dirname(require.resolve('dclint/package.json'));
@@ -89,8 +89,12 @@ describe('docker-compose.yml', () => {
     expect(() => load({})).toThrow(/REDIS_PASSWORD/);
   });
 
-  it('has redis, api and worker, each with a healthcheck', () => {
-    expect(Object.keys(services).sort()).toEqual(['api', 'redis', 'worker']);
+  it('has redis, two api replicas on two loopback ports and worker, each with a healthcheck', () => {
+    expect(Object.keys(services).sort()).toEqual(['api', 'api-2', 'redis', 'worker']);
+    const { ports: ports1, ...api1 } = services.api as { ports?: string[] };
+    const { ports: ports2, ...api2 } = services['api-2'] as { ports?: string[] };
+    expect(api2).toEqual(api1);
+    expect([ports1, ports2]).toEqual([['127.0.0.1:8080:8080'], ['127.0.0.1:8081:8080']]);
     for (const [name, service] of Object.entries(services)) {
       expect([name, (service.healthcheck?.test ?? []).length > 1]).toEqual([name, true]);
     }

@@ -30,7 +30,7 @@ export const COMPOSE_FILE = join(__dirname, '..', '..', '..', 'docker-compose.ym
  * testcontainers' GenericContainer and Network run the services: docs/operations.md.)
  */
 export function loadComposeServices(env: Record<string, string | undefined>): Record<string, ComposeService> {
-  const file = parse(readFileSync(COMPOSE_FILE, 'utf8')) as { services: Record<string, ComposeService> };
+  const file = parse(readFileSync(COMPOSE_FILE, 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
   return interpolate(file.services, env) as Record<string, ComposeService>;
 }
 

@@ -57,6 +57,7 @@ class ServiceContainer extends GenericContainer {
 }
 
 export interface ContainerFleetOptions {
+  /** How many of the file's api replicas (all of them by default). */
   apis?: number;
   workers?: number;
   /** Publishes Redis on a free 127.0.0.1 port too (`redisUrl`), for a benchmark that looks inside. */
@@ -66,7 +67,7 @@ export interface ContainerFleetOptions {
 }
 
 /**
- * docker-compose.yml's stack as containers on a network of its own: Redis, `apis` api replicas
+ * docker-compose.yml's stack as containers on a network of its own: Redis, its api replicas
  * and `workers` workers, every one started from the file's settings and healthy before `start`
  * resolves. `docker kill`/`stop`/`start`/`restart` act on them as an operator's would.
  */
@@ -106,8 +107,10 @@ export class ContainerFleet extends FleetClient {
     const redisPort = options.publishRedis ? [await freePort()] : [];
     this.redis = await this.service('redis', { ...services.redis, ports: redisPort.map((port) => `${port}:6379`) }, {}, ['redis'], redisPort);
     if (options.publishRedis) this.redisUrl = `redis://:${this.redisPassword}@127.0.0.1:${redisPort[0]}`;
-    const apiPorts = await Promise.all(Array.from({ length: options.apis ?? 2 }, () => freePort()));
-    const apis = apiPorts.map((port) => this.service('api', services.api, { SSE_KEEPALIVE_MS: '1000', ...options.env?.api }, ['api'], [port]));
+    // The file's api replicas (api, api-2), or the first `apis` of them.
+    const apiServices = Object.keys(services).filter((name) => /^api(-\d+)?$/.test(name)).slice(0, options.apis);
+    const apiPorts = await Promise.all(apiServices.map(() => freePort()));
+    const apis = apiServices.map((name, i) => this.service(name, services[name], { SSE_KEEPALIVE_MS: '1000', ...options.env?.api }, [name], [apiPorts[i]]));
     const workers = Array.from({ length: options.workers ?? 3 }, () => this.service('worker', services.worker, options.env?.worker ?? {}, ['worker']));
     this.apis.push(...(await Promise.all(apis)));
     this.workers.push(...(await Promise.all(workers)));
