@@ -116,7 +116,7 @@ export class IdleKernels {
           if (outcome === 'busy') return freed(false);
           // Both take the entry out at once, so the slot is free as soon as `freed` is heard.
           freed(true);
-          if (outcome === 'moved') return this.table.drop(key, entry, 'reconcile');
+          if (outcome === 'moved') return this.table.drop(key, entry, 'reconcile', true);
           this.evicted += 1;
           this.logger.log(
             logFields(`evicted idle kernel ${entry.handle?.id ?? '(dead)'} of session ${key} to make room for another session`, {
@@ -125,7 +125,7 @@ export class IdleKernels {
               idleMs: Date.now() - entry.lastUsedAt,
             }),
           );
-          await this.table.retire(key, entry);
+          await this.table.retire(key, entry, undefined, true);
         })
         .catch(failed);
     });

@@ -28,9 +28,12 @@ export class KernelTable {
     private readonly logger: Logger,
   ) {}
 
-  /** Session kernels held (pool kernels excluded). */
+  /** Slots of entries being retired that are not free yet (see `retire`). */
+  private retiring = 0;
+
+  /** Session kernel slots taken (pool kernels excluded): the entries, and those still retiring. */
   get size(): number {
-    return this.entries.size;
+    return this.entries.size + this.retiring;
   }
 
   get(key: string): SessionEntry | undefined {
@@ -69,15 +72,20 @@ export class KernelTable {
   /**
    * Under the session's lock: the entry leaves, its kernel is shut down and its folder deleted;
    * `released` runs between the two (a cull writes the session's new state there). Only then a
-   * new session may take the slot. Takes the entry out at once, before its first await.
+   * new session may take the slot, unless `slotFreeAtOnce` (an eviction: the session was
+   * released in Redis already, for the one waiting for its slot). Takes the entry out at once,
+   * before its first await.
    */
-  async retire(key: string, entry: SessionEntry, released?: () => Promise<unknown>): Promise<void> {
+  async retire(key: string, entry: SessionEntry, released?: () => Promise<unknown>, slotFreeAtOnce = false): Promise<void> {
     this.entries.delete(key);
+    const holding = slotFreeAtOnce ? 0 : 1;
+    this.retiring += holding;
     try {
       await this.shutDown(entry);
       await released?.();
       await this.removeFolder(entry.ref);
     } finally {
+      this.retiring -= holding;
       this.updateCapacity();
     }
   }
@@ -87,7 +95,7 @@ export class KernelTable {
    * The execution running on it (if any) is told first, then the entry is retired. Redis is left
    * as it is: whoever took the session wrote its state and home.
    */
-  async drop(key: string, entry: SessionEntry, foundBy: DisposalFinder): Promise<void> {
+  async drop(key: string, entry: SessionEntry, foundBy: DisposalFinder, slotFreeAtOnce = false): Promise<void> {
     entry.disposal.abort();
     this.disposals[foundBy] += 1;
     this.logger.log(
@@ -97,7 +105,7 @@ export class KernelTable {
         generation: entry.generation,
       }),
     );
-    await this.retire(key, entry);
+    await this.retire(key, entry, undefined, slotFreeAtOnce);
   }
 
   /** The entry's kernel is shut down; the entry itself (the session's slot) stays unless removed. */
@@ -121,6 +129,6 @@ export class KernelTable {
 
   /** Pauses the shared queue while the session kernels (and those being admitted) fill capacity. */
   updateCapacity(): void {
-    this.capacity.update(this.entries.size, this.closed);
+    this.capacity.update(this.size, this.closed);
   }
 }
