@@ -38,17 +38,22 @@ function build() {
       if (!existsSync(lock) && !stale()) return;
     }
   }
+  let failed = 0;
   try {
     if (!stale()) return;
     process.stderr.write('kernelfleet: building (npm run build) …\n');
     const built = spawnSync('npm', ['run', '-s', 'build'], { cwd: root, stdio: ['ignore', 2, 2] });
-    if (built.status !== 0) process.exit(built.status ?? 1);
-    // tsc leaves an unchanged output as it was: mark the build as newer than the sources.
-    const now = new Date();
-    utimesSync(entry, now, now);
+    if (built.status !== 0) failed = built.status ?? 1;
+    else {
+      // tsc leaves an unchanged output as it was: mark the build as newer than the sources.
+      const now = new Date();
+      utimesSync(entry, now, now);
+    }
   } finally {
+    // Before any exit: process.exit would skip this, and the others would wait for a stale lock.
     rmSync(lock, { recursive: true, force: true });
   }
+  if (failed) process.exit(failed);
 }
 
 if (stale()) build();
