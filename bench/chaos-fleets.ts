@@ -1,7 +1,8 @@
+import type { StartedTestContainer } from 'testcontainers';
+import { ContainerFleet } from '../test/containers/support/container-fleet';
 import type { FleetClient } from '../test/support/fleet-client';
 import { descendants, processAlive } from '../test/support/processes';
 import { Stack, type AppProcess } from '../test/support/stack';
-import { ContainerFleet } from '../test/containers/support/container-fleet';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -31,7 +32,7 @@ export interface ChaosFleet {
   /** The strike numbered `n` (from 1): kills a worker, and on containers also restarts Redis or kills an api replica at the planned points. */
   strike(n: number, random: () => number): Promise<void>;
   workersUp(): { ready: number; booting: number };
-  /** Waits (bounded) for replacements still starting, so their recovery runs. */
+  /** Waits (bounded) for what is still coming back after a strike, so its recovery runs and the checks can read. */
   settle(): Promise<void>;
   logs(): Promise<{ name: string; output: string }[]>;
   summary(): string;
@@ -48,26 +49,22 @@ interface WorkerSlot {
 export class ProcessChaosFleet implements ChaosFleet {
   readonly bootErrors: string[] = [];
   readonly strikes: Strike[] = [];
+  readonly client: FleetClient;
+  readonly prefix: string;
+  readonly redisUrl = process.env.KF_TEST_REDIS_URL!;
   private readonly slots: WorkerSlot[] = [];
   private serial = 0;
 
-  private constructor(private readonly stack: Stack, private readonly workerEnv: Record<string, string>) {}
+  private constructor(private readonly stack: Stack, private readonly workerEnv: Record<string, string>) {
+    this.client = stack;
+    this.prefix = stack.prefix;
+  }
 
   static async start(workers: number, leaseMs: number): Promise<ProcessChaosFleet> {
     const env = { WORKER_LEASE_MS: String(leaseMs), LOG_LEVEL: 'info' };
     const fleet = new ProcessChaosFleet(await Stack.start({ workers: 0, apiEnv: env }), env);
     for (let i = 0; i < workers; i++) await fleet.startSlot(fleet.newId());
     return fleet;
-  }
-
-  get client(): FleetClient {
-    return this.stack;
-  }
-  get prefix(): string {
-    return this.stack.prefix;
-  }
-  get redisUrl(): string {
-    return process.env.KF_TEST_REDIS_URL!;
   }
 
   private newId(): string {
@@ -147,14 +144,22 @@ export class ProcessChaosFleet implements ChaosFleet {
 export class ContainerChaosFleet implements ChaosFleet {
   readonly bootErrors: string[] = [];
   readonly strikes: Strike[] = [];
-  private starting = 0;
+  readonly client: FleetClient;
+  readonly prefix: string;
+  readonly redisUrl: string;
+  /** Containers killed and not yet healthy again (workers and the api replica). */
+  private readonly restarting = new Set<StartedTestContainer>();
 
   private constructor(
     private readonly fleet: ContainerFleet,
     /** Strike numbers at which Redis restarts and an api replica dies. */
     private readonly redisAt: number,
     private readonly apiAt: number,
-  ) {}
+  ) {
+    this.client = fleet;
+    this.prefix = fleet.prefix;
+    this.redisUrl = fleet.redisUrl!;
+  }
 
   static async start(options: { workers: number; apis: number; leaseMs: number; expectedStrikes: number }): Promise<ContainerChaosFleet> {
     const fleet = await ContainerFleet.start({
@@ -167,16 +172,6 @@ export class ContainerChaosFleet implements ChaosFleet {
     return new ContainerChaosFleet(fleet, third, Math.max(third + 1, 2 * third));
   }
 
-  get client(): FleetClient {
-    return this.fleet;
-  }
-  get prefix(): string {
-    return this.fleet.prefix;
-  }
-  get redisUrl(): string {
-    return this.fleet.redisUrl!;
-  }
-
   async strike(n: number, random: () => number): Promise<void> {
     if (n === this.redisAt) {
       this.strikes.push({ at: Date.now(), kind: 'redis', target: 'redis', replacement: 'container started' });
@@ -187,7 +182,7 @@ export class ContainerChaosFleet implements ChaosFleet {
       const api = this.fleet.apis[0];
       this.strikes.push({ at: Date.now(), kind: 'api', target: 'api-1', replacement: 'container started' });
       await this.fleet.docker('kill', api);
-      void sleep(5_000).then(() => this.restart(api));
+      void this.restart(api, 5_000);
       return;
     }
     const states = await Promise.all(this.fleet.workers.map(async (w) => ({ w, s: await this.fleet.state(w) })));
@@ -199,24 +194,27 @@ export class ContainerChaosFleet implements ChaosFleet {
     void this.restart(victim);
   }
 
-  private async restart(container: ContainerFleet['workers'][number]): Promise<void> {
-    this.starting += 1;
+  /** Starts a killed container again (after `afterMs`) and waits until it is healthy. */
+  private async restart(container: StartedTestContainer, afterMs = 0): Promise<void> {
+    this.restarting.add(container);
     try {
+      await sleep(afterMs);
       await this.fleet.docker('start', container);
       await this.fleet.waitUntil(container, (s) => s.Health?.Status === 'healthy', 180_000);
     } catch (error) {
       this.bootErrors.push(`${container.getId().slice(0, 12)}: ${String(error).slice(0, 2000)}`);
     } finally {
-      this.starting -= 1;
+      this.restarting.delete(container);
     }
   }
 
   workersUp(): { ready: number; booting: number } {
-    return { ready: this.fleet.workers.length - this.starting, booting: this.starting };
+    const booting = this.fleet.workers.filter((w) => this.restarting.has(w)).length;
+    return { ready: this.fleet.workers.length - booting, booting };
   }
 
   async settle(): Promise<void> {
-    for (let i = 0; i < 300 && this.starting > 0; i++) await sleep(200);
+    for (let i = 0; i < 300 && this.restarting.size > 0; i++) await sleep(200);
   }
 
   logs(): Promise<{ name: string; output: string }[]> {

@@ -267,7 +267,9 @@ async function main(): Promise<void> {
             return true;
           }
           p.submitErrors.push(`${res.status} ${res.text.slice(0, 200)}`);
-          if (res.status < 500 && res.status !== 429) return false;
+          // Retried: 5xx (Redis away), 429, and what says when to come back (Retry-After: a 409 for an
+          // Idempotency-Key whose first request is still being accepted, as the client library does).
+          if (res.status < 500 && res.status !== 429 && !res.headers.has('retry-after')) return false;
         } catch (error) {
           p.submitErrors.push(String(error));
         }
