@@ -81,11 +81,12 @@ function main() {
     console.error('images: no Docker engine answers (`docker version` fails): start one, then run npm run images again');
     process.exit(1);
   }
+  const redis = pullable(OFFICIAL_REDIS) ? [] : [LOCAL_REDIS];
+  const images = process.argv.includes('--redis-only') ? redis : [...IMAGES, ...redis];
+  if (images.length === 0) return; // --redis-only, and the official Redis is here
   const revision = gitRevision();
   const base = chooseBase();
   const removeCa = provideBuildCa();
-  const redis = pullable(OFFICIAL_REDIS) ? [] : [LOCAL_REDIS];
-  const images = process.argv.includes('--redis-only') ? redis : [...IMAGES, ...redis];
   const rows = [];
   try {
     for (const image of images) {

@@ -17,6 +17,14 @@ export function testRunLabel(): Record<string, string> {
   return { 'kernelfleet.test-run': process.env.KF_TEST_CONTAINER_RUN ?? 'none' };
 }
 
+/**
+ * Testcontainers' reaper (Ryuk) comes from Docker Hub, which not every test machine reaches: it
+ * stays off, and whoever starts containers stops them (a crashed run's: the teardown, by label).
+ */
+export function withoutReaper(): void {
+  process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
+}
+
 /** True when a Docker engine answers `docker version`. */
 export function dockerEngine(): boolean {
   return spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore', timeout: 10_000 }).status === 0;

@@ -1,11 +1,12 @@
 import { RedisContainer, type StartedRedisContainer } from '@testcontainers/redis';
-import { buildImages, loopbackOnly, redisImage, testRunLabel } from './docker-images';
+import { buildImages, loopbackOnly, redisImage, withoutReaper } from './docker-images';
 import { randomRedisPassword } from './redis-server';
 
 /**
  * The tests' shared Redis where a Docker engine answers: @testcontainers/redis with
  * docker-compose.yml's image (or its local stand-in), a password, nothing kept on disk, its port
- * published on 127.0.0.1. Elsewhere global-setup.ts starts a redis-server process instead.
+ * published on 127.0.0.1. Elsewhere global-setup.ts starts a redis-server process instead. It
+ * carries no test-run label: global-teardown.ts stops it, not the container tests' sweep.
  */
 class LoopbackRedisContainer extends RedisContainer {
   protected override async beforeContainerCreated(): Promise<void> {
@@ -18,20 +19,16 @@ export class ContainerRedis {
 
   static async start(): Promise<ContainerRedis> {
     buildImages('redis');
-    process.env.TESTCONTAINERS_RYUK_DISABLED = 'true'; // Ryuk comes from Docker Hub: stop() cleans up
+    withoutReaper();
     const password = randomRedisPassword();
     const container = await new LoopbackRedisContainer(redisImage())
-      .withLabels(testRunLabel())
       .withCommand(['redis-server', '--save', '', '--appendonly', 'no'])
       .withPassword(password)
       .start();
     return new ContainerRedis(container, `redis://:${password}@127.0.0.1:${container.getPort()}`);
   }
 
-  /** Stops and removes it; already gone is fine (the container tests' teardown removes what their run labelled, this included). */
   async stop(): Promise<void> {
-    await this.container.stop().catch((error: { statusCode?: number }) => {
-      if (error.statusCode !== 404) throw error;
-    });
+    await this.container.stop();
   }
 }

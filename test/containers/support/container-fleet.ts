@@ -5,9 +5,12 @@ import { GenericContainer, Network, Wait, type StartedNetwork, type StartedTestC
 import { FleetClient, OTHER_TENANT, TEST_TENANT } from '../../support/fleet-client';
 import { freePort } from '../../support/redis-server';
 import { durationMs, loadComposeServices, type ComposeService } from './compose-services';
-import { loopbackOnly, redisImage, testRunLabel } from '../../support/docker-images';
+import { loopbackOnly, redisImage, testRunLabel, withoutReaper } from '../../support/docker-images';
 
 const docker = promisify(execFile);
+
+/** How many of each container's last lines a fleet that did not start prints. */
+const RECENT_LINES = 30;
 
 /** Health is checked every second here (the file says 5-10 s) so the tests do not wait on it. */
 const TEST_HEALTH_INTERVAL_MS = 1000;
@@ -84,7 +87,7 @@ export class ContainerFleet extends FleetClient {
   private readonly logs = new Map<string, string[]>();
 
   static async start(options: ContainerFleetOptions = {}): Promise<ContainerFleet> {
-    process.env.TESTCONTAINERS_RYUK_DISABLED = 'true'; // Ryuk comes from Docker Hub: stop() cleans up
+    withoutReaper();
     const fleet = new ContainerFleet();
     try {
       await fleet.boot(options);
@@ -119,14 +122,19 @@ export class ContainerFleet extends FleetClient {
 
   /** Starts one container of a service; `aliases`: the names it answers to, as Compose gives each service's. */
   private async service(kind: string, spec: ComposeService, env: Record<string, string>, aliases: string[], hostPorts: number[] = []): Promise<StartedTestContainer> {
+    // Kept from the first line on: a container that never gets healthy is removed, and its
+    // output is what says why (recentLogs).
     const lines: string[] = [];
+    this.logs.set(`${kind} #${this.logs.size + 1}`, lines);
+    const keep = (chunk: Buffer) => {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      if (lines.length > 2 * RECENT_LINES) lines.splice(0, lines.length - RECENT_LINES);
+    };
     const container = new ServiceContainer(spec, env, hostPorts)
       .withNetwork(this.network!)
-      .withLogConsumer((stream) => stream.on('data', (chunk: Buffer) => lines.push(...chunk.toString().split('\n').filter(Boolean))));
-    container.withNetworkAliases(...aliases);
-    const started = await container.start();
-    this.logs.set(`${kind} ${started.getId().slice(0, 12)}`, lines);
-    return started;
+      .withNetworkAliases(...aliases)
+      .withLogConsumer((stream) => stream.on('data', keep));
+    return container.start();
   }
 
   /** The worker container whose worker is `workerId` (`<container hostname>-<pid>`). */
@@ -157,9 +165,9 @@ export class ContainerFleet extends FleetClient {
     }
   }
 
-  /** The last lines each container printed, for a failing test's message. */
-  recentLogs(lines = 30): string {
-    return [...this.logs].map(([name, output]) => `--- ${name}\n${output.slice(-lines).join('\n')}`).join('\n');
+  /** The last lines each container printed in its first life, for a fleet that did not start. */
+  recentLogs(): string {
+    return [...this.logs].map(([name, output]) => `--- ${name}\n${output.slice(-RECENT_LINES).join('\n')}`).join('\n');
   }
 
   /** Everything each container printed, across its restarts (`docker logs`). */

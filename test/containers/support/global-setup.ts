@@ -4,8 +4,7 @@ import { buildImages } from '../../support/docker-images';
 /**
  * Once per run of the container tests: the images of this checkout (`npm run images`, cached
  * layers make it quick), and a label that marks every container the run starts so that the
- * teardown removes what a crashed test left (Ryuk, testcontainers' own reaper, comes from Docker
- * Hub, which not every test machine reaches: it is off, see ContainerFleet.start).
+ * teardown removes what a crashed test left (testcontainers' own reaper is off: withoutReaper).
  */
 export default async function globalSetup(): Promise<void> {
   buildImages();

@@ -17,6 +17,8 @@ import { sessionKey, type DisposalFinder, type SessionEntry } from './session-en
 export class KernelTable {
   private readonly entries = new Map<string, SessionEntry>();
   private readonly locks = new KeyedLock();
+  /** Slots of entries being retired that are not free yet (see `retire`). */
+  private retiring = 0;
   /** Set once the worker drains or stops: nothing is started or taken any more. */
   closed = false;
   /** Session kernels shut down because their session was no longer homed here, by who found it. */
@@ -27,9 +29,6 @@ export class KernelTable {
     readonly folders: SessionFolders,
     private readonly logger: Logger,
   ) {}
-
-  /** Slots of entries being retired that are not free yet (see `retire`). */
-  private retiring = 0;
 
   /** Session kernel slots taken (pool kernels excluded): the entries, and those still retiring. */
   get size(): number {
