@@ -1,7 +1,7 @@
 import { Global, Module, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { loadApiConfig, type ApiConfig } from '@kernelfleet/config';
-import { FleetStore } from '@kernelfleet/store';
+import { FleetStore, QueuesModule } from '@kernelfleet/store';
 import { AdminAccess, AdminPageGuard } from './admin/admin-access';
 import { AdminDashboardController } from './admin/admin-dashboard.controller';
 import { AdminKeysController } from './admin/admin-keys.controller';
@@ -55,7 +55,7 @@ import { API_CONFIG } from './tokens';
 export class ApiCoreModule {}
 
 @Module({
-  imports: [ApiCoreModule, ToolsModule, FilesModule],
+  imports: [ApiCoreModule, QueuesModule.forApi(), ToolsModule, FilesModule],
   controllers: [
     ExecutionsController,
     SessionsController,

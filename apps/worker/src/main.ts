@@ -28,7 +28,7 @@ async function main(): Promise<void> {
   // @jupyterlab/services prints on the console (and narrates every websocket on console.debug,
   // kept for LOG_LEVEL=debug): as JSON lines too.
   routeConsoleTo(logger, 'jupyterlab');
-  const app = await NestFactory.createApplicationContext(WorkerModule, { logger });
+  const app = await NestFactory.createApplicationContext(WorkerModule.forConfig(config), { logger });
   // Not enableShutdownHooks(): it re-raises the signal after the hooks, so the exit code would
   // say "killed". A drained worker exits 0.
   let stopping = false;

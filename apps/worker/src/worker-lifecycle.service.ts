@@ -7,7 +7,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import type { WorkerConfig } from '@kernelfleet/config';
-import { FleetStore, redisServesWithoutPassword, type WorkerControlMessage } from '@kernelfleet/store';
+import { FleetStore, JobConsumer, redisServesWithoutPassword, type WorkerControlMessage } from '@kernelfleet/store';
 import { lifecycleLine } from '@kernelfleet/telemetry';
 import { ExecutionRunner } from './executions/execution-runner.service';
 import { QueueSweeper } from './executions/queue-sweeper';
@@ -34,6 +34,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   constructor(
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly store: FleetStore,
+    private readonly consumer: JobConsumer,
     private readonly jupyter: JupyterService,
     private readonly kernels: SessionKernels,
     private readonly runner: ExecutionRunner,
@@ -57,7 +58,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     const orphans = await this.kernels.folders.removeOrphans();
     if (orphans) this.logger.warn(`deleted the session folders of ${orphans} tenant(s) a previous process of this worker left`);
     await this.beat();
-    this.store.consumer.start(workerId, concurrency, (job, queue) => this.runner.handle(job, queue));
+    this.consumer.start((job, queue) => this.runner.handle(job, queue));
     this.sweeper.start();
     this.reaper.start();
     this.logger.log(lifecycleLine(`worker ${workerId} ready (concurrency ${concurrency})`, { concurrency }));
@@ -97,7 +98,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     this.draining = true;
     this.logger.log(lifecycleLine(`draining: ${this.runner.runningCount} running execution(s) finish first`, { running: this.runner.runningCount }));
     await this.beat().catch(() => undefined);
-    await this.store.consumer.close();
+    await this.consumer.close();
     const { sessions } = await this.store.failover.handBack(workerId, { lost: false, state: 'lost' });
     this.unlisten?.();
     await this.kernels.disposeAll();

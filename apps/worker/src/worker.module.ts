@@ -1,6 +1,6 @@
-import { Global, Module } from '@nestjs/common';
-import { loadWorkerConfig, type WorkerConfig } from '@kernelfleet/config';
-import { FleetStore } from '@kernelfleet/store';
+import { Global, Module, type DynamicModule } from '@nestjs/common';
+import type { WorkerConfig } from '@kernelfleet/config';
+import { FleetStore, QueuesModule } from '@kernelfleet/store';
 import { ExecutionRunner } from './executions/execution-runner.service';
 import { QueueSweeper } from './executions/queue-sweeper';
 import { WorkerReaper } from './fleet/worker-reaper';
@@ -14,26 +14,40 @@ import { WorkerLifecycle } from './worker-lifecycle.service';
 
 /** What every feature module of the worker uses: its configuration and the one door to Redis. */
 @Global()
-@Module({
-  providers: [
-    { provide: WORKER_CONFIG, useFactory: () => loadWorkerConfig() },
-    {
-      provide: FleetStore,
-      inject: [WORKER_CONFIG],
-      useFactory: (config: WorkerConfig) =>
-        FleetStore.connect({
-          ...config.store,
-          maxReplayEvents: config.output.replayMaxEvents,
-          clientName: `worker-${config.workerId}`,
-        }),
-    },
-  ],
-  exports: [WORKER_CONFIG, FleetStore],
-})
-export class WorkerCoreModule {}
+@Module({})
+export class WorkerCoreModule {
+  static forConfig(config: WorkerConfig): DynamicModule {
+    return {
+      module: WorkerCoreModule,
+      providers: [
+        { provide: WORKER_CONFIG, useValue: config },
+        {
+          provide: FleetStore,
+          useFactory: () =>
+            FleetStore.connect({ ...config.store, maxReplayEvents: config.output.replayMaxEvents, clientName: `worker-${config.workerId}` }),
+        },
+      ],
+      exports: [WORKER_CONFIG, FleetStore],
+    };
+  }
+}
 
-@Module({
-  imports: [WorkerCoreModule, ToolsModule, FilesModule],
-  providers: [JupyterService, SessionKernels, ExecutionRunner, QueueSweeper, WorkerReaper, WorkerLifecycle, WorkerMetrics],
-})
-export class WorkerModule {}
+/**
+ * The worker, built for its configuration: the name of its own queue (from WORKER_ID) is known
+ * before the app is created, so its processor is registered like the shared queue's.
+ */
+@Module({})
+export class WorkerModule {
+  static forConfig(config: WorkerConfig): DynamicModule {
+    return {
+      module: WorkerModule,
+      imports: [
+        WorkerCoreModule.forConfig(config),
+        QueuesModule.forWorker({ workerId: config.workerId, concurrency: config.concurrency, leaseMs: config.store.workerLeaseMs }),
+        ToolsModule,
+        FilesModule,
+      ],
+      providers: [JupyterService, SessionKernels, ExecutionRunner, QueueSweeper, WorkerReaper, WorkerLifecycle, WorkerMetrics],
+    };
+  }
+}

@@ -41,6 +41,8 @@ export function workerQueueName(workerId: string): string {
  */
 export class Dispatcher {
   private readonly queues = new Map<string, Queue>();
+  /** Queues made and closed by Nest (QueuesModule), used here but not closed here. */
+  private readonly adopted = new Set<Queue>();
 
   constructor(
     private readonly connection: RedisClient,
@@ -104,6 +106,14 @@ export class Dispatcher {
     );
   }
 
+  /** Adds jobs to `queue` from now on, rather than through a queue of its own of that name. */
+  adopt(queue: Queue): Queue {
+    queue.on('error', () => undefined);
+    this.queues.set(queue.name, queue);
+    this.adopted.add(queue);
+    return queue;
+  }
+
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
@@ -114,6 +124,6 @@ export class Dispatcher {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    await Promise.all([...this.queues.values()].filter((q) => !this.adopted.has(q)).map((q) => q.close()));
   }
 }

@@ -10,7 +10,6 @@ import { FileTransfers } from './file-transfer';
 import { Failover } from './failover';
 import { FleetMonitor } from './fleet-monitor';
 import { FleetStats } from './fleet-stats';
-import { JobConsumer } from './job-consumer';
 import { KeySpace } from './keys';
 import { LiveEvents } from './live-events';
 import { createRedis, type ConnectionRole } from './redis-connection';
@@ -34,8 +33,9 @@ export interface FleetStoreOptions extends Omit<StoreConfig, 'fairDispatch'> {
 }
 
 /**
- * The one door to Redis and BullMQ. Apps get their repositories, dispatcher, consumer and live
- * events from here and never import ioredis or bullmq themselves.
+ * The one door to Redis and BullMQ. Apps get their repositories, dispatcher and live events from
+ * here, their queues and job consumer from QueuesModule, and never import ioredis or bullmq
+ * themselves.
  */
 export class FleetStore {
   readonly keys: KeySpace;
@@ -55,10 +55,11 @@ export class FleetStore {
   /** Session files' bytes between an api replica and the home worker, through Redis. */
   readonly transfers: FileTransfers;
   readonly submissions: Submissions;
+  /** What BullMQ queues and workers send commands through (each worker blocks on a duplicate). */
+  readonly queueConnection: RedisClient;
   private readonly extra: RedisClient[] = [];
   private fleetMonitor?: FleetMonitor;
   private liveEvents?: LiveEvents;
-  private jobConsumer?: JobConsumer;
   /** Since when the command connection has been ready; undefined while it is not. */
   private readySince?: number;
 
@@ -77,8 +78,8 @@ export class FleetStore {
     this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas, this.stats);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
     this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);
-    const bull = this.connection('producer', 'queue');
-    this.dispatcher = new Dispatcher(bull, this.keys, this.sessions, this.registry, options.retentionSeconds, this.fairShare);
+    this.queueConnection = this.connection('producer', 'queue');
+    this.dispatcher = new Dispatcher(this.queueConnection, this.keys, this.sessions, this.registry, options.retentionSeconds, this.fairShare);
     this.lanes = new SessionLanes(this.executions, this.dispatcher);
     this.failover = new Failover(this.executions, this.sessions, this.lanes, this.dispatcher);
     this.disposal = new SessionDisposal(this.executions, this.sessions, this.lanes, this.registry);
@@ -127,11 +128,6 @@ export class FleetStore {
     return this.liveEvents;
   }
 
-  get consumer(): JobConsumer {
-    this.jobConsumer ??= new JobConsumer(() => this.connection('blocking', 'consumer'), this.keys, this.options.workerLeaseMs, this.fairShare);
-    return this.jobConsumer;
-  }
-
   /** Read-only views of the fleet and its queues (the admin dashboard), created on first use. */
   get monitor(): FleetMonitor {
     this.fleetMonitor ??= new FleetMonitor(this.redis, this.keys, this.registry, this.stats, this.connection('producer', 'monitor'));
@@ -147,7 +143,6 @@ export class FleetStore {
   }
 
   async close(): Promise<void> {
-    await this.jobConsumer?.close(true);
     await this.dispatcher.close();
     await this.fleetMonitor?.close();
     await this.liveEvents?.close();

@@ -22,3 +22,4 @@ export * from './fleet-monitor';
 export * from './fleet-capacity';
 export * from './tool-calls';
 export * from './submissions';
+export * from './queues.module';

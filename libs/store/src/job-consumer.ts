@@ -1,12 +1,15 @@
+import type { OnApplicationShutdown } from '@nestjs/common';
 import { WaitingError, Worker, type Job } from 'bullmq';
-import type { RedisClient } from './redis-connection';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, type RunExecutionJob } from '@kernelfleet/contracts';
 import type { FairShare } from './fair-share';
-import type { KeySpace } from './keys';
-import { workerQueueName } from './dispatcher';
 
 /** Handles a job; `'later'` puts it back at the head of its queue (the worker cannot take it now). */
 export type RunExecutionHandler = (job: RunExecutionJob, queueName: string) => Promise<void | 'later'>;
+
+/** A queue's processor as Nest made it (an @nestjs/bullmq WorkerHost): its BullMQ worker. */
+export interface QueueProcessorHost {
+  readonly worker: Worker;
+}
 
 /** How often a retired shared-queue consumer is checked for having stopped, to close it. */
 const RETIRE_CHECK_MS = 250;
@@ -15,8 +18,10 @@ const RETIRE_CHECK_MS = 250;
  * Consumes a worker's own queue and the shared queue. Every job name has exactly one handler;
  * an unknown name fails the job instead of being silently dropped.
  *
- * The shared queue (new sessions) can be paused while the worker is at capacity; its own queue
- * (sessions it already holds) always runs.
+ * The BullMQ workers are Nest's (QueuesModule.forWorker): created by `start` (not before the
+ * worker can run jobs), closed by Nest at shutdown if `close` has not already. The shared queue
+ * (new sessions) can be paused while the worker is at capacity; its own queue (sessions it
+ * already holds) always runs.
  *
  * BullMQ details this relies on (bullmq 5): `pause(true)` stops fetching but lets a fetch that
  * is already blocked on the queue complete (while `pause()` would abort it by dropping the
@@ -24,10 +29,12 @@ const RETIRE_CHECK_MS = 250;
  * leave the job unnoticed until some worker's block times out). A job fetched that way while we
  * are paused goes straight back to the head of the queue with a fresh marker (`moveToWait`).
  * `resume()` is a no-op until the paused worker's loop has ended, i.e. until its running jobs
- * (possibly a long execution) are done; resuming earlier starts a fresh consumer instead, and
- * the old one is closed once it has stopped.
+ * (possibly a long execution) are done; resuming earlier starts a fresh consumer instead, a twin
+ * of Nest's, and the old one is closed once it has stopped (docs/architecture.md, *BullMQ and
+ * Nest*).
  */
-export class JobConsumer {
+export class JobConsumer implements OnApplicationShutdown {
+  private readonly hosts = new Map<string, QueueProcessorHost>();
   private own?: Worker;
   private shared?: Worker;
   /** Paused shared-queue consumers replaced by a fresh one, closed once their loop ends. */
@@ -35,25 +42,29 @@ export class JobConsumer {
   private retireTimer?: NodeJS.Timeout;
   private sharedPaused = false;
   private closed = false;
-  private concurrency = 1;
   private handler?: RunExecutionHandler;
-  /** Shared-queue consumers (a replacement and those it retires) share one command connection. */
-  private sharedConnection?: RedisClient;
 
   constructor(
-    private readonly connection: () => RedisClient,
-    private readonly keys: KeySpace,
-    /** BullMQ's job lock and stalled-job check follow the worker lease, not its 30 s default. */
-    private readonly leaseMs: number,
+    /** The worker's own queue. */
+    private readonly ownQueue: string,
+    /** Has Nest create the processors' workers (BullRegistrar.register). */
+    private readonly createWorkers: () => void,
     private readonly fairShare: FairShare,
   ) {}
 
-  start(workerId: string, concurrency: number, handler: RunExecutionHandler): void {
-    this.concurrency = concurrency;
+  /** Called by each queue's processor as Nest builds it. */
+  serve(queueName: string, host: QueueProcessorHost): void {
+    this.hosts.set(queueName, host);
+  }
+
+  start(handler: RunExecutionHandler): void {
     this.handler = handler;
-    this.own = this.consume(workerQueueName(workerId));
-    this.shared = this.consume(SHARED_QUEUE);
-    if (this.sharedPaused) void this.shared.pause(true).catch(() => undefined);
+    this.createWorkers();
+    this.own = this.workerOf(this.ownQueue);
+    this.shared = this.workerOf(SHARED_QUEUE);
+    run(this.own);
+    // A shared queue paused before the start stays unstarted until resumed (resume() runs it).
+    if (!this.sharedPaused) run(this.shared);
   }
 
   /** Whether the shared queue is paused (as asked by `setSharedPaused`). */
@@ -76,8 +87,27 @@ export class JobConsumer {
       worker.resume();
     } else {
       this.retiring.add(worker);
-      this.shared = this.consume(SHARED_QUEUE);
+      this.shared = new Worker(SHARED_QUEUE, (job: Job<RunExecutionJob>, token?: string) => this.process(SHARED_QUEUE, job, token), {
+        ...worker.opts,
+        autorun: true,
+      });
+      this.shared.on('error', () => undefined);
       this.closeRetired();
+    }
+  }
+
+  /** A job of `queueName`, as its processor is handed it. */
+  async process(queueName: string, job: Job<RunExecutionJob>, token?: string): Promise<void> {
+    if (queueName === SHARED_QUEUE && this.sharedPaused && !this.closed) {
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+    if (job.name !== RUN_EXECUTION_JOB) throw new Error(`no handler for job ${job.name}`);
+    // Not awaited: it only steers the priority of the tenant's next dispatches.
+    if (job.id) void this.fairShare.taken(job.data.tenant, job.id).catch(() => undefined);
+    if ((await this.handler!(job.data, queueName)) === 'later') {
+      await job.moveToWait(token);
+      throw new WaitingError();
     }
   }
 
@@ -87,6 +117,19 @@ export class JobConsumer {
     clearTimeout(this.retireTimer);
     const workers = [this.own, this.shared, ...this.retiring].filter((w): w is Worker => w !== undefined);
     await Promise.all(workers.map((w) => w.close(force)));
+  }
+
+  /** Nest closes the workers it made; this also closes the fresh ones (nothing left after `close`). */
+  onApplicationShutdown(): Promise<void> {
+    return this.close();
+  }
+
+  private workerOf(queueName: string): Worker {
+    const host = this.hosts.get(queueName);
+    if (!host) throw new Error(`no processor for queue ${queueName}`);
+    // Connection errors are expected during an outage; BullMQ retries by itself.
+    host.worker.on('error', () => undefined);
+    return host.worker;
   }
 
   /** Closes retired consumers whose loop has ended (nothing running, no fetch in flight). */
@@ -102,36 +145,9 @@ export class JobConsumer {
       this.retireTimer.unref();
     }
   }
+}
 
-  private consume(name: string): Worker {
-    const shared = name === SHARED_QUEUE;
-    // BullMQ keeps a passed connection open (it closes only its own blocking duplicate).
-    const connection = shared ? (this.sharedConnection ??= this.connection()) : this.connection();
-    const worker = new Worker(
-      name,
-      async (job: Job<RunExecutionJob>, token?: string) => {
-        if (shared && this.sharedPaused && !this.closed) {
-          await job.moveToWait(token);
-          throw new WaitingError();
-        }
-        if (job.name !== RUN_EXECUTION_JOB) throw new Error(`no handler for job ${job.name}`);
-        // Not awaited: it only steers the priority of the tenant's next dispatches.
-        if (job.id) void this.fairShare.taken(job.data.tenant, job.id).catch(() => undefined);
-        if ((await this.handler!(job.data, name)) === 'later') {
-          await job.moveToWait(token);
-          throw new WaitingError();
-        }
-      },
-      {
-        connection,
-        prefix: this.keys.bullPrefix(name),
-        concurrency: this.concurrency,
-        autorun: true,
-        lockDuration: this.leaseMs,
-        stalledInterval: this.leaseMs,
-      },
-    );
-    worker.on('error', () => undefined);
-    return worker;
-  }
+/** Starts a worker made with `autorun: false`, as BullMQ's autorun would. */
+function run(worker: Worker): void {
+  worker.run().catch((error: unknown) => worker.emit('error', error as Error));
 }

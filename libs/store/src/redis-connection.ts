@@ -11,9 +11,8 @@ export type RedisClient = Redis | Cluster;
 /**
  * Connections for the uses we have:
  * - `command`: plain commands and our Lua scripts;
- * - `producer`: what a BullMQ `Queue` adds jobs through;
- * - `blocking`: what BullMQ workers consume through (no per-request retry limit, as BullMQ
- *   requires for blocking commands);
+ * - `producer`: what BullMQ queues and workers send commands through (each worker blocks on a
+ *   duplicate of it; without failFast no per-request retry limit, as BullMQ requires);
  * - `subscriber`: pub/sub only (re-subscribes by itself after a reconnect).
  *
  * `failFast` (the api) makes `command` and `producer` refuse a command at once while Redis is
@@ -21,7 +20,7 @@ export type RedisClient = Redis | Cluster;
  * instead of hanging. Without it (the worker) commands wait in order until Redis is back: a
  * terminal write or an output event made during an outage is sent after it, not lost.
  */
-export type ConnectionRole = 'command' | 'producer' | 'blocking' | 'subscriber';
+export type ConnectionRole = 'command' | 'producer' | 'subscriber';
 
 /**
  * A fail-fast connection that waited this long for a reply gets dropped (and its commands

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { WorkerConfig } from '@kernelfleet/config';
 import type { KernelHandle, StartKernelOptions } from '@kernelfleet/kernel';
-import type { FleetStore, KernelState, SessionInfo, SessionRef } from '@kernelfleet/store';
+import type { FleetStore, JobConsumer, KernelState, SessionInfo, SessionRef } from '@kernelfleet/store';
 import type { JupyterService } from '../jupyter/jupyter.service';
 import { FakeKernel, until } from './fake-kernel.spec-helper';
 import { SessionKernels } from './session-kernels';
@@ -99,8 +99,8 @@ describe('SessionKernels', () => {
       },
       onRestart: (listener: () => void) => restartListeners.push(listener),
     } as unknown as JupyterService;
-    const store = { sessions, consumer: { setSharedPaused }, registry: { liveLeases: async () => [] } } as unknown as FleetStore;
-    kernels = new SessionKernels(config, jupyter, store);
+    const store = { sessions, registry: { liveLeases: async () => [] } } as unknown as FleetStore;
+    kernels = new SessionKernels(config, jupyter, store, { setSharedPaused } as unknown as JobConsumer);
     return kernels;
   }
   const pooled = () => starts.filter((k) => k.cwd === undefined);

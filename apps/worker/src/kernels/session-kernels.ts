@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { KernelInfo, StateLostReason } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
 import type { KernelHandle } from '@kernelfleet/kernel';
-import { FleetStore, stateLostReasonOf, type SessionRef } from '@kernelfleet/store';
+import { FleetStore, JobConsumer, stateLostReasonOf, type SessionRef } from '@kernelfleet/store';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
 import { IdleKernels } from './idle-kernels';
@@ -47,11 +47,12 @@ export class SessionKernels {
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
     private readonly jupyter: JupyterService,
     private readonly store: FleetStore,
+    consumer: JobConsumer,
   ) {
     this.folders = new SessionFolders(config.jupyter.rootDir, config.jupyter.python, config.jupyter.rootOwned);
     this.placement = new KernelPlacement(this.folders, { warn: (m) => this.logger.warn(m) });
     this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
-    const capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => store.consumer.setSharedPaused(paused), (m) => this.logger.log(m));
+    const capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => consumer.setSharedPaused(paused), (m) => this.logger.log(m));
     this.kernels = new KernelTable(capacity, this.folders, this.logger);
     this.idle = new IdleKernels(config, store, this.kernels, this.logger);
     const log = { warn: (m: string) => this.logger.warn(m) };
