@@ -12,6 +12,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
+import { commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from '../test/support/redis-commands';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
 import { snapshotApps, timeEach, runMain } from './app-snapshot';
@@ -100,6 +101,20 @@ async function main(): Promise<void> {
     rows.push(['warm 1+1, client executePython (SSE)', `${c.p50.toFixed(2)} ms`, `${c.p99.toFixed(2)} ms`, `×${(c.p50 / r.p50).toFixed(2)} of raw`]);
     kernel.dispose();
 
+    // Redis's side of the same warm execution, counted with MONITOR: only on a Redis of the
+    // bench's own (MONITOR sees every client of a shared one).
+    let cost: CommandCount | undefined;
+    if (redis) {
+      cost = await commandsPerExecution(redis.url, e2e, 50);
+      const recorded = WARM_EXECUTION_COMMANDS;
+      rows.push([
+        'Redis commands per warm execution',
+        `${cost.total} (${cost.inScripts} in scripts)`,
+        `sent ${cost.sent}`,
+        `${cost.scripts} script calls; guard ${recorded.total}/${recorded.sent}`,
+      ]);
+    }
+
     for (const parallel of [4, 16]) {
       const kernels = await Promise.all(Array.from({ length: parallel }, () => client.startKernel({ timeoutMs: 60_000 })));
       const rawRate = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane])());
@@ -130,9 +145,15 @@ async function main(): Promise<void> {
       console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
       for (const row of fleet) console.log(line(row));
     }
+    if (cost) {
+      const list = (counts: [string, number][]) => counts.map(([name, n]) => `${name} ${n}`).join(', ');
+      console.log(`Redis commands per warm execution, by name: ${list(cost.byName)}`);
+      console.log(`  sent, by connection: ${list(cost.sentBy)}`);
+    }
     console.log(
       `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} client_p50_ms=${c.p50.toFixed(2)} ` +
-        `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)}`,
+        `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)}` +
+        (cost ? ` redis_cmds_per_exec=${cost.total} redis_sent_per_exec=${cost.sent}` : ''),
     );
   } finally {
     await stack?.stop();

@@ -1,0 +1,38 @@
+import { commandsPerExecution, WARM_EXECUTION_COMMANDS } from '../support/redis-commands';
+import { TestRedis } from '../support/redis-server';
+import { Stack } from '../support/stack';
+
+/**
+ * The guard on what a warm execution costs Redis (docs/benchmarks.md): one api and one worker
+ * on a Redis of their own, `1+1` with wait=true in a warm session, counted with MONITOR. Counts
+ * are stable where times are not; a change that makes every execution cost more commands fails
+ * here, and the figure is lowered when a change makes it cheaper.
+ */
+describe('Redis commands of one warm execution', () => {
+  let redis: TestRedis;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    redis = await TestRedis.start();
+    stack = await Stack.start({ apiEnv: { REDIS_URL: redis.url }, workerEnv: { REDIS_URL: redis.url } });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    await redis?.stop();
+  });
+
+  it('stays within 10 % of the recorded figure', async () => {
+    const runOne = async () => {
+      const execution = await stack.run('cost', { code: '1+1' });
+      expect(execution.status).toBe('completed');
+    };
+    for (let i = 0; i < 3; i++) await runOne();
+
+    const cost = await commandsPerExecution(redis.url, runOne, 20);
+    // What a failure prints: the counts, by command and by connection.
+    const seen = JSON.stringify({ total: cost.total, sent: cost.sent, scripts: cost.scripts, byName: cost.byName, sentBy: cost.sentBy });
+    expect({ seen, total: cost.total <= WARM_EXECUTION_COMMANDS.total * 1.1 }).toEqual({ seen, total: true });
+    expect({ seen, sent: cost.sent <= WARM_EXECUTION_COMMANDS.sent * 1.1 }).toEqual({ seen, sent: true });
+  });
+});
