@@ -37,7 +37,9 @@ export class AppProcess {
     // KF_APP_ROOT: a copy of the compiled apps (bench/app-snapshot.ts), so a long run is not
     // switched to another build halfway when dist/ is rebuilt meanwhile.
     const root = process.env.KF_APP_ROOT ?? ROOT;
-    const child = spawn(process.execPath, ['-r', join(root, 'scripts', 'paths.js'), join(root, 'dist', 'apps', app, 'src', 'main.js')], {
+    // KF_NODE_ARGS: options for node itself that NODE_OPTIONS does not take (e.g. --cpu-prof).
+    const nodeArgs = env.KF_NODE_ARGS ? env.KF_NODE_ARGS.split(' ') : [];
+    const child = spawn(process.execPath, [...nodeArgs, '-r', join(root, 'scripts', 'paths.js'), join(root, 'dist', 'apps', app, 'src', 'main.js')], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
