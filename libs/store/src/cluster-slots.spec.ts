@@ -25,7 +25,7 @@ type Sent = { kind: 'script' | 'multi' | 'pipeline' | 'command'; name: string; k
 
 const SCRIPT_REPLIES: Record<string, unknown> = {
   kf_accept: [1, 1, null, 0],
-  kf_claim: ['claimed', 'status', 'running', 'seq', '1', 'deadlineAt', '1', 'acceptedAt', '1', 'code', 'x', 'kernelMode', 'session'],
+  kf_claim: ['claimed', 'w1', '1', 'status', 'running', 'seq', '1', 'deadlineAt', '1', 'acceptedAt', '1', 'code', 'x', 'kernelMode', 'session'],
   kf_finish: ['finished', 'ex_next'],
   kf_emit: 1,
   kf_request_cancel: 'signalled',

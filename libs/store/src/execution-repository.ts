@@ -49,8 +49,15 @@ export interface IdempotencyRecord {
   claimedAt: number;
 }
 
+/** Which worker holds a session's kernel, and which generation of it, as Redis said at a moment. */
+export interface SessionHolder {
+  home: string | null;
+  generation: number;
+}
+
 export type ClaimOutcome =
-  | { kind: 'claimed'; record: ExecutionRecord }
+  /** `holder`: the session's home and kernel generation as the claim saw them. */
+  | { kind: 'claimed'; record: ExecutionRecord; holder: SessionHolder }
   | { kind: 'expired' | 'missing' | 'not_head' }
   | { kind: 'not_queued'; status: string; runner?: string; runnerBoot?: string };
 
@@ -205,9 +212,10 @@ export class ExecutionRepository {
     )) as string[];
     const [kind, ...rest] = reply;
     if (kind === 'claimed') {
+      const [home, generation, ...fields] = rest;
       const h: Record<string, string> = {};
-      for (let i = 0; i < rest.length; i += 2) h[rest[i]] = rest[i + 1];
-      return { kind, record: toRecord(ref, h) };
+      for (let i = 0; i < fields.length; i += 2) h[fields[i]] = fields[i + 1];
+      return { kind, record: toRecord(ref, h), holder: { home: home || null, generation: Number(generation) } };
     }
     if (kind === 'expired' || kind === 'missing' || kind === 'not_head') return { kind };
     return { kind: 'not_queued', status: kind, runner: rest[0] || undefined, runnerBoot: rest[1] || undefined };

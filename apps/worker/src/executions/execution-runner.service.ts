@@ -15,6 +15,7 @@ import {
   type Ending,
   type ExecutionRecord,
   type ExecutionRef,
+  type SessionHolder,
 } from '@kernelfleet/store';
 import { executionFinishedLine, logFields } from '@kernelfleet/telemetry';
 import { AcquiredKernel, SessionKernels } from '../kernels/session-kernels';
@@ -94,7 +95,7 @@ export class ExecutionRunner {
     if (claim.kind !== 'claimed' && !runningHere) await this.store.executions.unmarkRunning(ref, me);
     if (claim.kind === 'claimed') {
       try {
-        return await (claim.record.fileOp ? this.runFileOp(claim.record) : this.run(claim.record));
+        return await (claim.record.fileOp ? this.runFileOp(claim.record, claim.holder) : this.run(claim.record, claim.holder));
       } finally {
         await this.store.executions.unmarkRunning(ref, me);
       }
@@ -135,14 +136,15 @@ export class ExecutionRunner {
     return (await this.store.sessions.homeOf(record.ref)) === this.config.workerId;
   }
 
-  private async run(record: ExecutionRecord): Promise<void> {
+  /** `holder`: the session's home and generation as the claim saw them (see SessionKernels.acquire). */
+  private async run(record: ExecutionRecord, holder: SessionHolder): Promise<void> {
     const { ref } = record;
     const { controller, deadline } = this.begin(record);
     const output = new ExecutionOutput(ref, this.store.executions, this.config.output.artifactMaxBytes, this.config.output.liveMaxChars, () => this.store.connected);
     let kernel: AcquiredKernel | undefined;
     try {
       let ending: Ending;
-      const started = await this.startKernel(record, deadline);
+      const started = await this.startKernel(record, deadline, holder);
       if ('failure' in started) {
         ending = { status: started.failure, phase: 'kernel_start', exitCode: started.failure === 'timed_out' ? null : 1 };
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, started.message)));
@@ -203,13 +205,13 @@ export class ExecutionRunner {
    * uid owns the folder; a new session is placed here as a first execution would be); reads of a
    * session homed nowhere find no files and start nothing. The kernel runs no code.
    */
-  private async runFileOp(record: ExecutionRecord): Promise<void> {
+  private async runFileOp(record: ExecutionRecord, holder: SessionHolder): Promise<void> {
     const { ref } = record;
     const { controller, deadline } = this.begin(record);
     let kernel: AcquiredKernel | undefined;
     try {
       if (await this.holdsSessionKernel(record)) {
-        const started = await this.startKernel(record, deadline);
+        const started = await this.startKernel(record, deadline, holder);
         if ('failure' in started) {
           const ending: Ending = { status: started.failure, phase: 'kernel_start', exitCode: null };
           return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, started.message)));
@@ -293,7 +295,7 @@ export class ExecutionRunner {
    * timed out or died is tried again here, up to {@link START_ATTEMPTS} times within the deadline:
    * the execution keeps its turn rather than going back to the queue (docs/capacity.md).
    */
-  private async startKernel(record: ExecutionRecord, deadline: Deadline): Promise<AcquiredKernel | StartFailure> {
+  private async startKernel(record: ExecutionRecord, deadline: Deadline, holder: SessionHolder): Promise<AcquiredKernel | StartFailure> {
     const timedOut: StartFailure = { failure: 'timed_out', message: QUEUE_TIMEOUT_MESSAGE };
     for (let attempt = 1; ; attempt++) {
       const budget = deadline.stepBudget(this.config.kernels.startMaxMs);
@@ -301,7 +303,7 @@ export class ExecutionRunner {
       try {
         return record.kernelMode === 'per-call'
           ? await this.kernels.acquireEphemeral(record.ref, budget)
-          : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget });
+          : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget, holder });
       } catch (error) {
         if (!(error instanceof KernelStartTimeoutError || error instanceof KernelDiedError)) throw error;
         if (deadline.expired()) return timedOut;

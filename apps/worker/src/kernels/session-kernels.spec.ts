@@ -180,6 +180,27 @@ describe('SessionKernels', () => {
     expect(kernels.size).toBe(1);
   });
 
+  it("reuses the held kernel without asking Redis when the claim saw it held here; asks otherwise, and drops a kernel no longer held", async () => {
+    make();
+    const a = ref('a');
+    const first = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000 });
+    kernels.done(a);
+    const asked = jest.spyOn(sessions, 'isHeldBy');
+
+    const again = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000, holder: { home: 'w1', generation: 1 } });
+    expect(again.handle).toBe(first.handle);
+    expect(asked).not.toHaveBeenCalled();
+    kernels.done(a);
+
+    // The claim saw the session homed elsewhere: Redis is asked, and the disposed session's kernel goes.
+    sessions.unhome(a);
+    const next = await kernels.acquire(a, { reset: false, startTimeoutMs: 5_000, holder: { home: 'w2', generation: 1 } });
+    expect(asked).toHaveBeenCalledTimes(1);
+    expect(next.handle).not.toBe(first.handle);
+    expect((first.handle as FakeKernel).shutDown).toBe(true);
+    expect(next.info).toMatchObject({ generation: 2, stateLost: false });
+  });
+
   it('culls a kernel idle for idleMs, releasing its session as culled; the next execution says state was lost', async () => {
     make({ idleMs: 1_000 });
     const a = ref('a');

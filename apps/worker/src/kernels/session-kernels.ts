@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { KernelInfo, StateLostReason } from '@kernelfleet/contracts';
 import type { WorkerConfig } from '@kernelfleet/config';
 import type { KernelHandle } from '@kernelfleet/kernel';
-import { FleetStore, JobConsumer, stateLostReasonOf, type SessionRef } from '@kernelfleet/store';
+import { FleetStore, JobConsumer, stateLostReasonOf, type SessionHolder, type SessionRef } from '@kernelfleet/store';
 import { JupyterService } from '../jupyter/jupyter.service';
 import { WORKER_CONFIG } from '../tokens';
 import { IdleKernels } from './idle-kernels';
@@ -119,13 +119,24 @@ export class SessionKernels {
     return this.kernels.capacity.isFull(this.kernels.size);
   }
 
+  /** Whether Redis still homes the session here with kernel `generation` (see `acquire`). */
+  private async stillHeld(ref: SessionRef, generation: number, seen?: SessionHolder): Promise<boolean> {
+    if (seen && seen.home === this.config.workerId && seen.generation === generation) return true;
+    return this.store.sessions.isHeldBy(ref, this.config.workerId, generation);
+  }
+
   /** Frees a slot for a session new to this worker when it is full (IdleKernels.makeRoom). */
   makeRoom(ref: SessionRef): Promise<boolean> {
     return this.idle.makeRoom(ref);
   }
 
-  /** The session's kernel: reused, or started when it has none, was reset, or died. */
-  async acquire(ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number }): Promise<AcquiredKernel> {
+  /**
+   * The session's kernel: reused, or started when it has none, was reset, or died. `holder`:
+   * the session's home and generation as the execution's claim read them; when they name this
+   * worker and the held kernel, Redis is not asked again (generations only grow, and a session
+   * taken away since the claim stops the code at code-sent-2.lua).
+   */
+  async acquire(ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number; holder?: SessionHolder }): Promise<AcquiredKernel> {
     const key = sessionKey(ref);
     // A session not held yet takes a slot from now (its kernel may take a while to start).
     const admitting = !this.kernels.has(key);
@@ -137,9 +148,9 @@ export class SessionKernels {
     }
   }
 
-  private async acquireLocked(key: string, ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number }): Promise<AcquiredKernel> {
+  private async acquireLocked(key: string, ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number; holder?: SessionHolder }): Promise<AcquiredKernel> {
     let entry = this.kernels.get(key);
-    if (entry && !(await this.store.sessions.isHeldBy(ref, this.config.workerId, entry.generation))) {
+    if (entry && !(await this.stillHeld(ref, entry.generation, opts.holder))) {
       // Disposed, reaped while this worker could not renew its lease, or replaced elsewhere (and
       // not yet reconciled): this kernel must not serve the session any more, and the state its
       // entry stands for is not the session's. Redis alone says whether state was lost.

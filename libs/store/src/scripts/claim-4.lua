@@ -8,7 +8,8 @@
   ARGV[1] executionId  ARGV[2] workerId  ARGV[3] now (ms)  ARGV[4] live channel
   ARGV[5] max replay events  ARGV[6] boot id of the worker process (tells a restart apart)
 
-  Returns {'claimed', field, value, …} (the execution hash, now `running`), or
+  Returns {'claimed', home, generation, field, value, …} (the session's home worker and kernel
+  generation as they are now, then the execution hash, now `running`), or
   {'missing'} | {'not_head'} | {'expired'} |
   {<current status>, <runner workerId or ''>, <runner boot id or ''>}.
   Emits `started` when claimed.
@@ -26,9 +27,12 @@ end
 if tonumber(ARGV[3]) >= tonumber(redis.call('HGET', KEYS[1], 'deadlineAt')) then
   return {'expired'}
 end
+local session = redis.call('HMGET', KEYS[4], 'disposals', 'home', 'generation')
 redis.call('HSET', KEYS[1], 'status', 'running', 'startedAt', ARGV[3], 'workerId', ARGV[2], 'workerBoot', ARGV[6],
-  'disposalEpoch', redis.call('HGET', KEYS[4], 'disposals') or '0')
+  'disposalEpoch', session[1] or '0')
 emit(KEYS[1], KEYS[3], ARGV[4], ARGV[5], 'started', '{"workerId":' .. cjson.encode(ARGV[2]) .. '}')
 local reply = redis.call('HGETALL', KEYS[1])
+table.insert(reply, 1, session[3] or '0')
+table.insert(reply, 1, session[2] or '')
 table.insert(reply, 1, 'claimed')
 return reply
