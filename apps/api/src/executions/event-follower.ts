@@ -47,19 +47,24 @@ export class EventFollower {
         onEvent(event);
         if (event.type === 'result') stop();
       };
-      const catchUp = async () => {
+      /** Delivers what the replay stream holds past `last`; answers how many events it read. */
+      const catchUp = async (): Promise<number> => {
+        let read = 0;
         while (!done) {
           const events = await this.store.executions.readEvents(ref, last);
+          read += events.length;
           events.forEach(deliver);
-          if (events.length < 1_000) return;
+          if (events.length < 1_000) break;
         }
+        return read;
       };
-      // A terminal execution has its `result` in the stream (finish-5.lua emits it atomically), so
-      // once terminal, one more read delivers everything left; a client that already has the
-      // result (Last-Event-ID at or past it) gets a stream that ends instead of one that idles.
+      // A terminal execution has its `result` in the stream (finish-5.lua writes the terminal
+      // state and emits it in one step): a read that found events but no result saw the
+      // execution still going. Only a read that found nothing asks for the status: once terminal,
+      // one more read delivers everything left, and a client that already has the result
+      // (Last-Event-ID at or past it) gets a stream that ends instead of one that idles.
       const catchUpOrEnd = async () => {
-        await catchUp();
-        if (done) return;
+        if ((await catchUp()) > 0 || done) return;
         const status = await this.store.executions.status(ref);
         if (status && !isTerminal(status)) return;
         await catchUp();
@@ -74,10 +79,10 @@ export class EventFollower {
       signal.addEventListener('abort', onAbort);
       this.store.live
         .listen(this.store.keys.liveChannel(ref), (message) =>
-          enqueue(() => {
+          enqueue(async () => {
             const event = JSON.parse(message) as ExecutionEvent;
             if (event.seq === last + 1) deliver(event);
-            else if (event.seq > last + 1) return catchUp();
+            else if (event.seq > last + 1) await catchUp();
           }),
         )
         .then((off) => {
