@@ -79,11 +79,20 @@ function cpuSecondsOf<K extends string>(patterns: Record<K, RegExp>): Record<K, 
 async function main(): Promise<void> {
   const apps = process.env.KF_APP_ROOT ? undefined : snapshotApps();
   const redis = await TestRedis.start();
-  process.env.KF_TEST_REDIS_URL = redis.url;
+  try {
+    process.env.KF_TEST_REDIS_URL = redis.url;
+    await profileUnderLoad(redis.url);
+  } finally {
+    await redis.stop();
+    apps?.remove();
+  }
+}
+
+async function profileUnderLoad(redisUrl: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kf-profile-'));
   const profiled = (name: string) => ({ KF_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${join(dir, name)}` });
   const stack = await Stack.start({ apiEnv: profiled('api'), workerEnv: { ...profiled('worker'), WORKER_CONCURRENCY: String(SESSIONS) } });
-  const info = new Redis(redis.url);
+  const info = new Redis(redisUrl);
   const redisCpu = async () => {
     const text = (await info.info('cpu')) as string;
     const field = (f: string) => Number(new RegExp(`${f}:([\\d.]+)`).exec(text)?.[1] ?? 0);
@@ -137,8 +146,6 @@ async function main(): Promise<void> {
   } finally {
     info.disconnect();
     await stack.stop();
-    await redis.stop();
-    apps?.remove();
   }
 }
 
