@@ -126,13 +126,11 @@ async function profileUnderLoad(redisUrl: string): Promise<void> {
 
     console.log(`${done} executions in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(0)}/s), ${SESSIONS} sessions; profiles in ${dir}`);
     const perExec = (cpuSeconds: number) => `${((cpuSeconds * 1000) / done).toFixed(2)} ms`;
-    const rows: [string, string][] = [];
     for (const name of ['api', 'worker']) {
       const file = readdirSync(join(dir, name)).find((f) => f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`no profile from the ${name}`);
       const { byPlace, totalMs } = selfTimeByPlace(JSON.parse(readFileSync(join(dir, name, file), 'utf8')) as CpuProfile);
       const busy = totalMs - (byPlace.get('(idle)') ?? 0);
-      rows.push([`${name} (busy, whole life incl. start)`, `${(busy / 1000).toFixed(2)} s`]);
       const top = [...byPlace].filter(([place]) => place !== '(idle)').sort((a, b) => b[1] - a[1]).slice(0, 14);
       console.log(`\n${name}: self time by place, of ${(busy / 1000).toFixed(2)} s busy (start-up included)`);
       for (const [place, ms] of top) console.log(`  ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${place}`);
@@ -142,7 +140,6 @@ async function profileUnderLoad(redisUrl: string): Promise<void> {
       console.log(`  ${part.padEnd(8)} ${perExec(after[part] - before[part])}`);
     }
     console.log(`  ${'redis'.padEnd(8)} ${perExec(after.redis - before.redis)} (INFO cpu)`);
-    for (const [name, value] of rows) console.log(`  ${name}: ${value}`);
   } finally {
     info.disconnect();
     await stack.stop();

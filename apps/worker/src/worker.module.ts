@@ -1,4 +1,4 @@
-import { Global, Module, type DynamicModule } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import type { WorkerConfig } from '@kernelfleet/config';
 import { FleetStore, QueuesModule } from '@kernelfleet/store';
 import { ExecutionRunner } from './executions/execution-runner.service';
@@ -13,23 +13,20 @@ import { WORKER_CONFIG } from './tokens';
 import { WorkerLifecycle } from './worker-lifecycle.service';
 
 /** What every feature module of the worker uses: its configuration and the one door to Redis. */
-@Global()
 @Module({})
-export class WorkerCoreModule {
-  static forConfig(config: WorkerConfig): DynamicModule {
-    return {
-      module: WorkerCoreModule,
-      providers: [
-        { provide: WORKER_CONFIG, useValue: config },
-        {
-          provide: FleetStore,
-          useFactory: () =>
-            FleetStore.connect({ ...config.store, maxReplayEvents: config.output.replayMaxEvents, clientName: `worker-${config.workerId}` }),
-        },
-      ],
-      exports: [WORKER_CONFIG, FleetStore],
-    };
-  }
+export class WorkerCoreModule {}
+
+function workerCore(config: WorkerConfig): DynamicModule {
+  const store = { ...config.store, maxReplayEvents: config.output.replayMaxEvents, clientName: `worker-${config.workerId}` };
+  return {
+    module: WorkerCoreModule,
+    global: true,
+    providers: [
+      { provide: WORKER_CONFIG, useValue: config },
+      { provide: FleetStore, useFactory: () => FleetStore.connect(store) },
+    ],
+    exports: [WORKER_CONFIG, FleetStore],
+  };
 }
 
 /**
@@ -42,7 +39,7 @@ export class WorkerModule {
     return {
       module: WorkerModule,
       imports: [
-        WorkerCoreModule.forConfig(config),
+        workerCore(config),
         QueuesModule.forWorker({ workerId: config.workerId, concurrency: config.concurrency, leaseMs: config.store.workerLeaseMs }),
         ToolsModule,
         FilesModule,

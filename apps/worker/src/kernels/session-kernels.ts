@@ -119,12 +119,6 @@ export class SessionKernels {
     return this.kernels.capacity.isFull(this.kernels.size);
   }
 
-  /** Whether Redis still homes the session here with kernel `generation` (see `acquire`). */
-  private async stillHeld(ref: SessionRef, generation: number, seen?: SessionHolder): Promise<boolean> {
-    if (seen && seen.home === this.config.workerId && seen.generation === generation) return true;
-    return this.store.sessions.isHeldBy(ref, this.config.workerId, generation);
-  }
-
   /** Frees a slot for a session new to this worker when it is full (IdleKernels.makeRoom). */
   makeRoom(ref: SessionRef): Promise<boolean> {
     return this.idle.makeRoom(ref);
@@ -146,6 +140,12 @@ export class SessionKernels {
     } finally {
       if (admitting) this.kernels.capacity.admission(-1, this.kernels.size);
     }
+  }
+
+  /** Whether Redis still homes the session here with kernel `generation` (see `acquire`). */
+  private async stillHeld(ref: SessionRef, generation: number, seen?: SessionHolder): Promise<boolean> {
+    if (seen && seen.home === this.config.workerId && seen.generation === generation) return true;
+    return this.store.sessions.isHeldBy(ref, this.config.workerId, generation);
   }
 
   private async acquireLocked(key: string, ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number; holder?: SessionHolder }): Promise<AcquiredKernel> {
