@@ -31,6 +31,22 @@ describe('KernelPool', () => {
     expect((taken as FakeKernel).shutDown).toBe(false); // the taker owns it
   });
 
+  it('starts the replacement of a taken kernel refillDelayMs after the take, once for takes in a row', async () => {
+    const pool = new KernelPool({ size: 2, start, log: quietLog, refillDelayMs: 150 });
+    pool.start(); // filling at start is not delayed
+    await until(() => pool.readyCount === 2);
+    const takenAt = Date.now();
+    pool.take();
+    pool.take();
+    expect(pool.take()).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 75));
+    expect(start).toHaveBeenCalledTimes(2); // nothing competes with the takers' first cells yet
+    await until(() => pool.readyCount === 2);
+    expect(Date.now() - takenAt).toBeGreaterThanOrEqual(140);
+    expect(start).toHaveBeenCalledTimes(4);
+    await pool.dispose();
+  });
+
   it('with size 0 never starts a kernel', async () => {
     const pool = new KernelPool({ size: 0, start, log: quietLog });
     pool.start();

@@ -7,6 +7,8 @@ import type { KernelPlacement } from './kernel-placement';
 
 /** A pool kernel that does not finish its move into the session's folder this fast is replaced. */
 const SETUP_MAX_MS = 5_000;
+/** A taken pool kernel's replacement starts this long after the take (KernelPoolOptions.refillDelayMs). */
+const POOL_REFILL_DELAY_MS = 1_000;
 /** The Jupyter server did not answer at all (as the kernel library tells it apart). */
 const isConnectionFailure = (error: unknown) => error instanceof TypeError && /fetch failed/i.test(error.message);
 
@@ -46,7 +48,7 @@ export class KernelStarter {
   ) {
     const { poolSize, startMaxMs } = config.kernels;
     if (poolSize > 0) {
-      this.pool = new KernelPool({ size: poolSize, start: () => this.startWarmKernel(startMaxMs), log });
+      this.pool = new KernelPool({ size: poolSize, start: () => this.startWarmKernel(startMaxMs), log, refillDelayMs: POOL_REFILL_DELAY_MS });
     }
   }
 
