@@ -45,18 +45,25 @@ machine, 2 vCPUs, Node client in libs/kernel, warm `1+1`, execute -> reply + idl
   6.5 also warns about jupyter_server's ping defaults), culling off (the worker
   culls), shutdown_wait_time=1 s so SIGTERM completes inside the 3 s grace the
   Node side gives before SIGKILL (measured: ~0.8 s with a busy kernel).
+- Many kernels: the kernel manager opens every kernel's ZMQ sockets in ONE shared zmq context,
+  and a context holds at most 1023 sockets by default: holding 170 idle kernels, the next start
+  failed with "ZMQError: Too many open files" (HTTP 500). The context's limit is raised to
+  libzmq's own (ZMQ_SOCKET_LIMIT, 65535 here) and the server's open-files soft limit to its hard
+  one (kernels get their own limit from the sandbox).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sys
 import threading
 import time
 from typing import Any
 
+import zmq
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from traitlets.config import Config
 
@@ -177,6 +184,19 @@ def stop_on_stdin_eof(app: ServerApp) -> None:
     threading.Thread(target=watch, name="kernelfleet-stdin-watch", daemon=True).start()
 
 
+def make_room_for_kernels(app: ServerApp) -> None:
+    """Lifts the limits that cap how many kernels one server holds (see "Many kernels" above).
+    Before any kernel starts: libzmq sizes a context's socket table at its first socket."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):  # an unlimited hard limit is more than the kernel allows
+            pass
+    context = app.kernel_manager.context
+    context.set(zmq.MAX_SOCKETS, context.get(zmq.SOCKET_LIMIT))
+
+
 def main() -> None:
     line = sys.stdin.buffer.readline()
     if not line:
@@ -187,6 +207,7 @@ def main() -> None:
     KernelfleetKernelSpecManager.sandbox = settings.get("sandbox")
     app = KernelfleetServerApp.instance(config=build_config(settings))
     app.initialize(argv=[], find_extensions=False)
+    make_room_for_kernels(app)
     stop_on_stdin_eof(app)
     app.start()
 
