@@ -57,27 +57,32 @@ export class KernelPlacement {
 
   /**
    * Moves a kernel started in the server's root into the session's folder, the one a kernel
-   * started for the session would get as its cwd. One warm round trip; no output.
+   * started for the session would get as its cwd, by a setup cell that is sent and not waited
+   * for: a kernel runs its cells in the order they were sent, so the cell sent next (the user's)
+   * runs in the folder, and the setup costs no round trip of its own (a new session's first result
+   * 7 ms sooner, docs/benchmarks.md). A kernel that cannot move there exits, so no cell meant for
+   * the folder ever runs elsewhere: the execution then finds its kernel dead.
+   *
+   * @returns false when the folder could not be made ready (nothing was sent).
    */
-  async moveInto(handle: KernelHandle, ref: SessionRef, timeoutMs: number): Promise<boolean> {
-    let dir = JSON.stringify(this.workingDir(ref));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs)));
+  async moveInto(handle: KernelHandle, ref: SessionRef): Promise<boolean> {
+    let dir = this.workingDir(ref);
     try {
       const uid = this.uids.get(handle);
-      if (uid !== undefined) dir = JSON.stringify(await this.folders.prepare(ref, uid));
-      const code = `__import__('os').makedirs(${dir}, exist_ok=True); __import__('os').chdir(${dir})`;
-      const outcome = await Promise.race([handle.execute(code, ignoreOutput), timeout]);
-      if (outcome === 'timeout' || outcome.status !== 'ok') {
-        this.log.warn(`kernel ${handle.id} could not move into ${dir}: ${outcome === 'timeout' ? 'timed out' : outcome.status}`);
-        return false;
-      }
-      return true;
+      if (uid !== undefined) dir = await this.folders.prepare(ref, uid);
     } catch (error) {
-      this.log.warn(`kernel ${handle.id} unusable: ${(error as Error).message ?? error}`);
+      this.log.warn(`the folder of kernel ${handle.id} could not be made ready: ${(error as Error).message ?? error}`);
       return false;
-    } finally {
-      clearTimeout(timer);
     }
+    const os = "__import__('os')";
+    const code = `try:\n    ${os}.makedirs(${JSON.stringify(dir)}, exist_ok=True); ${os}.chdir(${JSON.stringify(dir)})\nexcept BaseException:\n    ${os}._exit(1)`;
+    const failed = (why: string) => this.log.warn(`kernel ${handle.id} could not move into ${dir}: ${why}`);
+    void handle.execute(code, ignoreOutput).then(
+      (outcome) => {
+        if (outcome.status !== 'ok') failed(outcome.status);
+      },
+      (error: unknown) => failed(String((error as Error).message ?? error)),
+    );
+    return true;
   }
 }

@@ -20,7 +20,8 @@ export interface KernelPoolOptions {
 
 /**
  * Kernels started ahead of need, so a new session (or a per-call execution) does not wait for a
- * kernel start (~0.6 s) but only for one warm round trip. Filling happens in the background, one
+ * kernel start (~0.6 s): its first cell follows the setup cell that moves the kernel into the
+ * session's folder (KernelPlacement.moveInto). Filling happens in the background, one
  * start at a time (starts compete with running code for CPU); a failed start is logged and
  * retried with backoff. A pool kernel that dies while waiting is dropped and replaced.
  */

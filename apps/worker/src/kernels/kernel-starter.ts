@@ -5,8 +5,6 @@ import type { JupyterService } from '../jupyter/jupyter.service';
 import { KernelPool } from './kernel-pool';
 import type { KernelPlacement } from './kernel-placement';
 
-/** A pool kernel that does not finish its move into the session's folder this fast is replaced. */
-const SETUP_MAX_MS = 5_000;
 /** A taken pool kernel's replacement starts this long after the take (KernelPoolOptions.refillDelayMs). */
 const POOL_REFILL_DELAY_MS = 1_000;
 /** The Jupyter server did not answer at all (as the kernel library tells it apart). */
@@ -86,7 +84,7 @@ export class KernelStarter {
       const epoch = this.epoch;
       let handle: KernelHandle;
       try {
-        handle = (await this.fromPool(ref, startTimeoutMs)) ?? (await this.startSessionKernel(ref, until));
+        handle = (await this.fromPool(ref)) ?? (await this.startSessionKernel(ref, until));
       } catch (error) {
         const ownServerDown = !this.config.jupyter.url && isConnectionFailure(error);
         if (attempt > 0 || !ownServerDown) throw error;
@@ -108,7 +106,7 @@ export class KernelStarter {
     const handle = await this.startKernel({ timeoutMs: budget() });
     try {
       await this.placement.learnUid(handle);
-      if (await this.placement.moveInto(handle, ref, budget())) return handle;
+      if (await this.placement.moveInto(handle, ref)) return handle;
       throw new Error(`kernel ${handle.id} could not move into the session's folder`);
     } catch (error) {
       void shutDownKernel(handle, this.log);
@@ -141,10 +139,10 @@ export class KernelStarter {
     });
   }
 
-  private async fromPool(ref: SessionRef, timeoutMs: number): Promise<KernelHandle | undefined> {
+  private async fromPool(ref: SessionRef): Promise<KernelHandle | undefined> {
     if (!this.pool || this.closed) return undefined;
     for (let handle = this.pool.take(); handle; handle = this.pool.take()) {
-      if (await this.placement.moveInto(handle, ref, Math.min(timeoutMs, SETUP_MAX_MS))) return handle;
+      if (await this.placement.moveInto(handle, ref)) return handle;
       void shutDownKernel(handle, this.log);
     }
     return undefined;
