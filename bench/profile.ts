@@ -1,20 +1,22 @@
 /**
  * `npm run bench:profile`: where the CPU goes under load. One api and one worker
  * (WORKER_CONCURRENCY=16) on a Redis of their own, both under `node --cpu-prof`; 16 sessions run
- * `1+1` back to back (wait=true) for PROFILE_MS (default 10 s). Prints the CPU seconds of each
+ * `1+1` back to back (wait=true) for PROFILE_MS (default 10 s). With PROFILE_LOAD=accepts the
+ * load is submissions only instead (64 connections, `202`s, bench/costs.bench.ts), the worker
+ * running what was accepted. Prints the CPU seconds of each
  * part (api, worker, Redis, Jupyter server, kernels) per execution, then the api's and the
  * worker's self time by where the code lives (our apps and libs by file, packages by name, Node's
  * own internals, garbage collection). The .cpuprofile files stay in the printed folder (open them
  * in Chrome's DevTools for the call trees).
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Redis from 'ioredis';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
 import { runMain, snapshotApps } from './app-snapshot';
+import { acceptsPerSecond, UNLIMITED_SUBMITS } from './costs.bench';
+import { cpuPerExecution } from './process-cpu';
 
 const PROFILE_MS = Number(process.env.PROFILE_MS ?? 10_000);
 const SESSIONS = 16;
@@ -55,27 +57,6 @@ function selfTimeByPlace(profile: CpuProfile): { byPlace: Map<string, number>; t
   return { byPlace, totalMs };
 }
 
-/** CPU seconds (user + system, from /proc) of the processes whose command line matches each pattern. */
-function cpuSecondsOf<K extends string>(patterns: Record<K, RegExp>): Record<K, number> {
-  const totals = Object.fromEntries(Object.keys(patterns).map((k) => [k, 0])) as Record<K, number>;
-  const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let cmdline: string;
-    let stat: string;
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const seconds = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-    for (const name of Object.keys(patterns) as K[]) if (patterns[name].test(cmdline)) totals[name] += seconds;
-  }
-  return totals;
-}
-
 async function main(): Promise<void> {
   const apps = process.env.KF_APP_ROOT ? undefined : snapshotApps();
   const redis = await TestRedis.start();
@@ -91,41 +72,30 @@ async function main(): Promise<void> {
 async function profileUnderLoad(redisUrl: string): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kf-profile-'));
   const profiled = (name: string) => ({ KF_NODE_ARGS: `--cpu-prof --cpu-prof-dir=${join(dir, name)}` });
-  const stack = await Stack.start({ apiEnv: profiled('api'), workerEnv: { ...profiled('worker'), WORKER_CONCURRENCY: String(SESSIONS) } });
-  const info = new Redis(redisUrl);
-  const redisCpu = async () => {
-    const text = (await info.info('cpu')) as string;
-    const field = (f: string) => Number(new RegExp(`${f}:([\\d.]+)`).exec(text)?.[1] ?? 0);
-    return field('used_cpu_sys') + field('used_cpu_user');
-  };
-  // The processes of this run, by their command lines.
-  const parts = {
-    api: /apps\/api\/src\/main\.js/,
-    worker: /apps\/worker\/src\/main\.js/,
-    jupyter: /kernelfleet_jupyter|jupyter[-_]server/,
-    kernels: /ipykernel_launcher|kernelfleet_sandbox/,
-  };
-  let done = 0;
+  const stack = await Stack.start({ apiEnv: { ...profiled('api'), ...UNLIMITED_SUBMITS }, workerEnv: { ...profiled('worker'), WORKER_CONCURRENCY: String(SESSIONS) } });
   try {
     await Promise.all(Array.from({ length: SESSIONS }, (_, i) => stack.run(`profile-${i}`, { code: '1+1' })));
-    const before = { redis: await redisCpu(), ...cpuSecondsOf(parts) };
     const started = Date.now();
     const until = started + PROFILE_MS;
-    await Promise.all(
-      Array.from({ length: SESSIONS }, async (_, i) => {
-        while (Date.now() < until) {
-          const execution = await stack.run(`profile-${i}`, { code: '1+1' });
-          if (execution.status !== 'completed') throw new Error(`execution ${execution.status}`);
-          done += 1;
-        }
-      }),
-    );
+    const sessions = Array.from({ length: SESSIONS }, (_, i) => `profile-${i}`);
+    const accepts = () => acceptsPerSecond(stack, { ms: PROFILE_MS, connections: 64, sessions }).then((rate) => Math.round((rate * PROFILE_MS) / 1000));
+    const { executions, perExecution } = await cpuPerExecution(redisUrl, process.env.PROFILE_LOAD === 'accepts' ? accepts : async () => {
+      let done = 0;
+      await Promise.all(
+        Array.from({ length: SESSIONS }, async (_, i) => {
+          while (Date.now() < until) {
+            const execution = await stack.run(`profile-${i}`, { code: '1+1' });
+            if (execution.status !== 'completed') throw new Error(`execution ${execution.status}`);
+            done += 1;
+          }
+        }),
+      );
+      return done;
+    });
     const seconds = (Date.now() - started) / 1000;
-    const after = { redis: await redisCpu(), ...cpuSecondsOf(parts) };
     await stack.stop();
 
-    console.log(`${done} executions in ${seconds.toFixed(1)} s (${(done / seconds).toFixed(0)}/s), ${SESSIONS} sessions; profiles in ${dir}`);
-    const perExec = (cpuSeconds: number) => `${((cpuSeconds * 1000) / done).toFixed(2)} ms`;
+    console.log(`${executions} ${process.env.PROFILE_LOAD === 'accepts' ? 'accepts' : 'executions'} in ${seconds.toFixed(1)} s (${(executions / seconds).toFixed(0)}/s), ${SESSIONS} sessions; profiles in ${dir}`);
     for (const name of ['api', 'worker']) {
       const file = readdirSync(join(dir, name)).find((f) => f.endsWith('.cpuprofile'));
       if (!file) throw new Error(`no profile from the ${name}`);
@@ -136,12 +106,10 @@ async function profileUnderLoad(redisUrl: string): Promise<void> {
       for (const [place, ms] of top) console.log(`  ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${place}`);
     }
     console.log('\nCPU per execution during the load');
-    for (const part of ['api', 'worker', 'jupyter', 'kernels'] as const) {
-      console.log(`  ${part.padEnd(8)} ${perExec(after[part] - before[part])}`);
+    for (const part of ['api', 'worker', 'jupyter', 'kernels', 'redis'] as const) {
+      console.log(`  ${part.padEnd(8)} ${perExecution[part].toFixed(2)} ms${part === 'redis' ? ' (INFO cpu)' : ''}`);
     }
-    console.log(`  ${'redis'.padEnd(8)} ${perExec(after.redis - before.redis)} (INFO cpu)`);
   } finally {
-    info.disconnect();
     await stack.stop();
   }
 }
