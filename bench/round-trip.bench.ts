@@ -1,12 +1,21 @@
 /**
- * `npm run bench`: the raw kernel round trip (@jupyterlab/services, no queue) — the floor —
- * and the same work end to end through api → Redis/BullMQ → worker → kernel → api, in one run:
- * answered by `?wait=true`, and through the client library (`executePython`: submit, then the
- * event stream, as an agent platform runs it);
- * then the fleet section (bench/fleet.bench.ts: new sessions with and without the kernel pool,
- * sleep-bound throughput on 1, 2 and 4 workers) on stacks of its own.
- * Prints a table, then `raw_p50_ms=… e2e_p50_ms=… overhead_p50_ms=… overhead_p99_ms=…`.
- * BENCH_FLEET=0 skips the fleet section.
+ * `npm run bench`: what the fleet costs over a bare kernel, every figure beside its baseline
+ * from the same run (docs/benchmarks.md):
+ *
+ * - the warm `1+1` round trip, raw (@jupyterlab/services, no queue: the floor), end to end with
+ *   `?wait=true`, and through the client library (`executePython`: submit, then the event stream);
+ * - Redis commands per warm execution (MONITOR on the bench's own Redis);
+ * - time to the first output byte at an SSE client vs the raw kernel's first IOPub stream message;
+ * - throughput at 4, 16 and 64 busy sessions vs as many raw kernels, with the CPU the api, the
+ *   worker and Redis spend per execution (BENCH_PARALLEL to choose);
+ * - submissions one api accepts per second (bench/costs.bench.ts);
+ * - then, on stacks of their own, the fleet section (bench/fleet.bench.ts: new sessions with and
+ *   without the kernel pool, sleep-bound throughput on 1, 2 and 4 workers; BENCH_FLEET=0 skips
+ *   it) and kernel density (bench/density.bench.ts: 200 idle sessions on one worker;
+ *   BENCH_DENSITY=0 skips it).
+ *
+ * Prints a table, then one machine-readable line: `raw_p50_ms=… e2e_p50_ms=… overhead_p50_ms=…
+ * overhead_p99_ms=… throughput_ratio_16=… redis_cmds_per_exec=… accepts_per_s=…` and more.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +24,11 @@ import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } fro
 import { commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from '../test/support/redis-commands';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { snapshotApps, timeEach, runMain } from './app-snapshot';
+import { inBatches, snapshotApps, timeEach, runMain } from './app-snapshot';
+import { acceptsPerSecond, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS } from './costs.bench';
+import { densityRows } from './density.bench';
 import { fleetRows, type Row } from './fleet.bench';
+import { cpuPerExecution } from './process-cpu';
 
 // The client as a program gets it: the built package (npm run bench builds it first).
 const { KernelfleetClient } = require('../libs/client') as typeof import('@kernelfleet/client');
@@ -24,6 +36,8 @@ const { KernelfleetClient } = require('../libs/client') as typeof import('@kerne
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 300);
 const WARMUP = 30;
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_MS ?? 8_000);
+const PARALLEL = (process.env.BENCH_PARALLEL ?? '4,16,64').split(',').map(Number);
+const ACCEPTS_MS = Number(process.env.BENCH_ACCEPTS_MS ?? 5_000);
 const CODE = '1+1';
 
 function percentile(sorted: number[], p: number): number {
@@ -35,8 +49,8 @@ function summary(samples: number[]) {
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: samples.length };
 }
 
-/** Executions per second with `parallel` independent loops for `ms` milliseconds. */
-async function throughput(parallel: number, ms: number, once: (lane: number) => Promise<void>): Promise<number> {
+/** Executions per second with `parallel` independent loops for `ms` milliseconds, and how many ran. */
+async function throughput(parallel: number, ms: number, once: (lane: number) => Promise<void>): Promise<{ rate: number; done: number }> {
   let done = 0;
   const until = Date.now() + ms;
   const start = Date.now();
@@ -48,7 +62,7 @@ async function throughput(parallel: number, ms: number, once: (lane: number) => 
       }
     }),
   );
-  return (done * 1000) / (Date.now() - start);
+  return { rate: (done * 1000) / (Date.now() - start), done };
 }
 
 const rawExecute = (kernel: KernelHandle) => async () => {
@@ -67,7 +81,12 @@ async function main(): Promise<void> {
   const rootDir = mkdtempSync(join(tmpdir(), 'kf-bench-'));
   const server = await JupyterServer.start({ python, rootDir, env: kernelEnvironment(process.env) });
   const client = new KernelClient({ baseUrl: server.url, token: server.token });
-  let stack: Stack | undefined = await Stack.start({ workerEnv: { WORKER_CONCURRENCY: '16' } });
+  // Room for every session of the throughput rows on the one worker, and no quota in the way of
+  // the accept rate.
+  let stack: Stack | undefined = await Stack.start({
+    apiEnv: UNLIMITED_SUBMITS,
+    workerEnv: { WORKER_CONCURRENCY: String(Math.max(16, ...PARALLEL)), MAX_KERNELS: String(Math.max(...PARALLEL) * 2) },
+  });
   const rows: Row[] = [];
   try {
     // Round trip of a warm `1+1`, raw and end to end, interleaved in blocks to share the noise.
@@ -115,24 +134,71 @@ async function main(): Promise<void> {
       ]);
     }
 
-    for (const parallel of [4, 16]) {
-      const kernels = await Promise.all(Array.from({ length: parallel }, () => client.startKernel({ timeoutMs: 60_000 })));
-      const rawRate = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane])());
+    // Time to the first output: raw IOPub stream message vs first chunk at an SSE client.
+    const firstKernel = await client.startKernel({ timeoutMs: 30_000 });
+    const viaSse = async (code: string, onChunk: () => void) =>
+      (await kf.executePython(code, { sessionId: 'bench-first', onChunk })).status;
+    await rawFirstOutput(firstKernel, WARMUP);
+    await sseFirstOutput(viaSse, WARMUP);
+    const rawFirst: number[] = [];
+    const sseFirst: number[] = [];
+    for (let block = 0; block < 5; block++) {
+      rawFirst.push(...(await rawFirstOutput(firstKernel, 20)));
+      sseFirst.push(...(await sseFirstOutput(viaSse, 20)));
+    }
+    firstKernel.dispose();
+    const rf = summary(rawFirst);
+    const sf = summary(sseFirst);
+    rows.push(['first output byte, raw IOPub stream message', `${rf.p50.toFixed(2)} ms`, `${rf.p99.toFixed(2)} ms`, `n=${rf.n}`]);
+    rows.push(['first output byte at an SSE client', `${sf.p50.toFixed(2)} ms`, `${sf.p99.toFixed(2)} ms`, `raw +${(sf.p50 - rf.p50).toFixed(2)} ms (goal ≤ +3)`]);
+
+    // Throughput, with the CPU the fleet's own parts spend per execution meanwhile.
+    const ratios = new Map<number, number>();
+    for (const parallel of PARALLEL) {
+      const kernels = await inBatches(parallel, 4, () => client.startKernel({ timeoutMs: 60_000 }));
+      const raw = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane])());
       await Promise.all(kernels.map(async (k) => (await k.shutdown(), k.dispose())));
-      await Promise.all(Array.from({ length: parallel }, (_, lane) => stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE })));
-      const e2eRate = await throughput(parallel, THROUGHPUT_MS, async (lane) => {
-        await stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
+      await inBatches(parallel, 4, async (lane) => {
+        const first = await stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
+        if (first.status !== 'completed') throw new Error(`first execution of a throughput session ${first.status}`);
       });
-      rows.push([`throughput, ${parallel} parallel sessions`, `raw ${rawRate.toFixed(0)}/s`, `e2e ${e2eRate.toFixed(0)}/s`, `×${(e2eRate / rawRate).toFixed(2)} of raw`]);
+      let e2eRate = 0;
+      const cpu = await cpuPerExecution(process.env.KF_TEST_REDIS_URL!, async () => {
+        const e2e = await throughput(parallel, THROUGHPUT_MS, async (lane) => {
+          await stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
+        });
+        e2eRate = e2e.rate;
+        return e2e.done;
+      });
+      const { api, worker, redis: redisCpu } = cpu.perExecution;
+      ratios.set(parallel, e2eRate / raw.rate);
+      rows.push([
+        `throughput, ${parallel} parallel sessions`,
+        `raw ${raw.rate.toFixed(0)}/s`,
+        `e2e ${e2eRate.toFixed(0)}/s`,
+        `×${(e2eRate / raw.rate).toFixed(2)} of raw (goal ≥0.9); CPU per execution: api ${api.toFixed(2)} + worker ${worker.toFixed(2)} + Redis ${redisCpu.toFixed(2)} = ${(api + worker + redisCpu).toFixed(2)} ms`,
+      ]);
     }
 
-    // The fleet section runs on stacks of its own: this one and the baseline server go first.
+    // Submissions one api accepts per second, the worker running what it accepted.
+    // The sessions of the last throughput row, which have their kernels.
+    const busiest = PARALLEL[PARALLEL.length - 1];
+    const sessions = Array.from({ length: busiest }, (_, lane) => `bench-tp-${busiest}-${lane}`);
+    const accepts = await acceptsPerSecond(stack, { ms: ACCEPTS_MS, connections: 64, sessions });
+    rows.push(['accepts per second, one api (202s)', `${accepts.toFixed(0)}/s`, '', `64 connections, ${busiest} sessions (goal ≥5,000/s)`]);
+
+    // The fleet section and the density run on stacks of their own: this one and the baseline
+    // server go first.
     let fleet: Row[] = [];
-    if (process.env.BENCH_FLEET !== '0') {
+    let density: Awaited<ReturnType<typeof densityRows>> | undefined;
+    const runFleet = process.env.BENCH_FLEET !== '0';
+    const runDensity = process.env.BENCH_DENSITY !== '0';
+    if (runFleet || runDensity) {
       await stack.stop();
       stack = undefined;
       await server.stop();
-      fleet = (await fleetRows(e.p50)).rows;
+      if (runFleet) fleet = (await fleetRows(e.p50)).rows;
+      if (runDensity) density = await densityRows();
     }
 
     const widths = [46, 16, 16, 16];
@@ -145,6 +211,11 @@ async function main(): Promise<void> {
       console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
       for (const row of fleet) console.log(line(row));
     }
+    if (density) {
+      console.log(line(['density (own stack; 1 worker)', 'value', 'at load', 'note']));
+      console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
+      for (const row of density.rows) console.log(line(row));
+    }
     if (cost) {
       const list = (counts: [string, number][]) => counts.map(([name, n]) => `${name} ${n}`).join(', ');
       console.log(`Redis commands per warm execution, by name: ${list(cost.byName)}`);
@@ -153,7 +224,11 @@ async function main(): Promise<void> {
     console.log(
       `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} client_p50_ms=${c.p50.toFixed(2)} ` +
         `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)}` +
-        (cost ? ` redis_cmds_per_exec=${cost.total} redis_sent_per_exec=${cost.sent}` : ''),
+        ` first_output_overhead_ms=${(sf.p50 - rf.p50).toFixed(2)}` +
+        (ratios.has(16) ? ` throughput_ratio_16=${ratios.get(16)!.toFixed(2)}` : '') +
+        (cost ? ` redis_cmds_per_exec=${cost.total} redis_sent_per_exec=${cost.sent}` : '') +
+        ` accepts_per_s=${accepts.toFixed(0)}` +
+        (density ? ` worker_mib_per_kernel=${density.workerMiBPerKernel.toFixed(2)} jupyter_mib_per_kernel=${density.jupyterMiBPerKernel.toFixed(2)}` : ''),
     );
   } finally {
     await stack?.stop();

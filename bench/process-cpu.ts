@@ -1,0 +1,65 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import Redis from 'ioredis';
+
+/** The processes of a bench's stack, by their command lines. */
+export const STACK_PARTS = {
+  api: /apps\/api\/src\/main\.js/,
+  worker: /apps\/worker\/src\/main\.js/,
+  jupyter: /kernelfleet_jupyter|jupyter[-_]server/,
+  kernels: /ipykernel_launcher|kernelfleet_sandbox/,
+};
+
+/** CPU seconds (user + system, from /proc) of the processes whose command line matches each pattern. */
+export function cpuSecondsOf<K extends string>(patterns: Record<K, RegExp>): Record<K, number> {
+  const totals = Object.fromEntries(Object.keys(patterns).map((k) => [k, 0])) as Record<K, number>;
+  const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let cmdline: string;
+    let stat: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const seconds = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+    for (const name of Object.keys(patterns) as K[]) if (patterns[name].test(cmdline)) totals[name] += seconds;
+  }
+  return totals;
+}
+
+/** CPU seconds Redis has used so far (`INFO cpu`, user + system). */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const text = (await redis.info('cpu')) as string;
+  const field = (f: string) => Number(new RegExp(`${f}:([\\d.]+)`).exec(text)?.[1] ?? 0);
+  return field('used_cpu_sys') + field('used_cpu_user');
+}
+
+export interface CpuPerExecution {
+  api: number;
+  worker: number;
+  redis: number;
+  jupyter: number;
+  kernels: number;
+}
+
+/**
+ * Runs `load` and answers the CPU milliseconds each part spent per execution meanwhile (`load`
+ * answers how many executions it ran). Everything on the machine that matches counts: run it
+ * on a stack that is alone.
+ */
+export async function cpuPerExecution(redisUrl: string, load: () => Promise<number>): Promise<{ executions: number; perExecution: CpuPerExecution }> {
+  const redis = new Redis(redisUrl);
+  try {
+    const before = { redis: await redisCpuSeconds(redis), ...cpuSecondsOf(STACK_PARTS) };
+    const executions = await load();
+    const after = { redis: await redisCpuSeconds(redis), ...cpuSecondsOf(STACK_PARTS) };
+    const per = (k: keyof CpuPerExecution) => (executions ? ((after[k] - before[k]) * 1000) / executions : 0);
+    return { executions, perExecution: { api: per('api'), worker: per('worker'), redis: per('redis'), jupyter: per('jupyter'), kernels: per('kernels') } };
+  } finally {
+    redis.disconnect();
+  }
+}
