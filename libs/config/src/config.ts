@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { hostname, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { apiEnvSchema, keysCliEnvSchema, quotaEnvSchema, storeEnvSchema, workerEnvSchema } from './env-schema';
@@ -109,6 +109,8 @@ export interface WorkerConfig {
   kernels: {
     interruptGraceMs: number;
     startMaxMs: number;
+    /** Kernel starts run at once; more wait their turn (a start is CPU-bound, about 0.6 s). */
+    startsAtOnce: number;
     /** Session kernels this worker holds at most; at capacity it takes no new sessions. */
     maxKernels: number;
     /** Started, idle kernels kept ready for new sessions and per-call executions. */
@@ -236,6 +238,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     kernels: {
       interruptGraceMs: e.INTERRUPT_GRACE_MS,
       startMaxMs: e.KERNEL_START_MAX_MS,
+      startsAtOnce: e.KERNEL_STARTS_AT_ONCE ?? 2 * availableParallelism(),
       maxKernels: e.MAX_KERNELS,
       poolSize: e.KERNEL_POOL_SIZE,
       idleMs: e.KERNEL_IDLE_MS,

@@ -106,6 +106,8 @@ export const workerEnvSchema = z.object({
   SESSION_FILES_MAX_BYTES: int(1).default(1_073_741_824),
   INTERRUPT_GRACE_MS: int(100).default(5_000),
   KERNEL_START_MAX_MS: int(1_000).default(10_000),
+  /** Kernel starts a worker runs at once, the rest in turn (default: twice the CPUs it sees). */
+  KERNEL_STARTS_AT_ONCE: int(1, 256).optional(),
   ARTIFACT_MAX_BYTES: int(1_024).default(64 * 1_048_576),
   REPLAY_MAX_EVENTS: int(100).default(20_000),
   LIVE_OUTPUT_MAX_CHARS: int(1_024).default(16 * 1_048_576),

@@ -161,7 +161,7 @@ export class ExecutionRunner {
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
         await this.store.executions.markRetried(ref);
         await this.kernels.lose(ref, kernel.info.generation);
-        kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs) });
+        kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs), notAfter: deadline.at });
         const again = await this.codeMayGo(record, kernel);
         if (again === 'taken') return;
         if (again === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
@@ -302,8 +302,8 @@ export class ExecutionRunner {
       if (budget <= 0) return timedOut;
       try {
         return record.kernelMode === 'per-call'
-          ? await this.kernels.acquireEphemeral(record.ref, budget)
-          : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget, holder });
+          ? await this.kernels.acquireEphemeral(record.ref, budget, deadline.at)
+          : await this.kernels.acquire(record.ref, { reset: record.reset, startTimeoutMs: budget, notAfter: deadline.at, holder });
       } catch (error) {
         if (!(error instanceof KernelStartTimeoutError || error instanceof KernelDiedError)) throw error;
         if (deadline.expired()) return timedOut;

@@ -1,9 +1,10 @@
 import type { WorkerConfig } from '@kernelfleet/config';
-import type { KernelHandle } from '@kernelfleet/kernel';
+import { KernelStartTimeoutError, type KernelHandle } from '@kernelfleet/kernel';
 import type { SessionRef } from '@kernelfleet/store';
 import type { JupyterService } from '../jupyter/jupyter.service';
 import { KernelPool } from './kernel-pool';
 import type { KernelPlacement } from './kernel-placement';
+import { StartSlots } from './start-slots';
 
 /** A taken pool kernel's replacement starts this long after the take (KernelPoolOptions.refillDelayMs). */
 const POOL_REFILL_DELAY_MS = 1_000;
@@ -37,6 +38,7 @@ export class KernelStarter {
   private readonly restartWaiters = new Set<() => void>();
   /** Kernel starts in flight (session, per-call and pool kernels); for metrics. */
   private startsInFlight = 0;
+  private readonly slots: StartSlots;
 
   constructor(
     private readonly config: WorkerConfig,
@@ -44,7 +46,8 @@ export class KernelStarter {
     private readonly placement: KernelPlacement,
     private readonly log: StarterLog,
   ) {
-    const { poolSize, startMaxMs } = config.kernels;
+    const { poolSize, startMaxMs, startsAtOnce } = config.kernels;
+    this.slots = new StartSlots(startsAtOnce);
     if (poolSize > 0) {
       this.pool = new KernelPool({ size: poolSize, start: () => this.startWarmKernel(startMaxMs), log, refillDelayMs: POOL_REFILL_DELAY_MS });
     }
@@ -77,18 +80,21 @@ export class KernelStarter {
     await this.pool?.dispose();
   }
 
-  /** A started kernel in the session's working directory, within `startTimeoutMs`. */
-  async kernelFor(ref: SessionRef, startTimeoutMs: number): Promise<KernelHandle> {
-    const until = Date.now() + startTimeoutMs;
+  /**
+   * A started kernel in the session's working directory. A start takes its turn (StartSlots),
+   * waiting until `notAfter` (epoch ms, the execution's deadline) at most; once it runs, it may
+   * take `startTimeoutMs`, never past `notAfter`.
+   */
+  async kernelFor(ref: SessionRef, startTimeoutMs: number, notAfter = Infinity): Promise<KernelHandle> {
     for (let attempt = 0; ; attempt++) {
       const epoch = this.epoch;
       let handle: KernelHandle;
       try {
-        handle = (await this.fromPool(ref)) ?? (await this.startSessionKernel(ref, until));
+        handle = (await this.fromPool(ref)) ?? (await this.startSessionKernel(ref, startTimeoutMs, notAfter));
       } catch (error) {
         const ownServerDown = !this.config.jupyter.url && isConnectionFailure(error);
         if (attempt > 0 || !ownServerDown) throw error;
-        if (epoch === this.epoch && !(await this.restarted(until - Date.now()))) throw error;
+        if (epoch === this.epoch && !(await this.restarted(Math.min(startTimeoutMs, notAfter - Date.now())))) throw error;
         continue;
       }
       if (epoch === this.epoch || attempt > 0) return handle;
@@ -100,10 +106,9 @@ export class KernelStarter {
    * A new kernel for the session. Kernels with users of their own start in the root folder and
    * move into the session's folder once the worker has handed it to their uid.
    */
-  private async startSessionKernel(ref: SessionRef, until: number): Promise<KernelHandle> {
-    const budget = () => Math.max(1, until - Date.now());
-    if (!this.jupyter.kernelUsers) return this.startKernel({ cwd: this.placement.workingDir(ref), timeoutMs: budget() });
-    const handle = await this.startKernel({ timeoutMs: budget() });
+  private async startSessionKernel(ref: SessionRef, startTimeoutMs: number, notAfter: number): Promise<KernelHandle> {
+    if (!this.jupyter.kernelUsers) return this.startKernel({ cwd: this.placement.workingDir(ref), timeoutMs: startTimeoutMs }, notAfter);
+    const handle = await this.startKernel({ timeoutMs: startTimeoutMs }, notAfter);
     try {
       await this.placement.learnUid(handle);
       if (await this.placement.moveInto(handle, ref)) return handle;
@@ -114,13 +119,20 @@ export class KernelStarter {
     }
   }
 
-  /** Starts a kernel on the Jupyter server, counted while it starts. */
-  private async startKernel(options: Parameters<JupyterService['client']['startKernel']>[0]): Promise<KernelHandle> {
+  /**
+   * Starts a kernel on the Jupyter server in its turn, counted while it starts.
+   * @throws KernelStartTimeoutError when its turn did not come by `notAfter`.
+   */
+  private async startKernel(options: Parameters<JupyterService['client']['startKernel']>[0], notAfter = Infinity): Promise<KernelHandle> {
+    const waitedSince = Date.now();
+    if (!(await this.slots.take(notAfter))) throw new KernelStartTimeoutError(Date.now() - waitedSince);
     this.startsInFlight += 1;
     try {
-      return await this.jupyter.client.startKernel(options);
+      const timeoutMs = Math.min(options.timeoutMs ?? Infinity, Math.max(1, notAfter - Date.now()));
+      return await this.jupyter.client.startKernel({ ...options, timeoutMs });
     } finally {
       this.startsInFlight -= 1;
+      this.slots.release();
     }
   }
 

@@ -85,7 +85,7 @@ export function makeSessionKernels(
     workerId: 'w1',
     // No folder is ever touched: no such interpreter, no such root, and not the worker's own.
     jupyter: { url: jupyterUrl, python: '/nonexistent/python', rootDir: '/nonexistent/kernels', rootOwned: false },
-    kernels: { interruptGraceMs: 5_000, startMaxMs: 5_000, maxKernels: 2, poolSize: 1, idleMs: 1_000, ...overrides },
+    kernels: { interruptGraceMs: 5_000, startMaxMs: 5_000, startsAtOnce: 4, maxKernels: 2, poolSize: 1, idleMs: 1_000, ...overrides },
   } as WorkerConfig;
   const jupyter = {
     client: {

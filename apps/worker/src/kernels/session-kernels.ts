@@ -18,6 +18,18 @@ import { sessionKey, type AcquiredKernel, type DisposalFinder, type SessionEntry
 export type { AcquiredKernel, DisposalFinder } from './session-entry';
 
 /**
+ * `startTimeoutMs`: how long a kernel start may take; `notAfter`: the execution's deadline (epoch
+ * ms), which bounds a start's wait for its turn too (KernelStarter.kernelFor). `reset` and
+ * `holder`: see SessionKernels.acquire.
+ */
+export interface AcquireOptions {
+  reset: boolean;
+  startTimeoutMs: number;
+  notAfter?: number;
+  holder?: SessionHolder;
+}
+
+/**
  * The kernels this worker holds, one per session homed here; new ones come from a
  * {@link KernelStarter} (its warm pool, else a fresh start). Executions of a session never overlap
  * (the lane guarantees it); starts, shutdowns and culls of one session are serialised here.
@@ -130,7 +142,7 @@ export class SessionKernels {
    * worker and the held kernel, Redis is not asked again (generations only grow, and a session
    * taken away since the claim stops the code at code-sent-2.lua).
    */
-  async acquire(ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number; holder?: SessionHolder }): Promise<AcquiredKernel> {
+  async acquire(ref: SessionRef, opts: AcquireOptions): Promise<AcquiredKernel> {
     const key = sessionKey(ref);
     // A session not held yet takes a slot from now (its kernel may take a while to start).
     const admitting = !this.kernels.has(key);
@@ -148,7 +160,7 @@ export class SessionKernels {
     return this.store.sessions.isHeldBy(ref, this.config.workerId, generation);
   }
 
-  private async acquireLocked(key: string, ref: SessionRef, opts: { reset: boolean; startTimeoutMs: number; holder?: SessionHolder }): Promise<AcquiredKernel> {
+  private async acquireLocked(key: string, ref: SessionRef, opts: AcquireOptions): Promise<AcquiredKernel> {
     let entry = this.kernels.get(key);
     if (entry && !(await this.stillHeld(ref, entry.generation, opts.holder))) {
       // Disposed, reaped while this worker could not renew its lease, or replaced elsewhere (and
@@ -180,7 +192,7 @@ export class SessionKernels {
       entry.inUse = true;
       await this.kernels.shutDown(entry);
     }
-    const handle = await this.starter.kernelFor(ref, opts.startTimeoutMs);
+    const handle = await this.starter.kernelFor(ref, opts.startTimeoutMs, opts.notAfter);
     let generation: number;
     try {
       generation = await this.store.sessions.beginGeneration(ref, this.config.workerId);
@@ -210,8 +222,8 @@ export class SessionKernels {
   }
 
   /** A fresh kernel for one per-call execution; never registered with the session. */
-  async acquireEphemeral(ref: SessionRef, startTimeoutMs: number): Promise<AcquiredKernel> {
-    const handle = await this.starter.kernelFor(ref, startTimeoutMs);
+  async acquireEphemeral(ref: SessionRef, startTimeoutMs: number, notAfter?: number): Promise<AcquiredKernel> {
+    const handle = await this.starter.kernelFor(ref, startTimeoutMs, notAfter);
     return { handle, ephemeral: true, info: this.info(1, null, true) };
   }
 
