@@ -128,7 +128,7 @@ export class KernelStarter {
     if (!(await this.slots.take(notAfter))) throw new KernelStartTimeoutError(Date.now() - waitedSince);
     this.startsInFlight += 1;
     try {
-      const timeoutMs = Math.min(options.timeoutMs ?? Infinity, Math.max(1, notAfter - Date.now()));
+      const timeoutMs = Number.isFinite(notAfter) ? Math.min(options.timeoutMs ?? Infinity, Math.max(1, notAfter - Date.now())) : options.timeoutMs;
       return await this.jupyter.client.startKernel({ ...options, timeoutMs });
     } finally {
       this.startsInFlight -= 1;
