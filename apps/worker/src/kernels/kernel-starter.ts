@@ -36,8 +36,7 @@ export class KernelStarter {
   private closed = false;
   /** Kernel starts waiting for the Jupyter server to come back. */
   private readonly restartWaiters = new Set<() => void>();
-  /** Kernel starts in flight (session, per-call and pool kernels); for metrics. */
-  private startsInFlight = 0;
+  /** Kernel starts in flight or waiting their turn (session, per-call and pool kernels). */
   private readonly slots: StartSlots;
 
   constructor(
@@ -60,7 +59,7 @@ export class KernelStarter {
 
   /** Kernels being started right now. */
   get starting(): number {
-    return this.startsInFlight;
+    return this.slots.running;
   }
 
   /** After the Jupyter server is up: fill the warm pool in the background. */
@@ -120,18 +119,16 @@ export class KernelStarter {
   }
 
   /**
-   * Starts a kernel on the Jupyter server in its turn, counted while it starts.
+   * Starts a kernel on the Jupyter server in its turn (its slot counts it while it starts).
    * @throws KernelStartTimeoutError when its turn did not come by `notAfter`.
    */
   private async startKernel(options: Parameters<JupyterService['client']['startKernel']>[0], notAfter = Infinity): Promise<KernelHandle> {
     const waitedSince = Date.now();
     if (!(await this.slots.take(notAfter))) throw new KernelStartTimeoutError(Date.now() - waitedSince);
-    this.startsInFlight += 1;
     try {
       const timeoutMs = Number.isFinite(notAfter) ? Math.min(options.timeoutMs ?? Infinity, Math.max(1, notAfter - Date.now())) : options.timeoutMs;
       return await this.jupyter.client.startKernel({ ...options, timeoutMs });
     } finally {
-      this.startsInFlight -= 1;
       this.slots.release();
     }
   }

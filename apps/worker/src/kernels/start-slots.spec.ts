@@ -8,6 +8,7 @@ describe('StartSlots', () => {
     await Promise.resolve();
     expect(order).toEqual([1, 2]);
     expect(slots.queued).toBe(2);
+    expect(slots.running).toBe(2);
     slots.release();
     await takes[2];
     expect(order).toEqual([1, 2, 3]);
@@ -15,6 +16,9 @@ describe('StartSlots', () => {
     await takes[3];
     expect(order).toEqual([1, 2, 3, 4]);
     expect(slots.queued).toBe(0);
+    slots.release();
+    slots.release();
+    expect(slots.running).toBe(0);
   });
 
   it('gives up a wait at its deadline without taking a slot, and later waiters keep their turn', async () => {

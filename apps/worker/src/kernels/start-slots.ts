@@ -12,6 +12,11 @@ export class StartSlots {
     this.free = size;
   }
 
+  /** Starts holding a slot now (running). */
+  get running(): number {
+    return this.size - this.free;
+  }
+
   /** Starts waiting for a slot now. */
   get queued(): number {
     return this.waiting.length;
