@@ -6,11 +6,9 @@
  * server, from /proc, per session kernel held (goal: at most 2 MiB each beyond the kernel's own),
  * the kernels' own for comparison, and a warm `1+1` of one session before and at full load.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { inBatches, printTable, runMain, snapshotApps, timeEach } from './app-snapshot';
-import { cpuSecondsOf, STACK_PARTS } from './process-cpu';
+import { inBatches, prepareBench, printTable, runMain, timeEach } from './app-snapshot';
+import { cpuSecondsOf, processes, STACK_PARTS } from './process-cpu';
 
 type Row = [string, string, string, string];
 
@@ -20,35 +18,12 @@ const AT_ONCE = 4;
 const MiB = 1024 * 1024;
 const IDLE_MS = 5_000;
 
-interface Proc {
-  pid: number;
-  ppid: number;
-  cmdline: string;
-  rssBytes: number;
-}
-
-function processes(): Proc[] {
-  const found: Proc[] = [];
-  for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const status = readFileSync(`/proc/${entry}/status`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-      found.push({ pid: Number(entry), ppid, cmdline: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' '), rssBytes: rssKb * 1024 });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
 /** Resident memory of the worker, of its Jupyter server, and of everything below the server (kernels). */
 function memoryOf(workerPid: number): { worker: number; jupyter: number; kernels: number; kernelCount: number } {
   const all = processes();
   const children = (pid: number) => all.filter((p) => p.ppid === pid);
   const worker = all.find((p) => p.pid === workerPid);
-  const jupyter = children(workerPid).find((p) => /kernelfleet_jupyter|jupyter[-_]server/.test(p.cmdline));
+  const jupyter = children(workerPid).find((p) => STACK_PARTS.jupyter.test(p.cmdline));
   if (!worker || !jupyter) throw new Error('worker or its Jupyter server not found in /proc');
   // Each kernel is a child of the server (in the sandbox, with processes of its own below it).
   const kernelCount = children(jupyter.pid).length;
@@ -120,16 +95,13 @@ export async function densityRows(): Promise<{ rows: Row[]; workerMiBPerKernel: 
 
 if (require.main === module) {
   runMain(async () => {
-    const apps = process.env.KF_APP_ROOT ? undefined : snapshotApps();
-    const redis = process.env.KF_TEST_REDIS_URL ? undefined : await TestRedis.start();
-    process.env.KF_TEST_REDIS_URL ??= redis!.url;
+    const { cleanUp } = await prepareBench();
     try {
       const { rows, workerMiBPerKernel, jupyterMiBPerKernel } = await densityRows();
       printTable([46, 16, 16, 16], ['measure', 'value', 'at load', 'note'], rows);
       console.log(`density_sessions=${SESSIONS} worker_mib_per_kernel=${workerMiBPerKernel.toFixed(2)} jupyter_mib_per_kernel=${jupyterMiBPerKernel.toFixed(2)}`);
     } finally {
-      await redis?.stop();
-      apps?.remove();
+      await cleanUp();
     }
   });
 }

@@ -10,23 +10,48 @@ export const STACK_PARTS = {
   kernels: /ipykernel_launcher|kernelfleet_sandbox/,
 };
 
-/** CPU seconds (user + system, from /proc) of the processes whose command line matches each pattern. */
+/** One process as /proc shows it. */
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  cmdline: string;
+  /** User + system CPU time so far. */
+  cpuSeconds: number;
+  rssBytes: number;
+}
+
+let ticksPerSecond: number | undefined;
+
+/** Every process on the machine now (those that end while being read are left out). */
+export function processes(): ProcessInfo[] {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const found: ProcessInfo[] = [];
+  for (const entry of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces): ppid is the 2nd, utime and stime
+      // the 12th and 13th; rss (the 22nd) is in pages, so VmRSS from status instead.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${entry}/status`, 'utf8'))?.[1] ?? 0);
+      found.push({
+        pid: Number(entry),
+        ppid: Number(fields[1]),
+        cmdline: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' '),
+        cpuSeconds: (Number(fields[11]) + Number(fields[12])) / ticksPerSecond,
+        rssBytes: rssKb * 1024,
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+/** CPU seconds of the processes whose command line matches each pattern. */
 export function cpuSecondsOf<K extends string>(patterns: Record<K, RegExp>): Record<K, number> {
   const totals = Object.fromEntries(Object.keys(patterns).map((k) => [k, 0])) as Record<K, number>;
-  const ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    let cmdline: string;
-    let stat: string;
-    try {
-      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const seconds = (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
-    for (const name of Object.keys(patterns) as K[]) if (patterns[name].test(cmdline)) totals[name] += seconds;
+  for (const p of processes()) {
+    for (const name of Object.keys(patterns) as K[]) if (patterns[name].test(p.cmdline)) totals[name] += p.cpuSeconds;
   }
   return totals;
 }
