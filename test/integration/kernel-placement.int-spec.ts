@@ -1,9 +1,9 @@
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
+import { KernelClient, type KernelHandle } from '@kernelfleet/kernel';
 import { KernelPlacement } from '../../apps/worker/src/kernels/kernel-placement';
 import { SessionFolders } from '../../apps/worker/src/kernels/session-folders';
+import { ExternalJupyter } from '../support/external-jupyter';
 
 const REPO = resolve(__dirname, '..', '..');
 const PYTHON = process.env.KERNELFLEET_PYTHON ?? join(REPO, '.venv', 'bin', 'python');
@@ -15,7 +15,7 @@ const PYTHON = process.env.KERNELFLEET_PYTHON ?? join(REPO, '.venv', 'bin', 'pyt
  */
 describe('a pool kernel moving into its session folder, on a real Jupyter server', () => {
   let root: string;
-  let server: JupyterServer;
+  let jupyter: ExternalJupyter;
   let client: KernelClient;
   let placement: KernelPlacement;
   const warnings: string[] = [];
@@ -23,15 +23,14 @@ describe('a pool kernel moving into its session folder, on a real Jupyter server
 
   beforeAll(async () => {
     jest.spyOn(console, 'debug').mockImplementation(() => undefined); // @jupyterlab/services chatter
-    root = realpathSync(mkdtempSync(join(tmpdir(), 'kf-placement-')));
-    server = await JupyterServer.start({ python: PYTHON, rootDir: root, env: kernelEnvironment(process.env) });
-    client = new KernelClient({ baseUrl: server.url, token: server.token });
+    jupyter = await ExternalJupyter.start();
+    root = realpathSync(jupyter.rootDir); // as the kernels see it
+    client = new KernelClient({ baseUrl: jupyter.server.url, token: jupyter.server.token });
     placement = new KernelPlacement(new SessionFolders(root, PYTHON, true), { warn: (m) => warnings.push(m) });
   });
   afterAll(async () => {
     for (const kernel of kernels) kernel.dispose();
-    await server?.stop();
-    rmSync(root, { recursive: true, force: true });
+    await jupyter?.stop();
   });
 
   async function poolKernel(): Promise<KernelHandle> {
