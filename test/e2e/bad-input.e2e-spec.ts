@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import type { Cluster, Redis } from 'ioredis';
 import { Stack, TEST_TENANT } from '../support/stack';
 import { expectProblem, type Answer } from '../support/problem-assertions';
@@ -181,6 +182,7 @@ const CATALOGUE: BadRequest[] = [
   { ...rawSubmit('an XML body', '<code>print(1)</code>', 'Content-Type', 415), headers: { 'content-type': 'application/xml' } },
   { ...rawSubmit('a body without Content-Type', new TextEncoder().encode('{"code":"print(1)"}'), 'Content-Type', 415), headers: { 'content-type': null } },
   { ...rawSubmit('JSON in latin1', '{"code":"print(1)"}', 'Content-Type', 415), headers: { 'content-type': 'application/json; charset=latin1' } },
+  { ...rawSubmit('JSON sent gzip-encoded', new Uint8Array(gzipSync('{"code":"print(1)"}')), 'gzip', 415), headers: { 'content-encoding': 'gzip' } },
 
   // Unknown ids and unknown routes.
   { name: 'an unknown execution', method: 'GET', path: `/v1/executions/${UNKNOWN_EXECUTION}`, status: 404, names: UNKNOWN_EXECUTION },

@@ -1,15 +1,16 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import type { NestExpressApplication } from '@nestjs/platform-express';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import pino from 'pino';
 import { ConfigError, loadApiConfig, type ApiConfig } from '@kernelfleet/config';
 import { AdminQueuesBoard } from './admin/admin-queues-board';
 import { createJsonLogger, lifecycleLine, NestJsonLogger, type LogLevelName } from '@kernelfleet/telemetry';
 import { AppModule } from './app.module';
 import { serveOpenApi } from './openapi/openapi-document';
-import { bodyErrors, rejectMalformedUtf8 } from './problems/body-errors.middleware';
-import { answerClientErrors } from './problems/client-errors';
+import { ADMIN_LOGIN_PATH } from './admin/admin-access';
+import { registerBodyParsers } from './problems/body-parsers';
+import { answerClientError } from './problems/client-errors';
+import { frameworkErrors } from './problems/problem.filter';
 
 /** Before the configuration is known: start-up failures, as JSON on stderr. */
 const startLogger = () => createJsonLogger({ app: 'api', level: 'info', destination: pino.destination({ dest: 2, sync: true }) });
@@ -29,38 +30,47 @@ function configOrExit(): ApiConfig {
 /** `/v1/sessions/{id}/files[/…]`: bodies the JSON parser must leave alone. */
 const SESSION_FILES_ROUTE = /^\/v1\/sessions\/[^/?]+\/files(?:[/?]|$)/;
 
-/** How long an idle keep-alive connection stays open (see keepConnectionsLonger). */
+/** `/v1/executions/{id}/tool-calls/{callId}`: answers to tool calls, with a limit of their own. */
+const TOOL_ANSWER_ROUTE = /^\/v1\/executions\/[^/]+\/tool-calls\/[^/]+\/?$/;
+/** Ids are up to 128 characters; longer ones get the route's 400, not the router's 414. */
+const MAX_PARAM_LENGTH = 1024;
+/** How long an idle keep-alive connection stays open (see httpAdapter). */
 const KEEP_ALIVE_MS = 65_000;
 
 /**
- * Idle keep-alive connections stay open 65 s (Node's default is 5 s). A client that sends on a
- * pooled connection at the moment the server closes it gets "other side closed" for a request
- * that never arrived; clients close idle connections first when the server waits longer than they
- * do (fetch: the server's hint minus 1 s; load balancers: typically 60 s).
+ * The HTTP server: Fastify, with the api's own answers to what it refuses before a route runs.
+ * Idle keep-alive connections stay open 65 s: a client that sends on a pooled connection at the
+ * moment the server closes it gets "other side closed" for a request that never arrived; clients
+ * close idle connections first when the server waits longer than they do (fetch: the server's
+ * hint minus 1 s; load balancers: typically 60 s).
  */
-function keepConnectionsLonger(server: import('node:http').Server): void {
-  server.keepAliveTimeout = KEEP_ALIVE_MS;
-  server.headersTimeout = KEEP_ALIVE_MS + 1_000;
+function httpAdapter(): FastifyAdapter {
+  return new FastifyAdapter({
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    maxParamLength: MAX_PARAM_LENGTH,
+    ignoreTrailingSlash: true,
+    clientErrorHandler: answerClientError,
+    frameworkErrors,
+  });
 }
 
 async function main(): Promise<void> {
   const config = configOrExit();
   const logger = new NestJsonLogger(createJsonLogger({ app: 'api', level: config.logLevel as LogLevelName }));
-  const app = await NestFactory.create<NestExpressApplication>(AppModule, { bodyParser: false, logger });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule, httpAdapter(), { bodyParser: false, logger });
   // JSON escapes can make a body up to 6x its code (or a tool call's answer); the size checks of
-  // the routes give the precise 413. Answers to tool calls have a limit of their own.
-  const bodyLimit = (bytes: number) => express.json({ limit: bytes * 6 + 64 * 1024, strict: false, verify: rejectMalformedUtf8 });
-  app.use('/v1/executions/:executionId/tool-calls/:callId', bodyLimit(config.limits.toolResultMaxBytes));
-  // A session file's body is its bytes, streamed to the worker as they come (docs/files.md).
-  const json = bodyLimit(config.limits.maxCodeBytes);
-  app.use((req: Request, res: Response, next: NextFunction) => (SESSION_FILES_ROUTE.test(req.url) ? next() : json(req, res, next)));
-  app.get(AdminQueuesBoard).mount(app);
-  app.use(bodyErrors);
-  app.disable('x-powered-by');
+  // the routes give the precise 413. A session file's body is its bytes, streamed to the worker as
+  // they come (docs/files.md).
+  const jsonLimit = (bytes: number) => bytes * 6 + 64 * 1024;
+  registerBodyParsers(app.getHttpAdapter().getInstance(), {
+    jsonLimit: (path) => jsonLimit(TOOL_ANSWER_ROUTE.test(path) ? config.limits.toolResultMaxBytes : config.limits.maxCodeBytes),
+    streamed: SESSION_FILES_ROUTE,
+    form: { path: ADMIN_LOGIN_PATH, limit: 4 * 1024 },
+  });
+  await app.get(AdminQueuesBoard).mount(app);
   app.enableShutdownHooks();
   serveOpenApi(app, (message) => logger.warn(message, 'OpenAPI'));
-  answerClientErrors(app.getHttpServer());
-  keepConnectionsLonger(app.getHttpServer());
+  app.getHttpServer().headersTimeout = KEEP_ALIVE_MS + 1_000;
   await app.listen(config.http.port, config.http.host);
   const url = `http://${config.http.host}:${config.http.port}`;
   logger.log(lifecycleLine(`kernelfleet api listening on ${url}`, { url }), 'Main');

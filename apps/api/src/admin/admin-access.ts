@@ -1,8 +1,9 @@
 import { Catch, Inject, Injectable, type ArgumentsHost, type CanActivate, type ExceptionFilter, type ExecutionContext } from '@nestjs/common';
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import type { ApiConfig } from '@kernelfleet/config';
 import { unauthorized } from '../auth/bearer';
 import { ProblemException } from '../problems/problem.exception';
+import { sendProblem } from '../problems/problem.filter';
 import { API_CONFIG } from '../tokens';
 import { AdminSessions, isPageNavigation } from './admin-sessions';
 
@@ -13,14 +14,16 @@ export class AdminLoginRequired extends ProblemException {
   }
 }
 
+export const ADMIN_LOGIN_PATH = '/admin/login';
+
 /** The login form's address, coming back to `req`'s page afterwards. */
-export function loginLocation(req: Request): string {
-  return `/admin/login?next=${encodeURIComponent(req.originalUrl)}`;
+export function loginLocation(req: FastifyRequest): string {
+  return `${ADMIN_LOGIN_PATH}?next=${encodeURIComponent(req.url)}`;
 }
 
-/** Writes a problem as the api's ProblemFilter does, for plain Express middleware. */
-export function sendProblem(res: Response, error: ProblemException): void {
-  res.status(error.problem.status).set(error.headers).type('application/problem+json').send(JSON.stringify(error.problem));
+/** Writes `error` as the api's ProblemFilter does, headers included. */
+function sendProblemOf(res: FastifyReply, error: ProblemException): void {
+  sendProblem(res.headers(error.headers), error.problem);
 }
 
 /**
@@ -37,14 +40,14 @@ export class AdminAccess {
   }
 
   /** The sessions when /admin exists; else throws the unknown-route 404. */
-  enabled(req: Request): AdminSessions {
+  enabled(req: FastifyRequest): AdminSessions {
     // The api's own answer to a route it does not know (problem.filter.ts).
-    if (!this.sessions) throw new ProblemException('notFound', 404, `no route ${req.method} ${req.path}`);
+    if (!this.sessions) throw new ProblemException('notFound', 404, `no route ${req.method} ${req.url.split('?', 1)[0]}`);
     return this.sessions;
   }
 
   /** Throws unless the request comes from the operator. */
-  check(req: Request): void {
+  check(req: FastifyRequest): void {
     const credential = this.enabled(req).credential(req);
     if (credential === null) throw new AdminLoginRequired();
     // SameSite=Strict already keeps other sites' requests from carrying the cookie; a changing
@@ -54,22 +57,22 @@ export class AdminAccess {
     }
   }
 
-  /** The same check as Express middleware (bull-board is mounted outside Nest's routing). */
-  middleware(): (req: Request, res: Response, next: NextFunction) => void {
-    return (req, res, next) => {
+  /** The same check as a Fastify hook (bull-board is mounted outside Nest's routing). */
+  hook(): onRequestHookHandler {
+    return (req, res, done) => {
       try {
         this.check(req);
-        next();
+        done();
       } catch (error) {
-        if (error instanceof AdminLoginRequired && isPageNavigation(req)) res.redirect(303, loginLocation(req));
-        else if (error instanceof ProblemException) sendProblem(res, error);
-        else next(error);
+        if (error instanceof AdminLoginRequired && isPageNavigation(req)) res.redirect(loginLocation(req), 303);
+        else if (error instanceof ProblemException) sendProblemOf(res, error);
+        else done(error as Error);
       }
     };
   }
 }
 
-function sameOrigin(req: Request): boolean {
+function sameOrigin(req: FastifyRequest): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return true;
   try {
@@ -85,7 +88,7 @@ export class AdminPageGuard implements CanActivate {
   constructor(private readonly access: AdminAccess) {}
 
   canActivate(context: ExecutionContext): boolean {
-    this.access.check(context.switchToHttp().getRequest<Request>());
+    this.access.check(context.switchToHttp().getRequest<FastifyRequest>());
     return true;
   }
 }
@@ -94,9 +97,9 @@ export class AdminPageGuard implements CanActivate {
 @Catch(AdminLoginRequired)
 export class AdminLoginRedirect implements ExceptionFilter {
   catch(error: AdminLoginRequired, host: ArgumentsHost): void {
-    const req = host.switchToHttp().getRequest<Request>();
-    const res = host.switchToHttp().getResponse<Response>();
-    if (isPageNavigation(req)) res.redirect(303, loginLocation(req));
-    else sendProblem(res, error);
+    const req = host.switchToHttp().getRequest<FastifyRequest>();
+    const res = host.switchToHttp().getResponse<FastifyReply>();
+    if (isPageNavigation(req)) res.redirect(loginLocation(req), 303);
+    else sendProblemOf(res, error);
   }
 }

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Header, Post, Query, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FleetSnapshot } from '@kernelfleet/store';
-import { AdminAccess, AdminLoginRedirect, AdminLoginRequired, AdminPageGuard } from './admin-access';
+import { ADMIN_LOGIN_PATH, AdminAccess, AdminLoginRedirect, AdminLoginRequired, AdminPageGuard } from './admin-access';
 import { isHttps, safeNext } from './admin-sessions';
 import { FleetDashboardService } from './fleet-dashboard.service';
 import { ADMIN_PAGE_CSP, dashboardScript, fleetPage, loginPage } from './fleet-page';
@@ -45,7 +45,7 @@ export class AdminDashboardController {
   @Header('Content-Type', 'text/html; charset=utf-8')
   @Header('Cache-Control', 'no-store')
   @Header('Content-Security-Policy', ADMIN_PAGE_CSP)
-  loginForm(@Req() req: Request, @Query('next') next: unknown): string {
+  loginForm(@Req() req: FastifyRequest, @Query('next') next: unknown): string {
     this.access.enabled(req);
     return loginPage(safeNext(next));
   }
@@ -55,24 +55,28 @@ export class AdminDashboardController {
    * again with 401) or JSON (scripts: 204 with the cookie, or a 401 problem).
    */
   @Post('login')
-  login(@Req() req: Request, @Res() res: Response, @Body() body: unknown): void {
+  login(@Req() req: FastifyRequest, @Res() res: FastifyReply, @Body() body: unknown): void {
     const sessions = this.access.enabled(req);
     const fields = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
     const next = safeNext(fields.next);
-    const fromForm = typeof req.is('application/x-www-form-urlencoded') === 'string';
+    const fromForm = /^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
     if (typeof fields.key !== 'string' || !sessions.isAdminKey(fields.key)) {
       if (!fromForm) throw new AdminLoginRequired('wrong admin key');
-      res.status(401).set({ 'Cache-Control': 'no-store', 'Content-Security-Policy': ADMIN_PAGE_CSP }).type('html').send(loginPage(next, 'Wrong admin key.'));
+      res
+        .status(401)
+        .headers({ 'Cache-Control': 'no-store', 'Content-Security-Policy': ADMIN_PAGE_CSP })
+        .type('text/html; charset=utf-8')
+        .send(loginPage(next, 'Wrong admin key.'));
       return;
     }
-    res.set({ 'Set-Cookie': sessions.cookie(sessions.issue(), isHttps(req)), 'Cache-Control': 'no-store' });
-    if (fromForm) res.redirect(303, next);
-    else res.status(204).end();
+    res.headers({ 'Set-Cookie': sessions.cookie(sessions.issue(), isHttps(req)), 'Cache-Control': 'no-store' });
+    if (fromForm) res.redirect(next, 303);
+    else res.status(204).send();
   }
 
   @Post('logout')
-  logout(@Req() req: Request, @Res() res: Response): void {
+  logout(@Req() req: FastifyRequest, @Res() res: FastifyReply): void {
     const sessions = this.access.enabled(req);
-    res.set('Set-Cookie', sessions.clearedCookie(isHttps(req))).redirect(303, '/admin/login');
+    res.header('Set-Cookie', sessions.clearedCookie(isHttps(req))).redirect(ADMIN_LOGIN_PATH, 303);
   }
 }

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
-import { ExpressAdapter } from '@bull-board/express';
-import express, { type NextFunction, type Request, type Response } from 'express';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import type { ApiConfig } from '@kernelfleet/config';
 import { FleetStore } from '@kernelfleet/store';
 import { API_CONFIG } from '../tokens';
@@ -14,9 +14,9 @@ export const QUEUES_PATH = '/admin/queues';
 const REFRESH_MS = 2_000;
 
 /**
- * bull-board at /admin/queues, behind the operator check of the other /admin pages. It is an
- * Express router, so it is mounted on the api's Express instance before Nest's routes
- * (`mount`, called by main.ts), not as a Nest controller. It shows the shared queue and the
+ * bull-board at /admin/queues, behind the operator check of the other /admin pages. It is a
+ * Fastify plugin, so it is registered on the api's Fastify instance (`mount`, called by main.ts),
+ * not as a Nest controller. It shows the shared queue and the
  * queue of every registered worker, refreshed as workers come and go; read-only unless
  * ADMIN_QUEUES_WRITABLE=true.
  */
@@ -34,32 +34,33 @@ export class AdminQueuesBoard {
   ) {}
 
   /**
-   * Mounts the admin pages' Express parts: the login form's body parser and bull-board. Without
-   * ADMIN_KEY nothing is mounted, so /admin/queues is an unknown route like any other.
+   * Registers bull-board, its routes behind the operator check. Without ADMIN_KEY nothing is
+   * registered, so /admin/queues is an unknown route like any other.
    */
-  mount(app: NestExpressApplication): void {
+  async mount(app: NestFastifyApplication): Promise<void> {
     if (!this.access.sessions) return;
-    app.use('/admin/login', express.urlencoded({ extended: false, limit: '4kb' }));
-    const serverAdapter = new ExpressAdapter();
+    const serverAdapter = new FastifyAdapter();
     serverAdapter.setBasePath(QUEUES_PATH);
     const { replaceQueues } = createBullBoard({
       queues: [],
       serverAdapter,
       options: { uiConfig: { boardTitle: 'kernelfleet queues', miscLinks: [{ text: 'Fleet', url: '/admin' }] } },
     });
-    const refresh = (_req: Request, _res: Response, next: NextFunction) => {
-      if (Date.now() - this.refreshedAt < REFRESH_MS) return next();
+    const refresh: onRequestHookHandler = (_req, _res, done) => {
+      if (Date.now() - this.refreshedAt < REFRESH_MS) return done();
       this.refreshing ??= this.refresh(replaceQueues).finally(() => (this.refreshing = undefined));
       // A failed refresh (Redis down) keeps the last list; bull-board's own calls say what is wrong.
-      this.refreshing.then(() => next(), (error: unknown) => {
+      this.refreshing.then(() => done(), (error: unknown) => {
         this.logger.warn(`could not list the queues: ${(error as Error).message}`);
-        next();
+        done();
       });
     };
-    // An Express app of its own (bull-board's express), which would name itself in every answer.
-    const board = serverAdapter.getRouter() as express.Express;
-    board.disable('x-powered-by');
-    app.use(QUEUES_PATH, this.access.middleware(), refresh, board);
+    // The hooks of this scope run before every route of the board registered inside it.
+    await app.register(async (scope: FastifyInstance) => {
+      scope.addHook('onRequest', this.access.hook());
+      scope.addHook('onRequest', refresh);
+      await scope.register(serverAdapter.registerPlugin(), { prefix: QUEUES_PATH });
+    });
   }
 
   private async refresh(replaceQueues: (queues: ReadonlyArray<BullMQAdapter>) => void): Promise<void> {

@@ -1,8 +1,8 @@
-import type { Request } from 'express';
-import { ADMIN_SESSION_MS, AdminSessions, readCookie, safeNext } from './admin-sessions';
+import type { FastifyRequest } from 'fastify';
+import { ADMIN_SESSION_MS, AdminSessions, isPageNavigation, quality, readCookie, safeNext } from './admin-sessions';
 
 const KEY = 'k'.repeat(40);
-const request = (headers: Record<string, string>) => ({ headers, method: 'GET' }) as unknown as Request;
+const request = (headers: Record<string, string>) => ({ headers, method: 'GET' }) as unknown as FastifyRequest;
 
 describe('admin sessions', () => {
   const sessions = new AdminSessions(KEY);
@@ -56,5 +56,21 @@ describe('admin sessions', () => {
     for (const bad of ['https://evil.example/admin', '//evil.example/admin', '/administrator', '/admin\\..\\x', '/v1/sessions', undefined, 7]) {
       expect(safeNext(bad)).toBe('/admin');
     }
+  });
+
+  it('tells a browser navigating from a script by what its Accept header prefers', () => {
+    const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+    expect(quality(browser, 'text/html')).toBe(1);
+    expect(quality(browser, 'application/json')).toBe(0.8);
+    expect(quality('application/json;q=0.5, text/*;q=0.7', 'text/html')).toBe(0.7);
+    expect(quality('application/json', 'text/html')).toBe(0);
+    const navigating = (accept?: string, method = 'GET') =>
+      isPageNavigation({ method, headers: accept === undefined ? {} : { accept } } as unknown as FastifyRequest);
+    expect(navigating(browser)).toBe(true);
+    expect(navigating(browser, 'POST')).toBe(false);
+    // fetch and curl send */*: both types equally wanted, so not a page navigation.
+    expect(navigating('*/*')).toBe(false);
+    expect(navigating(undefined)).toBe(false);
+    expect(navigating('application/json')).toBe(false);
   });
 });

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { digestApiKey, digestsEqual } from '@kernelfleet/store';
 import { bearerToken } from '../auth/bearer';
 
@@ -48,7 +48,7 @@ export class AdminSessions {
   }
 
   /** Bearer (scripts) first, then the session cookie (browsers). */
-  credential(req: Request, now = Date.now()): AdminCredential {
+  credential(req: FastifyRequest, now = Date.now()): AdminCredential {
     const bearer = bearerToken(req.headers.authorization);
     if (bearer !== null) return this.isAdminKey(bearer) ? 'bearer' : null;
     const cookie = readCookie(req.headers.cookie, ADMIN_COOKIE);
@@ -89,16 +89,34 @@ export function readCookie(header: string | undefined, name: string): string | n
  * Whether the request came over https: directly, or through a proxy that says so. Trusting the
  * header here only decides whether the cookie gets `Secure`; a forged one harms nobody else.
  */
-export function isHttps(req: Request): boolean {
+export function isHttps(req: FastifyRequest): boolean {
   const forwarded = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0].trim();
-  return req.secure || forwarded === 'https';
+  return req.protocol === 'https' || forwarded === 'https';
 }
 
 /** A browser navigating (wants a page: gets sent to the login form) rather than a script or an XHR. */
-export function isPageNavigation(req: Request): boolean {
+export function isPageNavigation(req: FastifyRequest): boolean {
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   if (req.headers['sec-fetch-mode'] === 'navigate') return true;
-  return req.accepts(['application/json', 'text/html']) === 'text/html';
+  const accept = req.headers.accept;
+  return accept !== undefined && quality(accept, 'text/html') > quality(accept, 'application/json');
+}
+
+/**
+ * How much an `Accept` header wants `type` (0 to 1), from its most specific matching range:
+ * the exact type before `type/*` before the range of every type. Only called with a header.
+ */
+export function quality(accept: string, type: string): number {
+  const [main] = type.split('/');
+  let best = { specificity: -1, q: 0 };
+  for (const part of accept.split(',')) {
+    const [range, ...params] = part.trim().toLowerCase().split(';');
+    const specificity = range === type ? 2 : range === `${main}/*` ? 1 : range === '*/*' ? 0 : -1;
+    if (specificity <= best.specificity) continue;
+    const q = params.map((p) => /^\s*q\s*=\s*([\d.]+)\s*$/.exec(p)?.[1]).find((v) => v !== undefined);
+    best = { specificity, q: q === undefined ? 1 : Math.min(1, Number(q) || 0) };
+  }
+  return best.q;
 }
 
 /**

@@ -1,11 +1,9 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { bearerToken, unauthorized } from './bearer';
 import { TenantKeysService } from './tenant-keys.service';
 
-export interface TenantRequest extends Request {
-  tenant: string;
-}
+export type TenantRequest = FastifyRequest & { tenant: string };
 
 /** `Authorization: Bearer <api key>`; the key decides the tenant every call acts for. */
 @Injectable()

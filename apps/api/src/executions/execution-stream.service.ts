@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ExecutionEvent } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
 import type { ExecutionRef } from '@kernelfleet/store';
@@ -22,18 +22,21 @@ export class ExecutionStreamService {
   ) {}
 
   /** Streams the events after seq `after` (from `parseLastEventId`) until `result`. */
-  async stream(ref: ExecutionRef, after: number, req: Request, res: Response): Promise<void> {
-    res.status(200);
-    res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
-    res.setHeader('Cache-Control', 'no-cache, no-transform');
-    res.setHeader('Connection', 'keep-alive');
-    res.setHeader('X-Accel-Buffering', 'no');
-    res.flushHeaders();
+  async stream(ref: ExecutionRef, after: number, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // The stream is written on Node's response; Fastify leaves it alone from here on.
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
     res.write(': connected\n\n');
 
     const closed = new AbortController();
     const left = this.metrics.sseClientAttached();
-    req.on('close', () => closed.abort());
+    req.raw.on('close', () => closed.abort());
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), this.config.http.sseKeepaliveMs);
     try {
       await this.follower.follow(ref, after, (event) => res.write(formatEvent(event)), closed.signal);

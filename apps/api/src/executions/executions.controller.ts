@@ -1,15 +1,16 @@
 import { Body, Controller, Get, Headers, HttpCode, Logger, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { logFields } from '@kernelfleet/telemetry';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
 import { ApiMetrics } from '../metrics/api-metrics.service';
+import { isJson } from '../problems/body-parsers';
 import { ProblemException } from '../problems/problem.exception';
 import { ExecutionsService } from './executions.service';
 import { ExecutionStreamService, parseLastEventId } from './execution-stream.service';
 
-function requireJson(req: Request): void {
-  if (!req.is('application/json')) {
+function requireJson(req: FastifyRequest): void {
+  if (!isJson(req)) {
     throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
   }
 }
@@ -32,8 +33,8 @@ export class ExecutionsController {
     @Query('wait') wait: string | undefined,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Body() body: unknown,
-    @Req() req: Request,
-    @Res() res: Response,
+    @Req() req: FastifyRequest,
+    @Res() res: FastifyReply,
   ): Promise<void> {
     requireJson(req);
     if (wait !== undefined && wait !== 'true' && wait !== 'false') {
@@ -42,16 +43,16 @@ export class ExecutionsController {
     const { accepted, ref, deadlineAt, replayed } = await this.executions.submit(tenant, sessionId, body, idempotencyKey);
     if (!replayed) this.metrics.executionAccepted(tenant);
     this.logger.debug(logFields(replayed ? 'execution replayed' : 'execution accepted', { executionId: accepted.executionId, sessionId, tenant, seq: accepted.seq }));
-    res.setHeader('Location', `/v1/executions/${accepted.executionId}`);
-    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.header('Location', `/v1/executions/${accepted.executionId}`);
+    if (replayed) res.header('Idempotent-Replayed', 'true');
     if (wait !== 'true') {
-      res.status(202).json(accepted);
+      res.status(202).send(accepted);
       return;
     }
     const closed = new AbortController();
-    res.on('close', () => closed.abort());
+    res.raw.on('close', () => closed.abort());
     const result = await this.executions.waitForResult(ref, deadlineAt, closed.signal);
-    if (!res.writableEnded && !closed.signal.aborted) res.status(200).json(result);
+    if (!res.sent && !closed.signal.aborted) res.status(200).send(result);
   }
 
   @Get('executions/:executionId')
@@ -64,8 +65,8 @@ export class ExecutionsController {
     @Tenant() tenant: string,
     @Param('executionId') id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
-    @Req() req: Request,
-    @Res() res: Response,
+    @Req() req: FastifyRequest,
+    @Res() res: FastifyReply,
   ): Promise<void> {
     // The header is checked before the lookup: a malformed request is a 400 whether or not the id exists.
     const after = parseLastEventId(lastEventId);
@@ -73,7 +74,7 @@ export class ExecutionsController {
   }
 
   @Get('executions/:executionId/artifact')
-  async artifact(@Tenant() tenant: string, @Param('executionId') id: string, @Res() res: Response): Promise<void> {
+  async artifact(@Tenant() tenant: string, @Param('executionId') id: string, @Res() res: FastifyReply): Promise<void> {
     const artifact = await this.executions.artifact(await this.executions.locate(tenant, id));
     res.status(200).type('text/plain; charset=utf-8').send(artifact);
   }

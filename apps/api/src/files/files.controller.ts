@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Param, Put, Query, Req, Res, UseGuards } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
 import { FilesService, type FileRoute, type FilesQuery } from './files.service';
@@ -8,8 +8,8 @@ import { FilesService, type FileRoute, type FilesQuery } from './files.service';
  * `/v1/sessions/{id}/files[/{path}]`. The path is taken from the raw URL, still percent-encoded,
  * so it is decoded exactly once, by the rules of parseFilePath (a router would decode it first).
  */
-function routeOf(tenant: string, sessionId: string, req: Request): FileRoute {
-  const url = req.originalUrl.split('?', 1)[0];
+function routeOf(tenant: string, sessionId: string, req: FastifyRequest): FileRoute {
+  const url = req.url.split('?', 1)[0];
   const marker = '/files/';
   const at = url.indexOf(marker);
   return { tenant, sessionId, encodedPath: at < 0 ? '' : url.slice(at + marker.length) };
@@ -21,32 +21,32 @@ export class FilesController {
   constructor(private readonly files: FilesService) {}
 
   @Get()
-  async listOrArchive(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
+  async listOrArchive(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
     const route = routeOf(tenant, sessionId, req);
-    if (query.format !== undefined) return this.files.get(route, query, req, res);
-    res.json(await this.files.list(route, query));
+    if (query.format !== undefined) return this.files.get(route, query, req.raw, res.raw);
+    res.send(await this.files.list(route, query));
   }
 
-  @Get('*path')
-  read(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
-    return this.files.get(routeOf(tenant, sessionId, req), query, req, res);
+  @Get('*')
+  read(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
+    return this.files.get(routeOf(tenant, sessionId, req), query, req.raw, res.raw);
   }
 
   @Put()
-  async unpackAtRoot(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
-    const { status, body } = await this.files.put(routeOf(tenant, sessionId, req), query, req);
-    res.status(status).json(body);
+  async unpackAtRoot(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
+    const { status, body } = await this.files.put(routeOf(tenant, sessionId, req), query, req.raw);
+    res.status(status).send(body);
   }
 
-  @Put('*path')
-  async write(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request, @Res() res: Response) {
-    const { status, body } = await this.files.put(routeOf(tenant, sessionId, req), query, req);
-    res.status(status).json(body);
+  @Put('*')
+  async write(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: FastifyRequest, @Res() res: FastifyReply) {
+    const { status, body } = await this.files.put(routeOf(tenant, sessionId, req), query, req.raw);
+    res.status(status).send(body);
   }
 
-  @Delete('*path')
+  @Delete('*')
   @HttpCode(204)
-  remove(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: Request) {
+  remove(@Tenant() tenant: string, @Param('sessionId') sessionId: string, @Query() query: FilesQuery, @Req() req: FastifyRequest) {
     return this.files.remove(routeOf(tenant, sessionId, req), query);
   }
 }

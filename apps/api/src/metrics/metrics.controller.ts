@@ -1,5 +1,5 @@
 import { Controller, Get, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { ApiMetrics } from './api-metrics.service';
 
 /**
@@ -11,9 +11,8 @@ export class MetricsController {
   constructor(private readonly metrics: ApiMetrics) {}
 
   @Get()
-  async scrape(@Res() res: Response): Promise<void> {
+  async scrape(@Res() res: FastifyReply): Promise<void> {
     const text = await this.metrics.registry.metrics();
-    res.status(200).setHeader('Content-Type', this.metrics.registry.contentType);
-    res.send(text);
+    res.status(200).type(this.metrics.registry.contentType).send(text);
   }
 }

@@ -3,7 +3,8 @@ import { METHOD_METADATA, MODULE_METADATA, PATH_METADATA } from '@nestjs/common/
 
 /**
  * The routes the controllers of `module` declare, as `METHOD /path/{param}` (the OpenAPI
- * spelling), sorted. Read from Nest's decorator metadata, so it needs no running app.
+ * spelling, where a trailing wildcard `*` is `{path}`, as @nestjs/swagger names it), sorted.
+ * Read from Nest's decorator metadata, so it needs no running app.
  */
 export function controllerRoutes(module: Type<unknown>): string[] {
   const controllers = controllersOf(module);
@@ -19,7 +20,7 @@ export function controllerRoutes(module: Type<unknown>): string[] {
       if (method === undefined || paths === undefined) continue;
       for (const prefix of prefixes) {
         for (const path of [paths].flat()) {
-          const joined = `/${[prefix, path].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/').replace(/[:*]([A-Za-z0-9_]+)/g, '{$1}');
+          const joined = `/${[prefix, path].filter((p) => p && p !== '/').join('/')}`.replace(/\/+/g, '/').replace(/[:*]([A-Za-z0-9_]+)/g, '{$1}').replace(/\/\*$/, '/{path}');
           routes.push(`${RequestMethod[method]} ${joined}`);
         }
       }

@@ -1,32 +1,19 @@
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 
-/** The parts of an Express 5 (`router` 2) route layer read here. */
-interface RouteLayer {
-  route?: { methods: Record<string, boolean | undefined> };
-  match(path: string): unknown;
-}
+const METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT'] as const;
 
 /**
- * The methods the api serves at the request's path, read from the app's own route table, so a
- * known path asked with another method answers 405 with `Allow` instead of 404. Empty when no
- * route has this path. HEAD comes with GET, as Express answers it.
+ * The methods the api serves at the request's path, asked of the app's own router, so a known
+ * path asked with another method answers 405 with `Allow` instead of 404. Empty when no route has
+ * this path. HEAD comes with GET (Fastify serves it).
  */
-export function allowedMethods(req: Request): string[] {
-  const stack = (req.app as unknown as { router?: { stack?: RouteLayer[] } }).router?.stack ?? [];
-  const allowed = new Set<string>();
-  for (const layer of stack) {
-    if (!layer.route) continue;
-    let matches: unknown;
+export function allowedMethods(req: FastifyRequest): string[] {
+  const url = req.url.split('?', 1)[0];
+  return METHODS.filter((method) => {
     try {
-      matches = layer.match(req.path);
+      return req.server.findRoute({ method, url }) !== null;
     } catch {
-      continue; // a path segment that is not valid percent-encoding matches no route
+      return false; // a path segment that is not valid percent-encoding matches no route
     }
-    if (!matches) continue;
-    for (const [method, on] of Object.entries(layer.route.methods)) {
-      if (on && method !== '_all') allowed.add(method.toUpperCase());
-    }
-  }
-  if (allowed.has('GET')) allowed.add('HEAD');
-  return [...allowed].sort();
+  });
 }

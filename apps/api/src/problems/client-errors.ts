@@ -1,4 +1,3 @@
-import type { Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { PROBLEM_TYPES, type Problem } from '@kernelfleet/contracts';
 
@@ -45,24 +44,24 @@ function problemFor(error: ParserError): Problem | undefined {
 /**
  * Requests Node's HTTP parser refuses before any route sees them (a control character in a
  * header, a malformed request line, headers over the limit) answer problem+json too, instead of
- * Node's bare `400 Bad Request`. The connection is closed afterwards, as Node does.
+ * a bare `400 Bad Request` (Fastify's `clientErrorHandler`). The connection is closed afterwards,
+ * as Node does.
  */
-export function answerClientErrors(server: Server): void {
-  server.on('clientError', (error: ParserError, socket: Duplex) => {
-    // A response already under way on this connection (keep-alive) cannot take another one.
-    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    const problem = problemFor(error);
-    if (!problem || !socket.writable || inFlight?.headersSent) {
-      socket.destroy();
-      return;
-    }
-    const body = JSON.stringify(problem);
-    socket.end(
-      `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
-        'Content-Type: application/problem+json; charset=utf-8\r\n' +
-        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-        'Connection: close\r\n\r\n' +
-        body,
-    );
-  });
+export function answerClientError(thrown: Error, socket: Duplex): void {
+  const error = thrown as ParserError;
+  // A response already under way on this connection (keep-alive) cannot take another one.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  const problem = problemFor(error);
+  if (!problem || !socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify(problem);
+  socket.end(
+    `HTTP/1.1 ${problem.status} ${problem.title}\r\n` +
+      'Content-Type: application/problem+json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
 }

@@ -1,5 +1,5 @@
 import { ArgumentsHost, Catch, HttpException, Logger, NotFoundException, type ExceptionFilter } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PROBLEM_TYPES, type Problem } from '@kernelfleet/contracts';
 import { isStoreUnavailable } from '@kernelfleet/store';
 import { allowedMethods } from './allowed-methods';
@@ -12,16 +12,16 @@ export class ProblemFilter implements ExceptionFilter {
 
   catch(thrown: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    const res = http.getResponse<Response>();
-    const error = fromRouter(thrown, http.getRequest<Request>()) ?? thrown;
+    const res = http.getResponse<FastifyReply>();
+    const error = fromRouter(thrown, http.getRequest<FastifyRequest>()) ?? thrown;
     const problem = this.toProblem(error);
-    if (res.headersSent) {
-      res.end();
+    if (res.sent || res.raw.headersSent) {
+      res.raw.end();
       return;
     }
-    if (error instanceof ProblemException) res.set(error.headers);
-    if (problem.status === 503) res.set('Retry-After', '1');
-    res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
+    if (error instanceof ProblemException) res.headers(error.headers);
+    if (problem.status === 503) res.header('Retry-After', '1');
+    sendProblem(res, problem);
   }
 
   toProblem(error: unknown): Problem {
@@ -39,27 +39,40 @@ export class ProblemFilter implements ExceptionFilter {
   }
 }
 
+/** Writes `problem` as the answer: application/problem+json. */
+export function sendProblem(res: FastifyReply, problem: Problem): void {
+  res.status(problem.status).type('application/problem+json; charset=utf-8').send(JSON.stringify(problem));
+}
+
 /**
  * The router's own 4xx, as problems naming what was wrong: no route with this method and path
  * (405 with `Allow` when other methods serve the path, else 404), or a path segment that is not
- * valid percent-encoding (Nest maps Express's URIError to a BadRequestException).
+ * valid percent-encoding (see `badUrl`).
  */
-function fromRouter(error: unknown, req: Request): ProblemException | undefined {
+function fromRouter(error: unknown, req: FastifyRequest): ProblemException | undefined {
   if (error instanceof ProblemException || !(error instanceof HttpException)) return undefined;
   // Nest throws a plain NotFoundException only when no route has this method and path.
   if (error instanceof NotFoundException) {
     const allowed = allowedMethods(req);
-    if (allowed.length === 0) return new ProblemException('notFound', 404, `no route ${req.method} ${req.path}`);
+    const path = req.url.split('?', 1)[0];
+    if (allowed.length === 0) return new ProblemException('notFound', 404, `no route ${req.method} ${path}`);
     return new ProblemException(
       'methodNotAllowed',
       405,
-      `method ${req.method} is not allowed on ${req.path}; allowed: ${allowed.join(', ')}`,
+      `method ${req.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
       {},
       { Allow: allowed.join(', ') },
     );
   }
-  if (/^Failed to decode param/.test(error.message)) {
-    return invalid([{ field: 'path', message: `${error.message}: not valid percent-encoded UTF-8` }]);
-  }
   return undefined;
+}
+
+/**
+ * Fastify's `frameworkErrors`, refused before any route runs: chiefly a path it cannot decode (a
+ * segment that is not valid percent-encoded UTF-8).
+ */
+export function frameworkErrors(error: Error & { code?: string }, req: FastifyRequest, res: FastifyReply): void {
+  const path = req.url.split('?', 1)[0];
+  const message = error.code === 'FST_ERR_BAD_URL' ? `${path}: not valid percent-encoded UTF-8` : error.message;
+  sendProblem(res, invalid([{ field: 'path', message }]).problem);
 }

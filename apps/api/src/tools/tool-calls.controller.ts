@@ -1,7 +1,8 @@
 import { Body, Controller, HttpCode, Param, Post, Req, UseGuards } from '@nestjs/common';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
+import { isJson } from '../problems/body-parsers';
 import { ProblemException } from '../problems/problem.exception';
 import { ToolCallsService } from './tool-calls.service';
 
@@ -12,8 +13,8 @@ export class ToolCallsController {
 
   @Post('executions/:executionId/tool-calls/:callId')
   @HttpCode(200)
-  answer(@Tenant() tenant: string, @Param('executionId') executionId: string, @Param('callId') callId: string, @Body() body: unknown, @Req() req: Request) {
-    if (!req.is('application/json')) throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
+  answer(@Tenant() tenant: string, @Param('executionId') executionId: string, @Param('callId') callId: string, @Body() body: unknown, @Req() req: FastifyRequest) {
+    if (!isJson(req)) throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
     return this.toolCalls.answer(tenant, executionId, callId, body);
   }
 }

@@ -1,0 +1,101 @@
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Problem } from '@kernelfleet/contracts';
+import { ProblemException } from './problem.exception';
+
+/** Which bodies are read, and how much of them. */
+export interface BodyRules {
+  /** The largest JSON body a request to `path` may send. */
+  jsonLimit(path: string): number;
+  /** Paths whose body is the route's own stream (session files): never read here. */
+  streamed: RegExp;
+  /** The one path that takes an HTML form (the admin login), and its limit. */
+  form?: { path: string; limit: number };
+}
+
+function bodyInvalid(detail: string, message: string): ProblemException {
+  return new ProblemException('validation', 400, `body: ${detail}`, { title: 'Invalid request body', errors: [{ field: 'body', message }] } satisfies Partial<Problem>);
+}
+
+const tooLarge = () => new ProblemException('payloadTooLarge', 413, 'request body exceeds the size limit');
+
+function unsupported(detail: string): ProblemException {
+  return new ProblemException('unsupportedMediaType', 415, `${detail}; send UTF-8 JSON as Content-Type: application/json`);
+}
+
+/** The `charset` parameter of a Content-Type, lower case, or undefined. */
+function charsetOf(contentType: string | undefined): string | undefined {
+  return /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(contentType ?? '')?.[1]?.toLowerCase();
+}
+
+/** The body's bytes, refused past `limit` (a Content-Length over it is refused unread). */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length']);
+  if (declared > limit) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Bodies that are not plain bytes (gzip and the like) are refused: the api reads identity only. */
+function checkEncoding(req: IncomingMessage): void {
+  const encoding = String(req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'identity') throw unsupported(`unsupported content encoding "${encoding}"`);
+}
+
+/**
+ * A JSON body: any JSON value (the routes say what they expect), UTF-8 only, with bytes that are
+ * not UTF-8 refused rather than decoded to U+FFFD (code that is not what the client sent). An
+ * empty body reads as `{}`.
+ */
+async function parseJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  const charset = charsetOf(req.headers['content-type']);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') throw unsupported(`unsupported charset "${charset.toUpperCase()}"`);
+  checkEncoding(req);
+  const bytes = await readBody(req, limit);
+  if (bytes.length === 0) return {};
+  if (!isUtf8(bytes)) throw bodyInvalid('not valid UTF-8; send the request as UTF-8 JSON', 'not valid UTF-8');
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw bodyInvalid(`not valid JSON: ${(error as Error).message}`, 'not valid JSON');
+  }
+}
+
+const pathOf = (req: FastifyRequest) => req.url.split('?', 1)[0];
+
+/**
+ * The api's body parsers, in place of Fastify's: JSON with a limit per route, the admin login's
+ * form, and every other body left unread (the routes answer 415 for a type they do not take, and
+ * session files stream theirs to the worker as it comes).
+ */
+export function registerBodyParsers(fastify: FastifyInstance, rules: BodyRules): void {
+  fastify.removeAllContentTypeParsers();
+  const unread = (_req: FastifyRequest, _payload: IncomingMessage, done: (error: Error | null, body?: unknown) => void) => done(null, undefined);
+  fastify.addContentTypeParser('*', unread);
+  fastify.addContentTypeParser('application/json', (req, payload, done) => {
+    const path = pathOf(req);
+    if (rules.streamed.test(path)) return done(null, undefined);
+    parseJson(payload, rules.jsonLimit(path)).then((body) => done(null, body), (error: Error) => done(error));
+  });
+  const form = rules.form;
+  if (!form) return;
+  fastify.addContentTypeParser('application/x-www-form-urlencoded', (req, payload, done) => {
+    if (pathOf(req) !== form.path) return done(null, undefined);
+    Promise.resolve()
+      .then(() => checkEncoding(payload))
+      .then(() => readBody(payload, form.limit))
+      .then((bytes) => done(null, Object.fromEntries(new URLSearchParams(bytes.toString('utf8')))), (error: Error) => done(error));
+  });
+}
+
+/** Whether the request's body is declared JSON (`Content-Type: application/json`, any parameters). */
+export function isJson(req: FastifyRequest): boolean {
+  return /^application\/json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
+}
