@@ -98,6 +98,9 @@ export class NestJsonLogger implements LoggerService {
   }
 
   private write(level: PinoLevel, message: unknown, params: unknown[]): void {
+    // A line of a level that is off costs nothing (debug lines are on every request's path).
+    // Info lines go on: a lifecycle line is written whatever the level (see `lifecycle`).
+    if (level !== 'info' && !this.pino.isLevelEnabled(level)) return;
     const fields: Record<string, unknown> = {};
     const rest = [...params];
     // Nest appends the context of a `new Logger(Context)` as the last parameter.
