@@ -197,6 +197,8 @@ const CATALOGUE: BadRequest[] = [
   { name: 'an unknown version', method: 'POST', path: '/v2/sessions/x/executions', json: { code: CODE }, status: 404, names: '/v2/sessions/x/executions' },
   { name: 'an unknown sub-resource', method: 'GET', path: `/v1/executions/${UNKNOWN_EXECUTION}/nope`, status: 404, names: 'nope' },
   { name: 'the root', method: 'GET', path: '/', status: 404, names: 'GET /' },
+  // The body is read before the route is looked at (docs/api-errors.md, order of checks).
+  { name: 'malformed JSON sent to an unknown path', method: 'POST', path: '/v2/sessions/x/executions', raw: '{"code": ', status: 400, names: 'body' },
 
   // A known path with a method it does not serve.
   { name: 'GET on the submit route', method: 'GET', path: SUBMIT, status: 405, names: 'GET', allow: 'POST' },

@@ -48,6 +48,21 @@ describe('session files', () => {
     expect(await python(stack, 'files-up', "print(open('input/data.bin').read())")).toBe('short\n');
   });
 
+  it('a body sent as JSON, form or text is stored as sent: the api parses no file body', async () => {
+    const bodies: [string, string][] = [
+      ['application/json', '{ "not": "reformatted",\n  "bytes": [1, 2] }'],
+      ['application/json; charset=latin1', 'not even JSON'],
+      ['application/x-www-form-urlencoded', 'a=1&b=%20'],
+      ['text/plain', 'plain text'],
+    ];
+    for (const [type, text] of bodies) {
+      const written = await put('files-typed', 'typed.txt', text, stack.apiKey, { 'content-type': type });
+      expect({ type, status: written.status, size: written.json?.size }).toEqual({ type, status: expect.any(Number), size: Buffer.byteLength(text) });
+      expect([200, 201]).toContain(written.status);
+      expect((await get('files-typed', 'typed.txt')).body.toString()).toBe(text);
+    }
+  });
+
   it('what Python wrote (50 MiB, binary) downloads byte-identical, with Content-Length', async () => {
     const digest = await python(
       stack,
