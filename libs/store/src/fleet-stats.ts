@@ -1,5 +1,5 @@
 import type { RedisClient } from './redis-connection';
-import type { Execution, ExecutionStatus } from '@kernelfleet/contracts';
+import { TERMINAL_STATUSES, type Execution, type TerminalStatus } from '@kernelfleet/contracts';
 import type { KeySpace } from './keys';
 
 /** Terminal executions kept for the timing percentiles (newest first). */
@@ -10,8 +10,6 @@ const RATE_BUCKETS = 6;
 /** Buckets outlive any window read from them. */
 const RATE_BUCKET_TTL_SECONDS = 3_600;
 
-export type TerminalStatus = Exclude<ExecutionStatus, 'queued' | 'running'>;
-export const TERMINAL_STATUSES: readonly TerminalStatus[] = ['completed', 'failed', 'cancelled', 'timed_out', 'outcome_unknown'];
 
 /** One terminal execution as the timing list keeps it. */
 export interface TerminalTiming {
