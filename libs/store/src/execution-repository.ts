@@ -244,10 +244,10 @@ export class ExecutionRepository {
         this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
     )) as string[];
     if (kind === 'finished') {
+      this.stats?.record(execution, now);
       const [, { priority }] = await Promise.all([
         this.redis.zrem(this.keys.deadlines(), encodeRef(ref)),
         this.quotas.release(ref, detail || undefined),
-        this.stats?.record(execution, now),
       ]);
       return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined, nextPriority: priority };
     }

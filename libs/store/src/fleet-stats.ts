@@ -83,31 +83,56 @@ export function summariseTimings(entries: readonly TerminalTiming[], windowMs: n
   };
 }
 
+/** How long terminal executions wait in this process to be recorded together. */
+export const STATS_FLUSH_MS = 1_000;
+
 /**
  * Fleet-wide numbers of terminal executions for the dashboard. `record` is called once per
  * execution that reaches its terminal state (ExecutionRepository.finish, whoever ends it:
- * worker, cancel, sweeper, failover) and costs O(1): one pipelined LPUSH + LTRIM of a capped
- * list and one HINCRBY of a 10-second bucket. Best effort: a failure is swallowed, the
- * execution's own state does not depend on it.
+ * worker, cancel, sweeper, failover) and costs no Redis command of its own: the process sends
+ * what ended in the last STATS_FLUSH_MS together, in one pipeline (one LPUSH of the timings and
+ * an LTRIM of the capped list, one HINCRBY per status and 10-second bucket and their EXPIRE), and
+ * the rest on `flush` at close. Best effort: a failure is swallowed, and a process that dies
+ * takes its last second of figures with it; the executions' own states never depend on them.
  */
 export class FleetStats {
+  private pending: TerminalTiming[] = [];
+  private timer?: NodeJS.Timeout;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: KeySpace,
   ) {}
 
-  async record(execution: Execution, now = Date.now()): Promise<void> {
-    const timing = terminalTiming(execution, now);
-    const bucket = this.keys.statsTerminal(Math.floor(timing.at / RATE_BUCKET_MS));
-    const entry = JSON.stringify({ s: timing.status, w: timing.queueWaitMs, r: timing.runMs, at: timing.at });
-    await this.redis
-      .pipeline()
-      .lpush(this.keys.statsTimings(), entry)
-      .ltrim(this.keys.statsTimings(), 0, TIMINGS_KEPT - 1)
-      .hincrby(bucket, timing.status, 1)
-      .expire(bucket, RATE_BUCKET_TTL_SECONDS)
-      .exec()
-      .catch(() => undefined);
+  record(execution: Execution, now = Date.now()): void {
+    this.pending.push(terminalTiming(execution, now));
+    if (this.timer) return;
+    this.timer = setTimeout(() => void this.flush(), STATS_FLUSH_MS);
+    this.timer.unref();
+  }
+
+  /** Sends what was recorded and not sent yet. */
+  async flush(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const batch = this.pending;
+    this.pending = [];
+    if (batch.length === 0) return;
+    // Oldest pushed first, so the list stays newest first.
+    const entries = batch.map((t) => JSON.stringify({ s: t.status, w: t.queueWaitMs, r: t.runMs, at: t.at }));
+    const pipeline = this.redis.pipeline().lpush(this.keys.statsTimings(), ...entries).ltrim(this.keys.statsTimings(), 0, TIMINGS_KEPT - 1);
+    const counts = new Map<string, Map<TerminalStatus, number>>();
+    for (const timing of batch) {
+      const bucket = this.keys.statsTerminal(Math.floor(timing.at / RATE_BUCKET_MS));
+      const byStatus = counts.get(bucket) ?? new Map<TerminalStatus, number>();
+      byStatus.set(timing.status, (byStatus.get(timing.status) ?? 0) + 1);
+      counts.set(bucket, byStatus);
+    }
+    for (const [bucket, byStatus] of counts) {
+      for (const [status, count] of byStatus) pipeline.hincrby(bucket, status, count);
+      pipeline.expire(bucket, RATE_BUCKET_TTL_SECONDS);
+    }
+    await pipeline.exec().catch(() => undefined);
   }
 
   /** The kept terminal timings, newest first. */

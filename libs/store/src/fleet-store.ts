@@ -143,6 +143,7 @@ export class FleetStore {
   }
 
   async close(): Promise<void> {
+    await this.stats.flush();
     await this.dispatcher.close();
     await this.fleetMonitor?.close();
     await this.liveEvents?.close();
