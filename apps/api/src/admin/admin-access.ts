@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify
 import type { ApiConfig } from '@kernelfleet/config';
 import { unauthorized } from '../auth/bearer';
 import { ProblemException } from '../problems/problem.exception';
+import { noRoute } from '../problems/routing';
 import { sendProblem } from '../problems/problem.filter';
 import { API_CONFIG } from '../tokens';
 import { AdminSessions, isPageNavigation } from './admin-sessions';
@@ -41,8 +42,7 @@ export class AdminAccess {
 
   /** The sessions when /admin exists; else throws the unknown-route 404. */
   enabled(req: FastifyRequest): AdminSessions {
-    // The api's own answer to a route it does not know (problem.filter.ts).
-    if (!this.sessions) throw new ProblemException('notFound', 404, `no route ${req.method} ${req.url.split('?', 1)[0]}`);
+    if (!this.sessions) throw noRoute(req);
     return this.sessions;
   }
 

@@ -2,7 +2,7 @@ import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@ne
 import type { FastifyRequest } from 'fastify';
 import type { ApiConfig } from '@kernelfleet/config';
 import { digestApiKey, digestsEqual } from '@kernelfleet/store';
-import { ProblemException } from '../problems/problem.exception';
+import { noRoute } from '../problems/routing';
 import { API_CONFIG } from '../tokens';
 import { bearerToken, unauthorized } from './bearer';
 
@@ -20,8 +20,7 @@ export class AdminGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const req = context.switchToHttp().getRequest<FastifyRequest>();
-    // The api's own answer to a route it does not know (problem.filter.ts).
-    if (!this.adminDigest) throw new ProblemException('notFound', 404, `no route ${req.method} ${req.url.split('?', 1)[0]}`);
+    if (!this.adminDigest) throw noRoute(req);
     const token = bearerToken(req.headers.authorization);
     // Digests have one length, so the comparison takes the same time whatever was presented.
     if (!token || !digestsEqual(digestApiKey(token), this.adminDigest)) {

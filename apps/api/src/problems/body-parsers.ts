@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Problem } from '@kernelfleet/contracts';
+import { requestPath } from './routing';
 import { ProblemException } from './problem.exception';
 
 /** Which bodies are read, and how much of them. */
@@ -76,8 +77,6 @@ async function parseJson(req: IncomingMessage, limit: number): Promise<unknown> 
   }
 }
 
-const pathOf = (req: FastifyRequest) => req.url.split('?', 1)[0];
-
 /**
  * The api's body parsers, in place of Fastify's: JSON with a limit per route, the admin login's
  * form, and every other body left unread (the routes answer 415 for a type they do not take, and
@@ -88,14 +87,14 @@ export function registerBodyParsers(fastify: FastifyInstance, rules: BodyRules):
   const unread = (_req: FastifyRequest, _payload: IncomingMessage, done: (error: Error | null, body?: unknown) => void) => done(null, undefined);
   fastify.addContentTypeParser('*', unread);
   fastify.addContentTypeParser('application/json', (req, payload, done) => {
-    const path = pathOf(req);
+    const path = requestPath(req);
     if (rules.streamed.test(path)) return done(null, undefined);
     parseJson(payload, rules.jsonLimit(path)).then((body) => done(null, body), (error: Error) => done(error));
   });
   const form = rules.form;
   if (!form) return;
   fastify.addContentTypeParser('application/x-www-form-urlencoded', (req, payload, done) => {
-    if (pathOf(req) !== form.path) return done(null, undefined);
+    if (requestPath(req) !== form.path) return done(null, undefined);
     Promise.resolve()
       .then(() => checkEncoding(payload))
       .then(() => readBody(payload, form.limit))

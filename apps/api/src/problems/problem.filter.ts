@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, HttpException, Logger, NotFoundException, type Ex
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PROBLEM_TYPES, type Problem } from '@kernelfleet/contracts';
 import { isStoreUnavailable } from '@kernelfleet/store';
-import { allowedMethods } from './allowed-methods';
+import { allowedMethods, noRoute, requestPath } from './routing';
 import { invalid, ProblemException } from './problem.exception';
 
 /** Answers every error as application/problem+json (RFC 9457), never an HTML or bare 500. */
@@ -45,21 +45,20 @@ export function sendProblem(res: FastifyReply, problem: Problem): void {
 }
 
 /**
- * The router's own 4xx, as problems naming what was wrong: no route with this method and path
- * (405 with `Allow` when other methods serve the path, else 404), or a path segment that is not
- * valid percent-encoding (see `badUrl`).
+ * The router's own 4xx, as a problem naming what was wrong: no route with this method and path
+ * (405 with `Allow` when other methods serve the path, else 404). A path segment that is not
+ * valid percent-encoding is refused before routing (`frameworkErrors`).
  */
 function fromRouter(error: unknown, req: FastifyRequest): ProblemException | undefined {
   if (error instanceof ProblemException || !(error instanceof HttpException)) return undefined;
   // Nest throws a plain NotFoundException only when no route has this method and path.
   if (error instanceof NotFoundException) {
     const allowed = allowedMethods(req);
-    const path = req.url.split('?', 1)[0];
-    if (allowed.length === 0) return new ProblemException('notFound', 404, `no route ${req.method} ${path}`);
+    if (allowed.length === 0) return noRoute(req);
     return new ProblemException(
       'methodNotAllowed',
       405,
-      `method ${req.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
+      `method ${req.method} is not allowed on ${requestPath(req)}; allowed: ${allowed.join(', ')}`,
       {},
       { Allow: allowed.join(', ') },
     );
@@ -72,7 +71,6 @@ function fromRouter(error: unknown, req: FastifyRequest): ProblemException | und
  * segment that is not valid percent-encoded UTF-8).
  */
 export function frameworkErrors(error: Error & { code?: string }, req: FastifyRequest, res: FastifyReply): void {
-  const path = req.url.split('?', 1)[0];
-  const message = error.code === 'FST_ERR_BAD_URL' ? `${path}: not valid percent-encoded UTF-8` : error.message;
+  const message = error.code === 'FST_ERR_BAD_URL' ? `${requestPath(req)}: not valid percent-encoded UTF-8` : error.message;
   sendProblem(res, invalid([{ field: 'path', message }]).problem);
 }

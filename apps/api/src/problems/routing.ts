@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import { ProblemException } from './problem.exception';
 
 const METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT'] as const;
 
@@ -8,7 +9,7 @@ const METHODS = ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT'] as 
  * this path. HEAD comes with GET (Fastify serves it).
  */
 export function allowedMethods(req: FastifyRequest): string[] {
-  const url = req.url.split('?', 1)[0];
+  const url = requestPath(req);
   return METHODS.filter((method) => {
     try {
       return req.server.findRoute({ method, url }) !== null;
@@ -16,4 +17,14 @@ export function allowedMethods(req: FastifyRequest): string[] {
       return false; // a path segment that is not valid percent-encoding matches no route
     }
   });
+}
+
+/** The request's path, as sent (percent-encoded), without the query. */
+export function requestPath(req: FastifyRequest): string {
+  return req.url.split('?', 1)[0];
+}
+
+/** The api's answer to a route it does not know (also given by routes that are switched off). */
+export function noRoute(req: FastifyRequest): ProblemException {
+  return new ProblemException('notFound', 404, `no route ${req.method} ${requestPath(req)}`);
 }
