@@ -51,7 +51,7 @@ export const EXECUTION_STATUSES = [
 export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
 export type TerminalStatus = Exclude<ExecutionStatus, 'queued' | 'running'>;
 /** The statuses an execution ends in, exactly one each (invariant 7). */
-export const TERMINAL_STATUSES = EXECUTION_STATUSES.filter((s): s is TerminalStatus => s !== 'queued' && s !== 'running');
+export const TERMINAL_STATUSES = EXECUTION_STATUSES.filter(isTerminal);
 
 export function isTerminal(status: ExecutionStatus): status is TerminalStatus {
   return status !== 'queued' && status !== 'running';

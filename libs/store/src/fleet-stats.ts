@@ -10,7 +10,6 @@ const RATE_BUCKETS = 6;
 /** Buckets outlive any window read from them. */
 const RATE_BUCKET_TTL_SECONDS = 3_600;
 
-
 /** One terminal execution as the timing list keeps it. */
 export interface TerminalTiming {
   status: TerminalStatus;

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, Header, Post, Query, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FleetSnapshot } from '@kernelfleet/store';
+import { declaredAs } from '../problems/body-parsers';
 import { ADMIN_LOGIN_PATH, AdminAccess, AdminLoginRedirect, AdminLoginRequired, AdminPageGuard } from './admin-access';
 import { isHttps, safeNext } from './admin-sessions';
 import { FleetDashboardService } from './fleet-dashboard.service';
@@ -59,7 +60,7 @@ export class AdminDashboardController {
     const sessions = this.access.enabled(req);
     const fields = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
     const next = safeNext(fields.next);
-    const fromForm = /^application\/x-www-form-urlencoded\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
+    const fromForm = declaredAs(req, 'application/x-www-form-urlencoded');
     if (typeof fields.key !== 'string' || !sessions.isAdminKey(fields.key)) {
       if (!fromForm) throw new AdminLoginRequired('wrong admin key');
       res

@@ -16,9 +16,8 @@ const REFRESH_MS = 2_000;
 /**
  * bull-board at /admin/queues, behind the operator check of the other /admin pages. It is a
  * Fastify plugin, so it is registered on the api's Fastify instance (`mount`, called by main.ts),
- * not as a Nest controller. It shows the shared queue and the
- * queue of every registered worker, refreshed as workers come and go; read-only unless
- * ADMIN_QUEUES_WRITABLE=true.
+ * not as a Nest controller. It shows the shared queue and the queue of every registered worker,
+ * refreshed as workers come and go; read-only unless ADMIN_QUEUES_WRITABLE=true.
  */
 @Injectable()
 export class AdminQueuesBoard {

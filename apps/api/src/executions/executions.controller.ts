@@ -4,16 +4,10 @@ import { logFields } from '@kernelfleet/telemetry';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
 import { ApiMetrics } from '../metrics/api-metrics.service';
-import { isJson } from '../problems/body-parsers';
+import { requireJson } from '../problems/body-parsers';
 import { ProblemException } from '../problems/problem.exception';
 import { ExecutionsService } from './executions.service';
 import { ExecutionStreamService, parseLastEventId } from './execution-stream.service';
-
-function requireJson(req: FastifyRequest): void {
-  if (!isJson(req)) {
-    throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
-  }
-}
 
 @Controller('v1')
 @UseGuards(ApiKeyGuard)

@@ -2,6 +2,7 @@ import { Controller, Delete, Get, HttpCode, Param, Put, Query, Req, Res, UseGuar
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
+import { requestPath } from '../problems/routing';
 import { FilesService, type FileRoute, type FilesQuery } from './files.service';
 
 /**
@@ -9,7 +10,7 @@ import { FilesService, type FileRoute, type FilesQuery } from './files.service';
  * so it is decoded exactly once, by the rules of parseFilePath (a router would decode it first).
  */
 function routeOf(tenant: string, sessionId: string, req: FastifyRequest): FileRoute {
-  const url = req.url.split('?', 1)[0];
+  const url = requestPath(req);
   const marker = '/files/';
   const at = url.indexOf(marker);
   return { tenant, sessionId, encodedPath: at < 0 ? '' : url.slice(at + marker.length) };

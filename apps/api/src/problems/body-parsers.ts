@@ -77,6 +77,13 @@ async function parseJson(req: IncomingMessage, limit: number): Promise<unknown> 
   }
 }
 
+/** An HTML form's fields (`application/x-www-form-urlencoded`), identity-encoded. */
+async function parseForm(req: IncomingMessage, limit: number): Promise<Record<string, string>> {
+  checkEncoding(req);
+  const bytes = await readBody(req, limit);
+  return Object.fromEntries(new URLSearchParams(bytes.toString('utf8')));
+}
+
 /**
  * The api's body parsers, in place of Fastify's: JSON with a limit per route, the admin login's
  * form, and every other body left unread (the routes answer 415 for a type they do not take, and
@@ -95,14 +102,20 @@ export function registerBodyParsers(fastify: FastifyInstance, rules: BodyRules):
   if (!form) return;
   fastify.addContentTypeParser('application/x-www-form-urlencoded', (req, payload, done) => {
     if (requestPath(req) !== form.path) return done(null, undefined);
-    Promise.resolve()
-      .then(() => checkEncoding(payload))
-      .then(() => readBody(payload, form.limit))
-      .then((bytes) => done(null, Object.fromEntries(new URLSearchParams(bytes.toString('utf8')))), (error: Error) => done(error));
+    parseForm(payload, form.limit).then((body) => done(null, body), (error: Error) => done(error));
   });
 }
 
-/** Whether the request's body is declared JSON (`Content-Type: application/json`, any parameters). */
-export function isJson(req: FastifyRequest): boolean {
-  return /^application\/json\s*(?:;|$)/i.test(req.headers['content-type'] ?? '');
+/** Whether the request's body is declared as `mediaType` (its Content-Type, parameters aside). */
+export function declaredAs(req: FastifyRequest, mediaType: string): boolean {
+  const declared = req.headers['content-type'] ?? '';
+  const end = declared.indexOf(';');
+  return (end < 0 ? declared : declared.slice(0, end)).trim().toLowerCase() === mediaType;
+}
+
+/** The routes that take JSON refuse any other body with a 415. */
+export function requireJson(req: FastifyRequest): void {
+  if (!declaredAs(req, 'application/json')) {
+    throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
+  }
 }

@@ -2,8 +2,7 @@ import { Body, Controller, HttpCode, Param, Post, Req, UseGuards } from '@nestjs
 import type { FastifyRequest } from 'fastify';
 import { ApiKeyGuard } from '../auth/api-key.guard';
 import { Tenant } from '../auth/tenant.decorator';
-import { isJson } from '../problems/body-parsers';
-import { ProblemException } from '../problems/problem.exception';
+import { requireJson } from '../problems/body-parsers';
 import { ToolCallsService } from './tool-calls.service';
 
 @Controller('v1')
@@ -14,7 +13,7 @@ export class ToolCallsController {
   @Post('executions/:executionId/tool-calls/:callId')
   @HttpCode(200)
   answer(@Tenant() tenant: string, @Param('executionId') executionId: string, @Param('callId') callId: string, @Body() body: unknown, @Req() req: FastifyRequest) {
-    if (!isJson(req)) throw new ProblemException('unsupportedMediaType', 415, 'send the body as Content-Type: application/json');
+    requireJson(req);
     return this.toolCalls.answer(tenant, executionId, callId, body);
   }
 }
