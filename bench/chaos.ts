@@ -152,7 +152,9 @@ async function redisState(redis: Redis | Cluster, prefix: string, sessionId: str
   const leases: Record<string, boolean> = {};
   for (const id of workerIds) leases[id] = (await redis.exists(`${prefix}:worker:${id}:lease`)) === 1;
   const jobs: Record<string, unknown> = {};
-  for (const queue of ['kf-shared', ...workerIds.map((id) => `kf-worker-${id}`)]) {
+  const inboxes: Record<string, string | null> = {};
+  for (const id of workerIds) inboxes[id] = await redis.zscore(`${prefix}:worker:${id}:inbox`, `${TEST_TENANT}/${sessionId}/${executionId}`);
+  for (const queue of ['kf-shared']) {
     const q = `${prefix}:bull:{${queue}}:${queue}`;
     const job = await redis.hgetall(`${q}:${executionId}`);
     if (!Object.keys(job).length) continue;
@@ -166,7 +168,7 @@ async function redisState(redis: Redis | Cluster, prefix: string, sessionId: str
     };
   }
   const members = await redis.zrange(`${prefix}:workers`, 0, -1);
-  return { now: Date.now(), exec, info, lane: await redis.lrange(`${base}:lane`, 0, 5), leases, members, jobs };
+  return { now: Date.now(), exec, info, lane: await redis.lrange(`${base}:lane`, 0, 5), leases, members, jobs, inboxes };
 }
 
 async function main(): Promise<void> {

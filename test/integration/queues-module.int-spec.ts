@@ -8,7 +8,7 @@ import { acceptRequest, connectStore, testPrefix } from '../support/store-fixtur
 
 /**
  * A worker's queues under Nest (QueuesModule.forWorker) against a real Redis: no job is taken
- * before the consumer starts, jobs of both queues reach the handler, the shared queue pauses and
+ * before the consumer starts, heads of its inbox and jobs of the shared queue reach the handler, the shared queue pauses and
  * resumes (also while a long job of it still runs), and closing the app leaves no connection open.
  */
 describe('QueuesModule: a worker consuming its queues', () => {
@@ -57,7 +57,8 @@ describe('QueuesModule: a worker consuming its queues', () => {
   async function dispatch(sessionId: string, queue: string, hold = false): Promise<string> {
     const { ref } = await store.executions.accept(acceptRequest(sessionId));
     if (hold) holding.add(ref.executionId);
-    await store.dispatcher.enqueue(queue, ref);
+    if (queue === SHARED_QUEUE) await store.dispatcher.enqueue(queue, ref);
+    else await store.dispatcher.toWorker(workerId, ref);
     return ref.executionId;
   }
 
@@ -70,19 +71,22 @@ describe('QueuesModule: a worker consuming its queues', () => {
     }
   };
 
-  it('takes no job before start, then runs the jobs of its own queue and of the shared queue', async () => {
+  it('takes no job before start, then runs the heads of its inbox and the jobs of the shared queue', async () => {
     const own = await dispatch('own-1', workerQueueName(workerId));
     await new Promise((r) => setTimeout(r, 300));
     expect(handled).toEqual([]);
-    // Dispatched with a fair-share priority: waiting among the prioritized jobs.
-    expect(await store.dispatcher.queue(workerQueueName(workerId)).getJobCounts('prioritized', 'active')).toEqual({ prioritized: 1, active: 0 });
+    expect(await store.dispatcher.inboxes.depth(workerId)).toBe(1);
 
-    consumer.start(async (job: RunExecutionJob, queue: string) => {
-      handled.push({ executionId: job.executionId, queue });
-      if (holding.has(job.executionId)) await new Promise<void>((resolve) => releases.set(job.executionId, resolve));
-    });
+    consumer.start(
+      async (job: RunExecutionJob, queue: string) => {
+        handled.push({ executionId: job.executionId, queue });
+        if (holding.has(job.executionId)) await new Promise<void>((resolve) => releases.set(job.executionId, resolve));
+      },
+      async () => undefined,
+    );
     const shared = await dispatch('shared-1', SHARED_QUEUE);
     await until(() => handled.length === 2);
+    expect(await store.dispatcher.inboxes.depth(workerId)).toBe(0);
     expect(handled).toEqual(
       expect.arrayContaining([
         { executionId: own, queue: workerQueueName(workerId) },

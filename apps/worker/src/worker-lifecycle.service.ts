@@ -58,7 +58,13 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     const orphans = await this.kernels.folders.removeOrphans();
     if (orphans) this.logger.warn(`deleted the session folders of ${orphans} tenant(s) a previous process of this worker left`);
     await this.beat();
-    this.consumer.start((job, queue) => this.runner.handle(job, queue));
+    this.consumer.start(
+      (job, queue) => this.runner.handle(job, queue),
+      async () => {
+        const offered = await this.store.failover.reofferHeads(workerId);
+        if (offered) this.logger.warn(`placed ${offered} queued head(s) of this worker's sessions in its inbox again after a reconnect`);
+      },
+    );
     this.sweeper.start();
     this.reaper.start();
     this.logger.log(lifecycleLine(`worker ${workerId} ready (concurrency ${concurrency})`, { concurrency }));

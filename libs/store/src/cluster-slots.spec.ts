@@ -172,7 +172,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
     expect(sent.filter((s) => s.kind === 'multi' || s.kind === 'pipeline').length).toBeGreaterThanOrEqual(5);
   });
 
-  it('keeps a session, its tenant and each BullMQ queue under hash tags of their own', () => {
+  it('keeps a session, its tenant and the shared BullMQ queue under hash tags of their own', () => {
     const session = calculateSlot(keys.lane(ref));
     for (const key of [keys.seq(ref), keys.sessionInfo(ref), keys.owners(ref), keys.execution(ref), keys.events(ref), keys.artifact(ref), keys.toolCalls(ref)]) {
       expect(calculateSlot(key)).toBe(session);
@@ -181,10 +181,9 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
     for (const key of [keys.tenantQuotas('acme'), keys.tenantLiveSessions('acme'), keys.tenantBucket('acme'), keys.tenantWaiting('acme'), keys.tenantSessions('acme')]) {
       expect(calculateSlot(key)).toBe(tenant);
     }
-    for (const queue of ['kf-shared', 'kf-worker-w1']) {
-      const prefix = keys.bullPrefix(queue);
-      const bullKeys = ['wait', 'active', 'prioritized', 'meta', 'events', 'marker', 'stalled', 'ex_1', 'ex_1:lock'].map((k) => `${prefix}:${queue}:${k}`);
-      expect(generateMulti(bullKeys)).toBe(calculateSlot(`{${queue}}`));
-    }
+    const queue = 'kf-shared';
+    const prefix = keys.bullPrefix(queue);
+    const bullKeys = ['wait', 'active', 'prioritized', 'meta', 'events', 'marker', 'stalled', 'ex_1', 'ex_1:lock'].map((k) => `${prefix}:${queue}:${k}`);
+    expect(generateMulti(bullKeys)).toBe(calculateSlot(`{${queue}}`));
   });
 });

@@ -6,6 +6,7 @@ import type { ExecutionRef, KeySpace } from './keys';
 import { StoreUnavailableError } from './redis-connection';
 import type { SessionRepository } from './session-repository';
 import type { WorkerRegistry } from './worker-registry';
+import { WorkerInboxes } from './worker-inbox';
 
 /** The BullMQ job states counted per queue for metrics (completed jobs are removed at once). */
 export const QUEUE_JOB_STATES = ['waiting', 'prioritized', 'active', 'delayed', 'paused', 'failed'] as const;
@@ -34,15 +35,16 @@ export function workerQueueName(workerId: string): string {
 }
 
 /**
- * Turns a lane head into a BullMQ job: on the queue of the worker holding the session's kernel
- * while that worker is alive, else on the shared queue. The job id is the execution id, so a
- * repeated dispatch of the same head is a no-op while the job exists. With fair share on, the
- * job's BullMQ priority is its tenant's number of waiting heads (see FairShare).
+ * Sends a lane head on: into the inbox of the worker holding the session's kernel while that
+ * worker is alive (WorkerInboxes), else onto the shared BullMQ queue, whose job id is the
+ * execution id, so a repeated dispatch of the same head is a no-op while the job exists. With
+ * fair share on, the head's place is its tenant's number of waiting heads (see FairShare).
  */
 export class Dispatcher {
   private readonly queues = new Map<string, Queue>();
   /** Queues made and closed by Nest (QueuesModule), used here but not closed here. */
   private readonly adopted = new Set<Queue>();
+  readonly inboxes: WorkerInboxes;
 
   constructor(
     private readonly connection: RedisClient,
@@ -51,28 +53,40 @@ export class Dispatcher {
     private readonly registry: WorkerRegistry,
     private readonly retentionSeconds: number,
     private readonly fairShare: FairShare,
-  ) {}
+  ) {
+    this.inboxes = new WorkerInboxes(connection, keys);
+  }
 
   /**
    * `home` may be passed when the caller already read it (accept does). `attempt` > 0 names a
-   * re-run after a kernel loss, dispatched under a job id of its own. `knownPriority`: the job
+   * re-run after a kernel loss, dispatched under a job id of its own. `knownPriority`: the head
    * was already counted as waiting by the admit or release script (see FairShare); `FRONT`: the
    * head was handed back by a worker that is gone or leaving and goes ahead of every head
    * placed by fair share (BullMQ serves jobs without a priority first, in the order added).
+   * Answers where the head went: the shared queue's name or the home worker's queue name.
    */
   async dispatch(ref: ExecutionRef, knownHome?: string | null, attempt = 0, knownPriority?: number): Promise<string> {
     const home = knownHome === undefined ? await this.sessions.homeOf(ref) : knownHome;
-    const target = home && (await this.registry.acceptsWork(home)) ? workerQueueName(home) : SHARED_QUEUE;
-    await this.enqueue(target, ref, attempt > 0 ? `${ref.executionId}-a${attempt}` : ref.executionId, knownPriority);
-    return target;
+    if (home && (await this.registry.acceptsWork(home))) {
+      await this.toWorker(home, ref, knownPriority);
+      return workerQueueName(home);
+    }
+    await this.enqueue(SHARED_QUEUE, ref, attempt > 0 ? `${ref.executionId}-a${attempt}` : ref.executionId, knownPriority);
+    return SHARED_QUEUE;
   }
 
+  /**
+   * Places a lane head in the inbox of `workerId`, which holds its session's kernel; false when
+   * it was already waiting there.
+   */
+  async toWorker(workerId: string, ref: ExecutionRef, knownPriority?: number): Promise<boolean> {
+    this.refuseWhileDown();
+    return this.inboxes.add(workerId, ref, knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, ref.executionId)));
+  }
+
+  /** Adds a lane head's job to a BullMQ queue (the shared one). */
   async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId, knownPriority?: number): Promise<void> {
-    // A fail-fast connection refuses commands while down, but a Queue created meanwhile would
-    // wait for the connection before its first command: refuse here instead.
-    if (this.connection.options.enableOfflineQueue === false && this.connection.status !== 'ready') {
-      throw new StoreUnavailableError();
-    }
+    this.refuseWhileDown();
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
     const priority = knownPriority === FRONT ? undefined : (knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, jobId)));
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
@@ -85,25 +99,21 @@ export class Dispatcher {
   }
 
   /**
-   * Jobs by state in the shared queue and in the queue of every registered worker (live or
-   * lost but not yet forgotten). A few round trips per queue: callers cache (metrics scrapes).
+   * Jobs by state in the shared queue, and the inbox of every registered worker (live or lost
+   * but not yet forgotten): its heads as `waiting`, the executions running on it as `active`.
+   * A few round trips per queue: callers cache (metrics scrapes).
    */
   async queueDepths(): Promise<QueueDepth[]> {
     const workers = [...(await this.registry.members()).keys()].sort();
-    const names = [SHARED_QUEUE, ...workers.map(workerQueueName)];
-    return Promise.all(
-      names.map(async (name) => {
-        // Counting needs no Queue kept for a worker that may be gone for good.
-        const cached = this.queues.get(name);
-        const queue = cached ?? openQueue(name, this.connection, this.keys);
-        try {
-          const counts = await queue.getJobCounts(...QUEUE_JOB_STATES);
-          return { queue: name, counts: Object.fromEntries(QUEUE_JOB_STATES.map((s) => [s, counts[s] ?? 0])) as Record<QueueJobState, number> };
-        } finally {
-          if (!cached) await queue.close().catch(() => undefined);
-        }
+    const shared = await this.queue(SHARED_QUEUE).getJobCounts(...QUEUE_JOB_STATES);
+    const none = Object.fromEntries(QUEUE_JOB_STATES.map((s) => [s, 0])) as Record<QueueJobState, number>;
+    const inboxes = await Promise.all(
+      workers.map(async (workerId) => {
+        const [waiting, active] = await Promise.all([this.inboxes.depth(workerId), this.connection.scard(this.keys.workerRunning(workerId))]);
+        return { queue: workerQueueName(workerId), counts: { ...none, waiting, active } };
       }),
     );
+    return [{ queue: SHARED_QUEUE, counts: { ...none, ...shared } as Record<QueueJobState, number> }, ...inboxes];
   }
 
   /** Adds jobs to `queue` from now on, rather than through a queue of its own of that name. */
@@ -112,6 +122,16 @@ export class Dispatcher {
     this.queues.set(queue.name, queue);
     this.adopted.add(queue);
     return queue;
+  }
+
+  /**
+   * A fail-fast connection refuses commands while down, but a Queue created meanwhile would
+   * wait for the connection before its first command: refuse here instead.
+   */
+  private refuseWhileDown(): void {
+    if (this.connection.options.enableOfflineQueue === false && this.connection.status !== 'ready') {
+      throw new StoreUnavailableError();
+    }
   }
 
   queue(name: string): Queue {

@@ -1,6 +1,6 @@
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
 import type { Dispatcher } from './dispatcher';
-import { FRONT, workerQueueName } from './dispatcher';
+import { FRONT } from './dispatcher';
 import type { ExecutionRepository } from './execution-repository';
 import type { ExecutionRef, SessionRef } from './keys';
 import type { KernelState, SessionRepository } from './session-repository';
@@ -94,26 +94,44 @@ export class Failover {
     return { sessions: sessions.length, recovered };
   }
 
-  /** Jobs still waiting in the worker's own queue go to the front of the shared queue (same job id), oldest first. */
+  /**
+   * Heads still waiting in the worker's inbox go to the front of the shared queue, in their
+   * order. Each is taken out of the inbox first, so a head the worker takes meanwhile (a
+   * draining worker still runs its inbox) is not also handed on.
+   */
   async moveQueuedJobs(workerId: string): Promise<number> {
-    const queue = this.dispatcher.queue(workerQueueName(workerId));
-    const jobs = (await queue.getJobs(['waiting', 'prioritized', 'delayed', 'paused'])).sort((a, b) => a.timestamp - b.timestamp);
-    for (const job of jobs) {
-      if (!job.id) continue;
-      const data = job.data as ExecutionRef;
-      await this.dispatcher.enqueue(SHARED_QUEUE, data, job.id, FRONT);
-      await job.remove().catch(() => undefined);
+    let moved = 0;
+    for (const ref of await this.dispatcher.inboxes.waiting(workerId)) {
+      if (!(await this.dispatcher.inboxes.remove(workerId, ref))) continue;
+      await this.dispatcher.enqueue(SHARED_QUEUE, ref, ref.executionId, FRONT);
+      moved += 1;
     }
-    return jobs.length;
+    return moved;
   }
 
-  /** True when nothing of the worker is left: no sessions, running executions or queued jobs. */
+  /**
+   * Places the queued heads of the sessions homed on `workerId` in its inbox again (a head
+   * already there keeps its place; one already claimed is refused by the claim). Repairs a head
+   * whose pop was lost with a dropped connection (InboxConsumer); answers how many were missing.
+   */
+  async reofferHeads(workerId: string): Promise<number> {
+    let offered = 0;
+    for (const session of await this.sessions.homedOn(workerId)) {
+      const head = (await this.executions.laneOf(session))[0];
+      const record = head ? await this.executions.getRecord(head) : null;
+      if (record?.status !== 'queued' || (await this.sessions.homeOf(head)) !== workerId) continue;
+      if (await this.dispatcher.toWorker(workerId, head, FRONT)) offered += 1;
+    }
+    return offered;
+  }
+
+  /** True when nothing of the worker is left: no sessions, running executions or heads in its inbox. */
   async isEmpty(workerId: string): Promise<boolean> {
-    const [sessions, running, counts] = await Promise.all([
+    const [sessions, running, inbox] = await Promise.all([
       this.sessions.homedOn(workerId),
       this.executions.runningOn(workerId),
-      this.dispatcher.queue(workerQueueName(workerId)).getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'paused'),
+      this.dispatcher.inboxes.depth(workerId),
     ]);
-    return sessions.length === 0 && running.length === 0 && Object.values(counts).every((n) => n === 0);
+    return sessions.length === 0 && running.length === 0 && inbox === 0;
   }
 }

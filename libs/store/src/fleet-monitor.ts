@@ -45,7 +45,10 @@ export interface SessionView {
 
 export interface QueueView {
   name: string;
-  /** Waiting to be taken: BullMQ's wait + prioritized + paused. */
+  /**
+   * Waiting to be taken: BullMQ's wait + prioritized + paused; for a worker's inbox, its heads
+   * (and `active` the executions running on the worker).
+   */
   waiting: number;
   active: number;
   delayed: number;
@@ -86,12 +89,13 @@ export interface SnapshotLimits {
 
 /**
  * Read-only views of the fleet for the admin dashboard: workers (leases, running and homed
- * sets), sessions homed on them, running executions, BullMQ queue depths, and the terminal
- * numbers kept by FleetStats. Nothing here changes state. Queue objects for bull-board come
- * from here too (`queues`), so the api still never imports bullmq.
+ * sets), sessions homed on them, running executions, the depths of the shared queue and of
+ * every worker's inbox, and the terminal numbers kept by FleetStats. Nothing here changes state.
+ * The shared queue's BullMQ object for bull-board comes from here too (`sharedQueue`), so the
+ * api still never imports bullmq.
  */
 export class FleetMonitor {
-  private readonly open = new Map<string, Queue>();
+  private shared?: Queue;
 
   constructor(
     private readonly redis: RedisClient,
@@ -101,53 +105,34 @@ export class FleetMonitor {
     private readonly connection: RedisClient,
   ) {}
 
-  /** The shared queue, then the queue of every registered worker (alive or not yet reaped), by name. */
-  async queueNames(): Promise<string[]> {
-    const ids = await this.redis.zrange(this.keys.workers(), 0, -1);
-    return [SHARED_QUEUE, ...ids.map(workerQueueName).sort()];
-  }
-
-  /**
-   * BullMQ queues by name, opened on first use; queues not named any more are closed (a worker
-   * that left the fleet), so a long-lived api does not collect them.
-   */
-  async queues(names: readonly string[]): Promise<Queue[]> {
-    const wanted = new Set(names);
-    for (const [name, queue] of this.open) {
-      if (!wanted.has(name)) {
-        this.open.delete(name);
-        await queue.close().catch(() => undefined);
-      }
-    }
-    return names.map((name) => {
-      let queue = this.open.get(name);
-      if (!queue) {
-        queue = openQueue(name, this.connection, this.keys);
-        this.open.set(name, queue);
-      }
-      return queue;
-    });
+  /** The shared BullMQ queue (workers' inboxes are sorted sets of ours, not BullMQ queues). */
+  sharedQueue(): Queue {
+    this.shared ??= openQueue(SHARED_QUEUE, this.connection, this.keys);
+    return this.shared;
   }
 
   async snapshot(limits: SnapshotLimits, now = Date.now()): Promise<FleetSnapshot> {
     const members = await this.registry.members();
     const ids = [...members.keys()].sort();
     const sets = this.redis.pipeline();
-    for (const id of ids) sets.smembers(this.keys.workerRunning(id)).smembers(this.keys.workerSessions(id));
+    for (const id of ids) sets.smembers(this.keys.workerRunning(id)).smembers(this.keys.workerSessions(id)).zcard(this.keys.workerInbox(id));
     const replies = (await sets.exec()) ?? [];
-    const setAt = (i: number) => {
-      const [error, value] = replies[i] ?? [null, []];
+    const replyAt = (i: number) => {
+      const [error, value] = replies[i] ?? [null, null];
       if (error) throw error;
-      return (value as string[]).sort();
+      return value;
     };
+    const setAt = (i: number) => ((replyAt(i) as string[] | null) ?? []).sort();
 
     const workers: WorkerView[] = [];
     const running: RunningView[] = [];
     const homed: { tenant: string; sessionId: string; workerId: string }[] = [];
+    const inboxes: QueueView[] = [];
     ids.forEach((workerId, i) => {
       const lease = members.get(workerId) ?? null;
-      const runningSet = setAt(2 * i);
-      const sessionSet = setAt(2 * i + 1);
+      const runningSet = setAt(3 * i);
+      const sessionSet = setAt(3 * i + 1);
+      inboxes.push({ name: workerQueueName(workerId), waiting: Number(replyAt(3 * i + 2) ?? 0), active: runningSet.length, delayed: 0, failed: 0 });
       workers.push({
         workerId,
         alive: lease !== null,
@@ -177,9 +162,9 @@ export class FleetMonitor {
     for (const s of shownSessions) {
       details.hmget(this.keys.sessionInfo(s), 'generation', 'kernelState', 'lastActivityAt').llen(this.keys.lane(s));
     }
-    const [detailReplies, queues, rates, timings] = await Promise.all([
+    const [detailReplies, shared, rates, timings] = await Promise.all([
       details.exec(),
-      this.queueDepths(await this.queueNames()),
+      this.sharedDepth(),
       this.stats.rates(now),
       this.stats.timings(limits.timingWindowMs, now),
     ]);
@@ -204,11 +189,11 @@ export class FleetMonitor {
     });
 
     const room = fleetRoom([...members.values()].filter((l) => l !== null));
-    const shared = queues.find((q) => q.name === SHARED_QUEUE);
+    const queues = [shared, ...inboxes.sort((a, b) => a.name.localeCompare(b.name))];
     return {
       at: now,
       workers,
-      capacity: { ...room, waitingForKernel: shared?.waiting ?? 0, full: fleetIsFull(room) },
+      capacity: { ...room, waitingForKernel: shared.waiting, full: fleetIsFull(room) },
       running: { total: running.length, items: shownRunning, more: running.length - shownRunning.length },
       sessions: { total: homed.length, items: sessions, more: homed.length - sessions.length },
       queues,
@@ -217,24 +202,19 @@ export class FleetMonitor {
     };
   }
 
-  private async queueDepths(names: readonly string[]): Promise<QueueView[]> {
-    const queues = await this.queues(names);
-    return Promise.all(
-      queues.map(async (queue) => {
-        const c = await queue.getJobCounts('wait', 'prioritized', 'paused', 'active', 'delayed', 'failed');
-        return {
-          name: queue.name,
-          waiting: (c.wait ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0),
-          active: c.active ?? 0,
-          delayed: c.delayed ?? 0,
-          failed: c.failed ?? 0,
-        };
-      }),
-    );
+  private async sharedDepth(): Promise<QueueView> {
+    const c = await this.sharedQueue().getJobCounts('wait', 'prioritized', 'paused', 'active', 'delayed', 'failed');
+    return {
+      name: SHARED_QUEUE,
+      waiting: (c.wait ?? 0) + (c.prioritized ?? 0) + (c.paused ?? 0),
+      active: c.active ?? 0,
+      delayed: c.delayed ?? 0,
+      failed: c.failed ?? 0,
+    };
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.open.values()].map((q) => q.close().catch(() => undefined)));
-    this.open.clear();
+    await this.shared?.close().catch(() => undefined);
+    this.shared = undefined;
   }
 }

@@ -18,6 +18,7 @@ import { SessionLanes } from './session-lanes';
 import { SessionRepository } from './session-repository';
 import { TenantQuotas } from './tenant-quotas';
 import { WorkerRegistry } from './worker-registry';
+import { InboxConsumer } from './worker-inbox';
 
 export interface FleetStoreOptions extends Omit<StoreConfig, 'fairDispatch'> {
   /** Default true (see StoreConfig). */
@@ -120,6 +121,11 @@ export class FleetStore {
       const timer = setTimeout(() => done(this.connected), timeoutMs);
       this.redis.on('ready', onReady);
     });
+  }
+
+  /** The consumer of a worker's inbox (worker-inbox.ts), blocking on a connection of its own. */
+  inboxConsumer(workerId: string, concurrency: number, onError: (error: unknown) => void): InboxConsumer {
+    return new InboxConsumer(this.connection('producer', 'inbox'), this.keys.workerInbox(workerId), concurrency, onError);
   }
 
   /** Pub/sub of live events, on its own connection, created on first use. */

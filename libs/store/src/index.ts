@@ -23,3 +23,4 @@ export * from './fleet-capacity';
 export * from './tool-calls';
 export * from './submissions';
 export * from './queues.module';
+export * from './worker-inbox';

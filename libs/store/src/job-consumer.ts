@@ -2,8 +2,13 @@ import type { OnApplicationShutdown } from '@nestjs/common';
 import { WaitingError, Worker, type Job } from 'bullmq';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, type RunExecutionJob } from '@kernelfleet/contracts';
 import type { FairShare } from './fair-share';
+import type { InboxConsumer } from './worker-inbox';
 
-/** Handles a job; `'later'` puts it back at the head of its queue (the worker cannot take it now). */
+/**
+ * Handles a lane head, from the shared queue or from the worker's inbox (`queueName` is then
+ * the worker's queue name); `'later'` puts a shared job back at the head of its queue (the
+ * worker cannot take it now).
+ */
 export type RunExecutionHandler = (job: RunExecutionJob, queueName: string) => Promise<void | 'later'>;
 
 /** A queue's processor as Nest made it (an @nestjs/bullmq WorkerHost): its BullMQ worker. */
@@ -15,13 +20,14 @@ export interface QueueProcessorHost {
 const RETIRE_CHECK_MS = 250;
 
 /**
- * Consumes a worker's own queue and the shared queue. Every job name has exactly one handler;
- * an unknown name fails the job instead of being silently dropped.
+ * Consumes a worker's inbox (WorkerInboxes: the heads of sessions it holds) and the shared
+ * BullMQ queue. Every job name has exactly one handler; an unknown name fails the job instead of
+ * being silently dropped.
  *
- * The BullMQ workers are Nest's (QueuesModule.forWorker): created by `start` (not before the
- * worker can run jobs), closed by Nest at shutdown if `close` has not already. The shared queue
- * (new sessions) can be paused while the worker is at capacity; its own queue (sessions it
- * already holds) always runs.
+ * The shared queue's BullMQ worker is Nest's (QueuesModule.forWorker): created by `start` (not
+ * before the worker can run jobs), closed by Nest at shutdown if `close` has not already. The
+ * shared queue (new sessions) can be paused while the worker is at capacity; the inbox (sessions
+ * it already holds) is always taken.
  *
  * BullMQ details this relies on (bullmq 5): `pause(true)` stops fetching but lets a fetch that
  * is already blocked on the queue complete (while `pause()` would abort it by dropping the
@@ -35,7 +41,6 @@ const RETIRE_CHECK_MS = 250;
  */
 export class JobConsumer implements OnApplicationShutdown {
   private readonly hosts = new Map<string, QueueProcessorHost>();
-  private own?: Worker;
   private shared?: Worker;
   /** Paused shared-queue consumers replaced by a fresh one, closed once their loop ends. */
   private readonly retiring = new Set<Worker>();
@@ -45,8 +50,9 @@ export class JobConsumer implements OnApplicationShutdown {
   private handler?: RunExecutionHandler;
 
   constructor(
-    /** The worker's own queue. */
+    /** The worker's queue name (its inbox's, in metrics and logs). */
     private readonly ownQueue: string,
+    private readonly inbox: InboxConsumer,
     /** Has Nest create the processors' workers (BullRegistrar.register). */
     private readonly createWorkers: () => void,
     private readonly fairShare: FairShare,
@@ -57,12 +63,15 @@ export class JobConsumer implements OnApplicationShutdown {
     this.hosts.set(queueName, host);
   }
 
-  start(handler: RunExecutionHandler): void {
+  /** `reoffer` places the worker's queued heads in its inbox again (see InboxConsumer). */
+  start(handler: RunExecutionHandler, reoffer: () => Promise<void>): void {
     this.handler = handler;
     this.createWorkers();
-    this.own = this.workerOf(this.ownQueue);
     this.shared = this.workerOf(SHARED_QUEUE);
-    run(this.own);
+    this.inbox.start(async (job) => {
+      if (this.fairShare.enabled) void this.fairShare.taken(job.tenant, job.executionId).catch(() => undefined);
+      await handler(job, this.ownQueue);
+    }, reoffer);
     // A shared queue paused before the start stays unstarted until resumed (resume() runs it).
     if (!this.sharedPaused) run(this.shared);
   }
@@ -115,8 +124,8 @@ export class JobConsumer implements OnApplicationShutdown {
   async close(force = false): Promise<void> {
     this.closed = true;
     clearTimeout(this.retireTimer);
-    const workers = [this.own, this.shared, ...this.retiring].filter((w): w is Worker => w !== undefined);
-    await Promise.all(workers.map((w) => w.close(force)));
+    const workers = [this.shared, ...this.retiring].filter((w): w is Worker => w !== undefined);
+    await Promise.all([this.inbox.close(force), ...workers.map((w) => w.close(force))]);
   }
 
   /** Nest closes the workers it made; this also closes the fresh ones (nothing left after `close`). */

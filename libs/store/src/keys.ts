@@ -92,6 +92,14 @@ export class KeySpace {
     return `${this.prefix}:worker:${workerId}:running`;
   }
 
+  /**
+   * ZSET of the lane heads waiting for a worker that holds their sessions' kernels (its inbox,
+   * worker-inbox.ts): member `tenant/session/id`, score the place in line.
+   */
+  workerInbox(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}:inbox`;
+  }
+
   /** STRING with a TTL: held by the worker reaping a lost worker, so only one does. */
   reapLock(workerId: string): string {
     return `${this.prefix}:worker:${workerId}:reaping`;

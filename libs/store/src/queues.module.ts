@@ -1,5 +1,5 @@
 import { BullModule, BullRegistrar, Processor, WorkerHost, getQueueToken } from '@nestjs/bullmq';
-import { Inject, Injectable, Module, type DynamicModule, type Provider } from '@nestjs/common';
+import { Inject, Injectable, Logger, Module, type DynamicModule, type Provider } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import { SHARED_QUEUE, type RunExecutionJob } from '@kernelfleet/contracts';
 import { workerQueueName } from './dispatcher';
@@ -29,18 +29,22 @@ export class QueuesModule {
   }
 
   /**
-   * A worker: its own queue and the shared one, with a processor each; their workers are created
-   * when the worker is ready to run jobs (`JobConsumer.start`), not when the module starts.
+   * A worker: the shared queue with its processor, whose BullMQ worker is created when the worker
+   * is ready to run jobs (`JobConsumer.start`), not when the module starts; and the consumer of
+   * the worker's inbox (WorkerInboxes), which is no BullMQ queue.
    */
   static forWorker(options: WorkerQueuesOptions): DynamicModule {
-    const own = workerQueueName(options.workerId);
     const workerOptions = { concurrency: options.concurrency, lockDuration: options.leaseMs, stalledInterval: options.leaseMs, autorun: false };
+    const logger = new Logger(JobConsumer.name);
     const consumer: Provider = {
       provide: JobConsumer,
       inject: [FleetStore, BullRegistrar],
-      useFactory: (store: FleetStore, registrar: BullRegistrar) => new JobConsumer(own, () => registrar.register(), store.fairShare),
+      useFactory: (store: FleetStore, registrar: BullRegistrar) => {
+        const inbox = store.inboxConsumer(options.workerId, options.concurrency, (error) => logger.warn(`inbox: ${String(error)}`));
+        return new JobConsumer(workerQueueName(options.workerId), inbox, () => registrar.register(), store.fairShare);
+      },
     };
-    const module = queuesModule([own, SHARED_QUEUE], [consumer, processorOf(own, workerOptions), processorOf(SHARED_QUEUE, workerOptions)]);
+    const module = queuesModule([SHARED_QUEUE], [consumer, processorOf(SHARED_QUEUE, workerOptions)]);
     return { ...module, exports: [JobConsumer] };
   }
 }

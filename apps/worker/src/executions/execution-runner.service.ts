@@ -10,7 +10,6 @@ import {
   resultWithoutRun,
   terminalExecution,
   terminalFileOp,
-  workerQueueName,
   type CodeSending,
   type Ending,
   type ExecutionRecord,
@@ -80,12 +79,12 @@ export class ExecutionRunner {
     if (queueName === SHARED_QUEUE) {
       const home = await this.store.sessions.homeOf(ref);
       if (home && home !== me && (await this.store.registry.acceptsWork(home))) {
-        await this.store.dispatcher.enqueue(workerQueueName(home), ref);
+        await this.store.dispatcher.toWorker(home, ref);
         return;
       }
     }
-    // Only a shared-queue job waits for room (its consumer pauses meanwhile); a job of the
-    // worker's own queue is for a session it holds.
+    // Only a shared-queue job waits for room (its consumer pauses meanwhile); a head from the
+    // worker's inbox is for a session it holds.
     if (queueName === SHARED_QUEUE && !(await this.roomFor(ref))) return 'later';
     // Indexed before the claim: a worker that dies right after claiming is found by its
     // reaper; a stale entry is dropped on recovery.
