@@ -241,7 +241,7 @@ export class ExecutionRepository {
       'finish',
       [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref), this.keys.artifact(ref)],
       [ref.executionId, onlyIf, execution.status, JSON.stringify(execution), now,
-        this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents],
+        this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents, execution.result?.artifactId ? '1' : '0'],
     )) as string[];
     if (kind === 'finished') {
       this.stats?.record(execution, now);
@@ -327,8 +327,14 @@ export class ExecutionRepository {
     return ids.map((executionId) => ({ ...ref, executionId }));
   }
 
-  appendArtifact(ref: ExecutionRef, text: string): Promise<number> {
-    return this.redis.append(this.keys.artifact(ref), text);
+  /**
+   * Appends to the execution's artifact. Each write sets the retention, so an artifact whose
+   * execution ends without naming it (the worker died) still expires; the finish of a result
+   * that names it sets the retention again from the end.
+   */
+  async appendArtifact(ref: ExecutionRef, text: string): Promise<void> {
+    const key = this.keys.artifact(ref);
+    await this.redis.multi().append(key, text).expire(key, this.policy.retentionSeconds).exec();
   }
 
   async readArtifact(ref: ExecutionRef): Promise<Buffer | null> {

@@ -28,13 +28,13 @@ function scriptsDir(): string {
 export function registerScripts(redis: RedisClient): ScriptRunner {
   const dir = scriptsDir();
   const preludes = [
-    { uses: 'emit(', lua: readFileSync(join(dir, 'emit.lib.lua'), 'utf8') },
-    { uses: 'fairPriority(', lua: readFileSync(join(dir, 'fair.lib.lua'), 'utf8') },
+    { uses: /\bemit(Numbered)?\(/, lua: readFileSync(join(dir, 'emit.lib.lua'), 'utf8') },
+    { uses: /\bfairPriority\(/, lua: readFileSync(join(dir, 'fair.lib.lua'), 'utf8') },
   ];
   for (const file of SCRIPT_FILES) {
     const [, name, keys] = /^(.*)-(\d+)$/.exec(file)!;
     const body = readFileSync(join(dir, `${file}.lua`), 'utf8');
-    const lua = [...preludes.filter((p) => body.includes(p.uses)).map((p) => p.lua), body].join('\n');
+    const lua = [...preludes.filter((p) => p.uses.test(body)).map((p) => p.lua), body].join('\n');
     redis.defineCommand(`kf_${name.replace(/-/g, '_')}`, { numberOfKeys: Number(keys), lua });
   }
   return (name, keys, args) => {

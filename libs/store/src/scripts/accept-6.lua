@@ -21,13 +21,11 @@ if redis.call('EXISTS', KEYS[3]) == 1 then
 end
 local seq = redis.call('INCR', KEYS[1])
 local retention = tonumber(ARGV[3])
+-- One HSET for the execution and every field of its request (ARGV[8..]).
 redis.call('HSET', KEYS[3], 'executionId', ARGV[1], 'seq', seq, 'status', 'queued',
-  'acceptedAt', ARGV[2], 'evseq', 0)
-for i = 8, #ARGV, 2 do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
-end
+  'acceptedAt', ARGV[2], 'evseq', 1, unpack(ARGV, 8))
 local laneLength = redis.call('RPUSH', KEYS[2], ARGV[1])
-emit(KEYS[3], KEYS[4], ARGV[5], ARGV[4], 'queued', '{"seq":' .. seq .. '}')
+emitNumbered(KEYS[4], ARGV[5], ARGV[4], 1, 'queued', '{"seq":' .. seq .. '}')
 redis.call('HSET', KEYS[5], 'lastActivityAt', ARGV[2])
 if ARGV[6] ~= '' then
   redis.call('SADD', KEYS[6], ARGV[6])

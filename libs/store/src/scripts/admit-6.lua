@@ -39,9 +39,18 @@ if not now then
 end
 
 -- GT: a shorter submission never moves a session's score back (GT still adds a new member).
+-- The key lives as long as its latest entry needs (score + retention). A session already
+-- indexed: the key's TTL already covers every other entry, and PEXPIRE GT only lengthens it to
+-- this entry's need. A session new to the index (possibly a new key, with no TTL yet): entries
+-- past the retention window are dropped (the only time the index grows) and the TTL is set
+-- from the latest entry.
 local function indexSession(timeoutMs)
   local retentionMs = tonumber(ARGV[17]) * 1000
-  redis.call('ZADD', KEYS[6], 'GT', now + timeoutMs + tonumber(ARGV[14]), ARGV[2])
+  local endsAt = now + timeoutMs + tonumber(ARGV[14])
+  if redis.call('ZADD', KEYS[6], 'GT', endsAt, ARGV[2]) == 0 then
+    redis.call('PEXPIRE', KEYS[6], endsAt - now + retentionMs, 'GT')
+    return
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', '(' .. (now - retentionMs))
   local last = redis.call('ZRANGE', KEYS[6], -1, -1, 'WITHSCORES')
   redis.call('PEXPIRE', KEYS[6], math.max(1, tonumber(last[2]) - now + retentionMs))

@@ -14,17 +14,18 @@
   {<current status>, <runner workerId or ''>, <runner boot id or ''>}.
   Emits `started` when claimed.
 ]]
-local status = redis.call('HGET', KEYS[1], 'status')
+local exec = redis.call('HMGET', KEYS[1], 'status', 'deadlineAt', 'workerId', 'workerBoot')
+local status = exec[1]
 if not status then
   return {'missing'}
 end
 if status ~= 'queued' then
-  return {status, redis.call('HGET', KEYS[1], 'workerId') or '', redis.call('HGET', KEYS[1], 'workerBoot') or ''}
+  return {status, exec[3] or '', exec[4] or ''}
 end
 if redis.call('LINDEX', KEYS[2], 0) ~= ARGV[1] then
   return {'not_head'}
 end
-if tonumber(ARGV[3]) >= tonumber(redis.call('HGET', KEYS[1], 'deadlineAt')) then
+if tonumber(ARGV[3]) >= tonumber(exec[2]) then
   return {'expired'}
 end
 local session = redis.call('HMGET', KEYS[4], 'disposals', 'home', 'generation')

@@ -13,16 +13,21 @@
   Returns 1 when marked, 0 when the execution is no longer running on this worker process, -1
   when the session was disposed since the claim (nothing marked).
 ]]
-if redis.call('HGET', KEYS[1], 'status') ~= 'running'
-  or redis.call('HGET', KEYS[1], 'workerId') ~= ARGV[1]
-  or redis.call('HGET', KEYS[1], 'workerBoot') ~= ARGV[2] then
+local exec = redis.call('HMGET', KEYS[1], 'status', 'workerId', 'workerBoot', 'disposalEpoch')
+if exec[1] ~= 'running' or exec[2] ~= ARGV[1] or exec[3] ~= ARGV[2] then
   return 0
 end
-if ARGV[3] ~= '' and (redis.call('HGET', KEYS[2], 'disposals') or '0') ~= (redis.call('HGET', KEYS[1], 'disposalEpoch') or '0') then
-  return -1
+local sessionKernel = ARGV[3] ~= ''
+local session = {}
+if sessionKernel then
+  session = redis.call('HMGET', KEYS[2], 'disposals', 'usedGeneration')
+  if (session[1] or '0') ~= (exec[4] or '0') then
+    return -1
+  end
 end
 redis.call('HSET', KEYS[1], 'codeSent', '1')
-if ARGV[3] ~= '' then
+-- Written once per generation: the warm path reads it, and most runs reuse the kernel.
+if sessionKernel and session[2] ~= ARGV[3] then
   redis.call('HSET', KEYS[2], 'usedGeneration', ARGV[3])
 end
 return 1
