@@ -38,7 +38,7 @@ export function workerQueueName(workerId: string): string {
  * Sends a lane head on: into the inbox of the worker holding the session's kernel while that
  * worker is alive (WorkerInboxes), else onto the shared BullMQ queue, whose job id is the
  * execution id, so a repeated dispatch of the same head is a no-op while the job exists. With
- * fair share on, the head's place is its tenant's number of waiting heads (see FairShare).
+ * fair share on, the head's place in either comes from its tenant's clock (see FairShare).
  */
 export class Dispatcher {
   private readonly queues = new Map<string, Queue>();

@@ -69,7 +69,8 @@ export class JobConsumer implements OnApplicationShutdown {
     this.createWorkers();
     this.shared = this.workerOf(SHARED_QUEUE);
     this.inbox.start(async (job) => {
-      if (this.fairShare.enabled) void this.fairShare.taken(job.tenant, job.executionId).catch(() => undefined);
+      // Not awaited: it only steers the priority of the tenant's next dispatches.
+      void this.fairShare.taken(job.tenant, job.executionId).catch(() => undefined);
       await handler(job, this.ownQueue);
     }, reoffer);
     // A shared queue paused before the start stays unstarted until resumed (resume() runs it).
