@@ -26,8 +26,15 @@ export type ConnectionRole = 'command' | 'producer' | 'subscriber';
  * A fail-fast connection that waited this long for a reply gets dropped (and its commands
  * fail): the bound on how long an api request can hang on a Redis that stopped answering
  * without closing the connection (a network partition rather than a crash).
+ *
+ * ioredis starts the wait when it writes a command and checks it on a timer, which Node runs
+ * before it reads the socket: an api whose own event loop was starved (its cores busy with
+ * kernel starts) for longer than this drops a connection whose reply had already arrived, and
+ * answers 503. A 503 in a CI run of test/e2e/ordering.e2e-spec.ts (400 submissions at once
+ * beside 20 kernel starts on 2 cores), with Redis healthy, is read as this at 2 s; 4 s keeps a
+ * partition's bound under the 5 s the outage test allows.
  */
-export const FAIL_FAST_SOCKET_TIMEOUT_MS = 2_000;
+export const FAIL_FAST_SOCKET_TIMEOUT_MS = 4_000;
 
 /** Reconnect backoff: 100 ms, 200 ms, … at most 1 s, so a returning Redis is noticed quickly. */
 const retryStrategy = (attempt: number) => Math.min(attempt * 100, 1_000);
