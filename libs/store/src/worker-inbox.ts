@@ -73,10 +73,6 @@ export class InboxConsumer {
     private readonly onError: (error: unknown) => void,
   ) {}
 
-  get isRunning(): boolean {
-    return this.loop !== undefined && !this.closed;
-  }
-
   start(handler: InboxHandler, reoffer: () => Promise<void>): void {
     if (this.loop || this.closed) return;
     // After a reconnect, a pop answered while the connection dropped may have taken a head
