@@ -37,12 +37,19 @@ export class ExternalJupyter {
     return ((await res.json()) as { id: string }[]).map((k) => k.id).sort();
   }
 
-  /** Polls until `check(ids)` holds; returns the last listing (the caller asserts on it). */
+  /**
+   * Polls until `check(ids)` holds; returns the last listing (the caller asserts on it). A
+   * listing the server fails to give (jupyter-server can answer 500 while a kernel it lists is
+   * being shut down) is asked again, until the timeout.
+   */
   async kernelsUntil(check: (ids: string[]) => boolean, timeoutMs = 10_000): Promise<string[]> {
     const until = Date.now() + timeoutMs;
     for (;;) {
-      const ids = await this.kernelIds();
-      if (check(ids) || Date.now() > until) return ids;
+      const ids = await this.kernelIds().catch((error: unknown) => {
+        if (Date.now() > until) throw error;
+        return null;
+      });
+      if (ids && (check(ids) || Date.now() > until)) return ids;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
