@@ -80,13 +80,16 @@ export class Dispatcher {
    * it was already waiting there.
    */
   async toWorker(workerId: string, ref: ExecutionRef, knownPriority?: number): Promise<boolean> {
-    this.refuseWhileDown();
     return this.inboxes.add(workerId, ref, knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, ref.executionId)));
   }
 
   /** Adds a lane head's job to a BullMQ queue (the shared one). */
   async enqueue(queueName: string, ref: ExecutionRef, jobId = ref.executionId, knownPriority?: number): Promise<void> {
-    this.refuseWhileDown();
+    // A fail-fast connection refuses commands while down, but a Queue created meanwhile would
+    // wait for the connection before its first command: refuse here instead.
+    if (this.connection.options.enableOfflineQueue === false && this.connection.status !== 'ready') {
+      throw new StoreUnavailableError();
+    }
     const job: RunExecutionJob = { tenant: ref.tenant, sessionId: ref.sessionId, executionId: ref.executionId };
     const priority = knownPriority === FRONT ? undefined : (knownPriority ?? (await this.fairShare.priorityFor(ref.tenant, jobId)));
     await this.queue(queueName).add(RUN_EXECUTION_JOB, job, {
@@ -122,16 +125,6 @@ export class Dispatcher {
     this.queues.set(queue.name, queue);
     this.adopted.add(queue);
     return queue;
-  }
-
-  /**
-   * A fail-fast connection refuses commands while down, but a Queue created meanwhile would
-   * wait for the connection before its first command: refuse here instead.
-   */
-  private refuseWhileDown(): void {
-    if (this.connection.options.enableOfflineQueue === false && this.connection.status !== 'ready') {
-      throw new StoreUnavailableError();
-    }
   }
 
   queue(name: string): Queue {

@@ -328,13 +328,15 @@ export class ExecutionRepository {
   }
 
   /**
-   * Appends to the execution's artifact. Each write sets the retention, so an artifact whose
-   * execution ends without naming it (the worker died) still expires; the finish of a result
-   * that names it sets the retention again from the end.
+   * Appends to the execution's artifact. The write that creates it sets the retention, so an
+   * artifact whose execution ends without naming it (the worker died) still expires; the finish
+   * of a result that names it sets the retention again from the end. Later writes (one per
+   * output piece of a large output) cost the APPEND alone.
    */
   async appendArtifact(ref: ExecutionRef, text: string): Promise<void> {
     const key = this.keys.artifact(ref);
-    await this.redis.multi().append(key, text).expire(key, this.policy.retentionSeconds).exec();
+    const length = await this.redis.append(key, text);
+    if (length === Buffer.byteLength(text)) await this.redis.expire(key, this.policy.retentionSeconds);
   }
 
   async readArtifact(ref: ExecutionRef): Promise<Buffer | null> {

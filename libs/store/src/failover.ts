@@ -1,6 +1,7 @@
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
 import type { Dispatcher } from './dispatcher';
 import { FRONT } from './dispatcher';
+import type { ExecutionRecord } from './execution-record';
 import type { ExecutionRepository } from './execution-repository';
 import type { ExecutionRef, SessionRef } from './keys';
 import type { KernelState, SessionRepository } from './session-repository';
@@ -80,8 +81,7 @@ export class Failover {
     const sessions = await this.sessions.homedOn(workerId);
     const queuedHeads: { head: ExecutionRef; acceptedAt: number }[] = [];
     for (const session of sessions) {
-      const head = (await this.executions.laneOf(session))[0];
-      const record = head ? await this.executions.getRecord(head) : null;
+      const { head, record } = await this.laneHead(session);
       if (opts.lost && record?.status === 'running' && record.workerId === workerId) {
         if ((await this.recoverExecution(head, workerId)) !== 'skipped') recovered += 1;
       }
@@ -117,12 +117,17 @@ export class Failover {
   async reofferHeads(workerId: string): Promise<number> {
     let offered = 0;
     for (const session of await this.sessions.homedOn(workerId)) {
-      const head = (await this.executions.laneOf(session))[0];
-      const record = head ? await this.executions.getRecord(head) : null;
+      const { head, record } = await this.laneHead(session);
       if (record?.status !== 'queued' || (await this.sessions.homeOf(head)) !== workerId) continue;
       if (await this.dispatcher.toWorker(workerId, head, FRONT)) offered += 1;
     }
     return offered;
+  }
+
+  /** A session's lane head and its record (null when the lane is empty or the record gone). */
+  private async laneHead(session: SessionRef): Promise<{ head: ExecutionRef; record: ExecutionRecord | null }> {
+    const head = (await this.executions.laneOf(session))[0];
+    return { head, record: head ? await this.executions.getRecord(head) : null };
   }
 
   /** True when nothing of the worker is left: no sessions, running executions or heads in its inbox. */
