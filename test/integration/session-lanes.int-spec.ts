@@ -63,6 +63,30 @@ describe('session lanes in Redis (Lua scripts)', () => {
     expect(await store.executions.requeue(sent.ref, 'w1', 'unstarted')).toBe(0);
   });
 
+  it('marks the code as sent in the claim itself only when it goes to the warm kernel the session is homed at', async () => {
+    const ref = { tenant: 'acme', sessionId: 'claim-sends' };
+    const generation = await store.sessions.beginGeneration(ref, 'w1');
+    expect(await store.sessions.latestKernelWasUsed(ref)).toBe(false);
+    /** Claims the next execution of the session (accepted with `overrides`), then ends it. */
+    const claimWith = async (workerId: string, warm: number | undefined, overrides: Parameters<typeof request>[1] = {}) => {
+      const { ref: next } = await store.executions.accept(request(ref.sessionId, overrides));
+      const claim = await store.executions.markRunningAndClaim(next, workerId, 'boot-1', Date.now, warm);
+      if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
+      // Marked or not, the reaper's answer shows it: an unstarted requeue only of what was not.
+      const requeued = await store.executions.requeue(next, workerId, 'unstarted');
+      if (requeued) await store.executions.claim(next, workerId, 'boot-1', Date.now());
+      await store.lanes.finish(next, completed(claim.record), 'running');
+      return { codeSent: claim.codeSent, requeued: requeued > 0 };
+    };
+    expect(await claimWith('w1', generation)).toEqual({ codeSent: true, requeued: false });
+    expect(await store.sessions.latestKernelWasUsed(ref)).toBe(true);
+    expect(await claimWith('w1', undefined)).toEqual({ codeSent: false, requeued: true });
+    expect(await claimWith('w1', generation + 1)).toEqual({ codeSent: false, requeued: true }); // not the session's kernel
+    expect(await claimWith('w2', generation)).toEqual({ codeSent: false, requeued: true }); // not the session's home
+    expect(await claimWith('w1', generation, { reset: true })).toEqual({ codeSent: false, requeued: true });
+    expect(await claimWith('w1', generation, { kernelMode: 'per-call' })).toEqual({ codeSent: false, requeued: true });
+  });
+
   it('does not send the code of an execution claimed before its session was disposed (its kernel was starting)', async () => {
     const ref = { tenant: 'acme', sessionId: 'code-sent-disposed' };
     const claimedBefore = await store.executions.accept(request(ref.sessionId));

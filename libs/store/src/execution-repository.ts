@@ -56,8 +56,12 @@ export interface SessionHolder {
 }
 
 export type ClaimOutcome =
-  /** `holder`: the session's home and kernel generation as the claim saw them. */
-  | { kind: 'claimed'; record: ExecutionRecord; holder: SessionHolder }
+  /**
+   * `holder`: the session's home and kernel generation as the claim saw them. `codeSent`: the
+   * claim also marked the code as going to the warm kernel it was told of (see `claim`), so no
+   * `markCodeSent` is needed for that kernel.
+   */
+  | { kind: 'claimed'; record: ExecutionRecord; holder: SessionHolder; codeSent: boolean }
   | { kind: 'expired' | 'missing' | 'not_head' }
   | { kind: 'not_queued'; status: string; runner?: string; runnerBoot?: string };
 
@@ -203,19 +207,24 @@ export class ExecutionRepository {
     return h.status ? toRecord(ref, h) : null;
   }
 
-  /** A worker takes the execution it was handed (queued, lane head, deadline not passed). */
-  async claim(ref: ExecutionRef, workerId: string, bootId: string, now: number): Promise<ClaimOutcome> {
+  /**
+   * A worker takes the execution it was handed (queued, lane head, deadline not passed).
+   * `warmGeneration`: the generation of the session's kernel the worker holds alive, if any; when
+   * the execution will run on it as it is, the claim marks the code as sent too (claim-4.lua),
+   * which saves the warm path a round trip before its code goes out.
+   */
+  async claim(ref: ExecutionRef, workerId: string, bootId: string, now: number, warmGeneration?: number): Promise<ClaimOutcome> {
     const reply = (await this.run(
       'claim',
       [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref)],
-      [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents, bootId],
+      [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents, bootId, warmGeneration ?? ''],
     )) as string[];
     const [kind, ...rest] = reply;
     if (kind === 'claimed') {
-      const [home, generation, ...fields] = rest;
+      const [home, generation, sent, ...fields] = rest;
       const h: Record<string, string> = {};
       for (let i = 0; i < fields.length; i += 2) h[fields[i]] = fields[i + 1];
-      return { kind, record: toRecord(ref, h), holder: { home: home || null, generation: Number(generation) } };
+      return { kind, record: toRecord(ref, h), holder: { home: home || null, generation: Number(generation) }, codeSent: sent === '1' };
     }
     if (kind === 'expired' || kind === 'missing' || kind === 'not_head') return { kind };
     return { kind: 'not_queued', status: kind, runner: rest[0] || undefined, runnerBoot: rest[1] || undefined };
@@ -266,10 +275,10 @@ export class ExecutionRepository {
    * Redis both go out at once on one connection, which keeps their order; on a Redis Cluster
    * they are in different slots, so the claim waits for the index.
    */
-  async markRunningAndClaim(ref: ExecutionRef, workerId: string, bootId: string, now: () => number): Promise<ClaimOutcome> {
+  async markRunningAndClaim(ref: ExecutionRef, workerId: string, bootId: string, now: () => number, warmGeneration?: number): Promise<ClaimOutcome> {
     const indexed = this.markRunning(ref, workerId);
     if (this.redis.isCluster) await indexed;
-    const claim = await this.claim(ref, workerId, bootId, now());
+    const claim = await this.claim(ref, workerId, bootId, now(), warmGeneration);
     await indexed;
     return claim;
   }

@@ -88,13 +88,15 @@ export class ExecutionRunner {
     if (queueName === SHARED_QUEUE && !(await this.roomFor(ref))) return 'later';
     // Indexed before the claim: a worker that dies right after claiming is found by its
     // reaper; a stale entry is dropped on recovery.
-    const claim = await this.store.executions.markRunningAndClaim(ref, me, this.config.bootId, Date.now);
+    const warm = this.kernels.warmGeneration(ref);
+    const claim = await this.store.executions.markRunningAndClaim(ref, me, this.config.bootId, Date.now, warm);
     const runningHere =
       claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === me && claim.runnerBoot === this.config.bootId;
     if (claim.kind !== 'claimed' && !runningHere) await this.store.executions.unmarkRunning(ref, me);
     if (claim.kind === 'claimed') {
       try {
-        return await (claim.record.fileOp ? this.runFileOp(claim.record, claim.holder) : this.run(claim.record, claim.holder));
+        if (claim.record.fileOp) return await this.runFileOp(claim.record, claim.holder);
+        return await this.run(claim.record, claim.holder, claim.codeSent ? warm : undefined);
       } finally {
         await this.store.executions.unmarkRunning(ref, me);
       }
@@ -135,8 +137,11 @@ export class ExecutionRunner {
     return (await this.store.sessions.homeOf(record.ref)) === this.config.workerId;
   }
 
-  /** `holder`: the session's home and generation as the claim saw them (see SessionKernels.acquire). */
-  private async run(record: ExecutionRecord, holder: SessionHolder): Promise<void> {
+  /**
+   * `holder`: the session's home and generation as the claim saw them (see SessionKernels.acquire).
+   * `sentTo`: the kernel generation the claim already marked the code as sent to.
+   */
+  private async run(record: ExecutionRecord, holder: SessionHolder, sentTo?: number): Promise<void> {
     const { ref } = record;
     const { controller, deadline } = this.begin(record);
     const output = new ExecutionOutput(ref, this.store.executions, this.config.output.artifactMaxBytes, this.config.output.liveMaxChars, () => this.store.connected);
@@ -153,7 +158,7 @@ export class ExecutionRunner {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')));
       }
-      const sending = await this.codeMayGo(record, kernel);
+      const sending = kernel.info.generation === sentTo && !kernel.ephemeral ? 'sent' : await this.codeMayGo(record, kernel);
       if (sending === 'taken') return;
       if (sending === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
       let end = await this.runCode(record, kernel, output, deadline, controller.signal);

@@ -126,6 +126,16 @@ export class SessionKernels {
     return this.kernels.has(sessionKey(ref));
   }
 
+  /**
+   * The generation of the session's kernel when this worker holds it alive, so the next
+   * execution's claim can mark its code as sent at once (ExecutionRepository.claim); `acquire`
+   * hands out that very kernel unless it dies or goes meanwhile, and then a new one is marked.
+   */
+  warmGeneration(ref: SessionRef): number | undefined {
+    const entry = this.kernels.get(sessionKey(ref));
+    return entry?.handle && !entry.dead ? entry.generation : undefined;
+  }
+
   /** Whether the session kernels held and being admitted fill this worker. */
   get isFull(): boolean {
     return this.kernels.capacity.isFull(this.kernels.size);
