@@ -39,6 +39,7 @@ export function requestFields(r: {
   tools?: ToolDeclaration[];
   toolCallTimeoutMs?: number;
   fileOp?: FileOpRequest;
+  waiter?: string;
 }): string[] {
   const fields = [
     'tenant', r.tenant,
@@ -53,6 +54,7 @@ export function requestFields(r: {
   if (r.tools?.length) fields.push('tools', JSON.stringify(r.tools));
   if (r.toolCallTimeoutMs !== undefined) fields.push('toolCallTimeoutMs', String(r.toolCallTimeoutMs));
   if (r.fileOp) fields.push('fileOp', JSON.stringify(r.fileOp));
+  if (r.waiter) fields.push('waiter', r.waiter);
   return fields;
 }
 

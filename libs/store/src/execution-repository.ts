@@ -24,6 +24,11 @@ export interface AcceptRequest extends SessionRef {
    * absent. Accepting an id that already exists changes nothing and answers `duplicate`.
    */
   executionId?: string;
+  /**
+   * The results channel of the api process that waits for this execution's end (`wait=true`,
+   * ResultWaiters): the finish also publishes the terminal execution there.
+   */
+  waiter?: string;
 }
 
 export interface AcceptOutcome {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Submissions } from './submissions';
 import { ToolCalls } from './tool-calls';
 import type { RedisClient } from './redis-connection';
@@ -12,6 +13,7 @@ import { FleetMonitor } from './fleet-monitor';
 import { FleetStats } from './fleet-stats';
 import { KeySpace } from './keys';
 import { LiveEvents } from './live-events';
+import { ResultWaiters } from './result-waiters';
 import { createRedis, type ConnectionRole } from './redis-connection';
 import { SessionDisposal } from './session-disposal';
 import { SessionLanes } from './session-lanes';
@@ -61,6 +63,7 @@ export class FleetStore {
   private readonly extra: RedisClient[] = [];
   private fleetMonitor?: FleetMonitor;
   private liveEvents?: LiveEvents;
+  private resultWaiters?: ResultWaiters;
   /** Since when the command connection has been ready; undefined while it is not. */
   private readySince?: number;
 
@@ -132,6 +135,15 @@ export class FleetStore {
   get live(): LiveEvents {
     this.liveEvents ??= new LiveEvents(this.connection('subscriber', 'live'));
     return this.liveEvents;
+  }
+
+  /**
+   * This process's results channel and the requests waiting on it (`wait=true`), created on first
+   * use: the channel is subscribed from then on.
+   */
+  get waiters(): ResultWaiters {
+    this.resultWaiters ??= new ResultWaiters(this.live, this.keys.resultsChannel(randomBytes(8).toString('hex')));
+    return this.resultWaiters;
   }
 
   /** Read-only views of the fleet and its queues (the admin dashboard), created on first use. */

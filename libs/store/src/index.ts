@@ -7,6 +7,7 @@ export * from './fleet-store';
 export * from './job-consumer';
 export * from './keys';
 export * from './live-events';
+export * from './result-waiters';
 export * from './session-repository';
 export * from './worker-registry';
 export * from './terminal-execution';

@@ -105,6 +105,14 @@ export class KeySpace {
     return `${this.prefix}:worker:${workerId}:reaping`;
   }
 
+  /**
+   * Pub/sub channel of one api process's waiting requests (`wait=true`): the terminal execution
+   * of each execution accepted with this channel as its `waiter` (result-waiters.ts).
+   */
+  resultsChannel(replicaId: string): string {
+    return `${this.prefix}:api:${replicaId}:results`;
+  }
+
   /** Pub/sub channel of one worker's control messages (cancel, dispose). */
   workerControl(workerId: string): string {
     return `${this.workerControlPrefix()}${workerId}:control`;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { isTerminal, type ExecutionEvent } from '@kernelfleet/contracts';
-import { FleetStore, isStoreUnavailable, type ExecutionRef } from '@kernelfleet/store';
+import { isTerminal, type Execution, type ExecutionEvent } from '@kernelfleet/contracts';
+import { FleetStore, isStoreUnavailable, type ExecutionRef, type ResultWaiter } from '@kernelfleet/store';
 
 /** Safety net: re-read the replay stream this often in case a pub/sub message was missed. */
 const CATCH_UP_EVERY_MS = 2_000;
@@ -17,6 +17,42 @@ const CATCH_UP_EVERY_MS = 2_000;
 @Injectable()
 export class EventFollower {
   constructor(private readonly store: FleetStore) {}
+
+  /**
+   * The terminal execution a `waiter` (ResultWaiters) receives, or undefined when `signal` aborts
+   * first. A result published while the subscriber's connection was down is read instead, by
+   * the same catch-up timer as `follow`.
+   */
+  async awaitResult(ref: ExecutionRef, waiter: ResultWaiter, signal: AbortSignal): Promise<Execution | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<undefined>((resolve) => {
+      onAbort = () => resolve(undefined);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort);
+    });
+    const caughtUp = new Promise<Execution>((resolve) => {
+      timer = setInterval(() => {
+        void this.terminalExecution(ref).then(
+          (execution) => execution && resolve(execution),
+          () => undefined, // unreachable now: asked again at the next tick
+        );
+      }, CATCH_UP_EVERY_MS);
+    });
+    try {
+      return await Promise.race([waiter.result, caughtUp, aborted]);
+    } finally {
+      clearInterval(timer);
+      if (onAbort) signal.removeEventListener('abort', onAbort);
+      waiter.cancel();
+    }
+  }
+
+  /** The execution when it has ended (its status read first: cheap while it runs). */
+  private async terminalExecution(ref: ExecutionRef): Promise<Execution | null> {
+    const status = await this.store.executions.status(ref);
+    return status && isTerminal(status) ? this.store.executions.get(ref) : null;
+  }
 
   follow(
     ref: ExecutionRef,

@@ -34,7 +34,8 @@ export class ExecutionsController {
     if (wait !== undefined && wait !== 'true' && wait !== 'false') {
       throw new ProblemException('validation', 400, 'wait: must be true or false');
     }
-    const { accepted, ref, deadlineAt, replayed } = await this.executions.submit(tenant, sessionId, body, idempotencyKey);
+    const submitted = await this.executions.submit(tenant, sessionId, body, idempotencyKey, wait === 'true');
+    const { accepted, replayed } = submitted;
     if (!replayed) this.metrics.executionAccepted(tenant);
     this.logger.debug(logFields(replayed ? 'execution replayed' : 'execution accepted', { executionId: accepted.executionId, sessionId, tenant, seq: accepted.seq }));
     res.header('Location', `/v1/executions/${accepted.executionId}`);
@@ -45,7 +46,7 @@ export class ExecutionsController {
     }
     const closed = new AbortController();
     res.raw.on('close', () => closed.abort());
-    const result = await this.executions.waitForResult(ref, deadlineAt, closed.signal);
+    const result = await this.executions.waitForResult(submitted, closed.signal);
     if (!res.sent && !closed.signal.aborted) res.status(200).send(result);
   }
 

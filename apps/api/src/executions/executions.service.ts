@@ -11,7 +11,7 @@ import {
   type SubmitExecution,
 } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
-import { FleetStore, newExecutionId, type ExecutionRef, type IdempotencyRecord } from '@kernelfleet/store';
+import { FleetStore, newExecutionId, type ExecutionRef, type IdempotencyRecord, type ResultWaiter, type ResultWaiters } from '@kernelfleet/store';
 import { executionFinishedLine } from '@kernelfleet/telemetry';
 import { invalid, invalidBody, notFound, ProblemException } from '../problems/problem.exception';
 import { admissionRefused } from '../problems/admission-refused';
@@ -38,6 +38,8 @@ export interface Submitted {
   deadlineAt: number;
   /** An Idempotency-Key repeated: this is the execution its first request created. */
   replayed: boolean;
+  /** Where the terminal execution arrives, when the submit asked to wait and was accepted so. */
+  waiter?: ResultWaiter;
 }
 
 /**
@@ -54,12 +56,15 @@ function fingerprintOf(sessionId: string, req: SubmitExecution): string {
 @Injectable()
 export class ExecutionsService {
   private readonly logger = new Logger(ExecutionsService.name);
+  /** This process's results channel, subscribed from the start (see `accept`). */
+  private readonly waiters: ResultWaiters;
 
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly store: FleetStore,
     private readonly follower: EventFollower,
   ) {
+    this.waiters = store.waiters;
     // The api writes terminal states of queued executions it cancels (cancel, cancel-pending, DELETE).
     store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
   }
@@ -69,7 +74,7 @@ export class ExecutionsService {
    * an Idempotency-Key: the same key and request answer the execution the first one created
    * (`replayed`); the key with another request is a 422.
    */
-  async submit(tenant: string, sessionId: string, body: unknown, idempotencyKey?: string): Promise<Submitted> {
+  async submit(tenant: string, sessionId: string, body: unknown, idempotencyKey?: string, wait = false): Promise<Submitted> {
     checkId('sessionId', sessionId);
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
       throw invalid([{ field: IDEMPOTENCY_KEY_HEADER, message: 'must be 1-255 printable ASCII characters' }]);
@@ -91,8 +96,8 @@ export class ExecutionsService {
     if (req.timeoutMs !== undefined && req.timeoutMs > maxTimeoutMs) {
       throw invalid([{ field: 'timeoutMs', message: `must be at most ${maxTimeoutMs}` }]);
     }
-    if (idempotencyKey === undefined) return this.accept(tenant, sessionId, req, newExecutionId(), Date.now());
-    return this.submitOnce(tenant, sessionId, req, idempotencyKey, fingerprintOf(sessionId, req));
+    if (idempotencyKey === undefined) return this.accept(tenant, sessionId, req, newExecutionId(), Date.now(), wait);
+    return this.submitOnce(tenant, sessionId, req, idempotencyKey, fingerprintOf(sessionId, req), wait);
   }
 
   /**
@@ -102,7 +107,7 @@ export class ExecutionsService {
    * pending for over STALE_CLAIM_MS is taken over by accepting its execution id, which the accept
    * script creates at most once, so a slow first holder and the taker cannot both create it.
    */
-  private async submitOnce(tenant: string, sessionId: string, req: SubmitExecution, key: string, fingerprint: string): Promise<Submitted> {
+  private async submitOnce(tenant: string, sessionId: string, req: SubmitExecution, key: string, fingerprint: string, wait: boolean): Promise<Submitted> {
     const repo = this.store.executions;
     const waitUntil = Date.now() + CLAIM_WAIT_MS;
     let record = await repo.readIdempotencyKey(tenant, key);
@@ -113,7 +118,7 @@ export class ExecutionsService {
         this.requestedTimeoutOf(req, now);
         const claim: IdempotencyRecord = { fingerprint, sessionId, executionId: newExecutionId(), claimedAt: now };
         record = await repo.claimIdempotencyKey(tenant, key, claim, this.config.idempotencyTtlSeconds);
-        if (!record) return this.accept(tenant, sessionId, req, claim.executionId, now, key, claim);
+        if (!record) return this.accept(tenant, sessionId, req, claim.executionId, now, wait, key, claim);
         continue;
       }
       if (record.fingerprint !== fingerprint) {
@@ -132,7 +137,7 @@ export class ExecutionsService {
         return this.replay(ref);
       }
       if (Date.now() - record.claimedAt > STALE_CLAIM_MS) {
-        return this.accept(tenant, sessionId, req, record.executionId, Date.now(), key, record);
+        return this.accept(tenant, sessionId, req, record.executionId, Date.now(), wait, key, record);
       }
       if (Date.now() >= waitUntil) {
         throw new ProblemException(
@@ -152,7 +157,8 @@ export class ExecutionsService {
    * Admits (tenant quotas), accepts under `executionId` at `now`, dispatches a new lane head
    * and completes the key's claim. The deadline is checked against `now`, the time the request
    * was validated at. A refused admission changes nothing and gives up the key's claim, so a
-   * retry with the same key is a new request.
+   * retry with the same key is a new request. `wait`: the request waits for the end, which this
+   * process's results channel brings once it is subscribed (ResultWaiters).
    */
   private async accept(
     tenant: string,
@@ -160,6 +166,29 @@ export class ExecutionsService {
     req: SubmitExecution,
     executionId: string,
     now: number,
+    wait: boolean,
+    key?: string,
+    claim?: IdempotencyRecord,
+  ): Promise<Submitted> {
+    const waiter = wait && this.waiters.ready ? this.waiters.expect(executionId) : undefined;
+    try {
+      const submitted = await this.acceptOnce(tenant, sessionId, req, executionId, now, waiter ? this.waiters.channel : undefined, key, claim);
+      // A duplicate (an Idempotency-Key's execution, accepted before) has no waiter of ours.
+      if (waiter && submitted.replayed) waiter.cancel();
+      return submitted.replayed ? submitted : { ...submitted, waiter };
+    } catch (error) {
+      waiter?.cancel();
+      throw error;
+    }
+  }
+
+  private async acceptOnce(
+    tenant: string,
+    sessionId: string,
+    req: SubmitExecution,
+    executionId: string,
+    now: number,
+    waiter: string | undefined,
     key?: string,
     claim?: IdempotencyRecord,
   ): Promise<Submitted> {
@@ -179,6 +208,7 @@ export class ExecutionsService {
         retryOnKernelLoss: req.retryOnKernelLoss ?? false,
         tools: req.tools,
         toolCallTimeoutMs: req.toolCallTimeoutMs,
+        waiter,
       },
       this.config.quotas,
     );
@@ -233,11 +263,16 @@ export class ExecutionsService {
     return req.deadlineAt !== undefined ? req.deadlineAt - now : req.timeoutMs;
   }
 
-  /** Waits for the terminal state (bounded by the deadline plus slack) and answers the execution. */
-  async waitForResult(ref: ExecutionRef, deadlineAt: number, signal: AbortSignal): Promise<Execution> {
+  /**
+   * Waits for the terminal state (bounded by the deadline plus slack) and answers the execution:
+   * through the submit's `waiter` when it has one, else by following the execution's events.
+   */
+  async waitForResult({ ref, deadlineAt, waiter }: Submitted, signal: AbortSignal): Promise<Execution> {
     let result: Execution | undefined;
     const timeout = AbortSignal.timeout(Math.max(0, deadlineAt - Date.now()) + WAIT_SLACK_MS);
-    await this.follower.follow(ref, 0, (e) => e.type === 'result' && (result = e.data), AbortSignal.any([signal, timeout]));
+    const until = AbortSignal.any([signal, timeout]);
+    if (waiter) result = await this.follower.awaitResult(ref, waiter, until);
+    else await this.follower.follow(ref, 0, (e) => e.type === 'result' && (result = e.data), until);
     return result ?? (await this.get(ref));
   }
 

@@ -10,4 +10,5 @@
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
   return 0
 end
-return emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], ARGV[1], ARGV[2])
+local seq = emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], ARGV[1], ARGV[2])
+return seq

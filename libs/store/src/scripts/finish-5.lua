@@ -10,9 +10,11 @@
           execution's; an artifact the result does not name keeps the TTL its writes gave it)
 
   Returns {'finished', nextHead or ''} — a non-empty nextHead must be dispatched by the caller —
-  or {'missing'} | {'already', status} | {'conflict', status}. Emits `result` (the last event).
+  or {'missing'} | {'already', status} | {'conflict', status}. Emits `result` (the last event),
+  also on the results channel of the api process waiting for it (the execution's `waiter`).
 ]]
-local status = redis.call('HGET', KEYS[1], 'status')
+local exec = redis.call('HMGET', KEYS[1], 'status', 'waiter')
+local status = exec[1]
 if not status then
   return {'missing'}
 end
@@ -23,7 +25,10 @@ if ARGV[2] ~= '' and ARGV[2] ~= status then
   return {'conflict', status}
 end
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'doc', ARGV[4], 'finishedAt', ARGV[5])
-emit(KEYS[1], KEYS[3], ARGV[7], ARGV[8], 'result', ARGV[4])
+local _, event = emit(KEYS[1], KEYS[3], ARGV[7], ARGV[8], 'result', ARGV[4])
+if exec[2] then
+  redis.call('PUBLISH', exec[2], event)
+end
 
 local nextHead = ''
 local front = redis.call('LRANGE', KEYS[2], 0, 1)
