@@ -4,6 +4,8 @@
  *
  * - the warm `1+1` round trip, raw (@jupyterlab/services, no queue: the floor), end to end with
  *   `?wait=true`, and through the client library (`executePython`: submit, then the event stream);
+ *   beside them the same HTTP client's round trip to a route that does no work (`GET
+ *   /health/live`): the part of the overhead any service behind HTTP pays;
  * - Redis commands per warm execution (MONITOR on the bench's own Redis);
  * - time to the first output byte at an SSE client vs the raw kernel's first IOPub stream message;
  * - throughput at 4, 16 and 64 busy sessions vs as many raw kernels, with the CPU the api, the
@@ -97,6 +99,10 @@ async function main(): Promise<void> {
       if (execution.status !== 'completed') throw new Error(`e2e execution ${execution.status}`);
     };
     const kf = new KernelfleetClient({ baseUrl: stack.url, apiKey: stack.apiKey });
+    const httpOnly = async () => {
+      const answer = await stack!.request('GET', '/health/live');
+      if (answer.status !== 200) throw new Error(`GET /health/live answered ${answer.status}`);
+    };
     const viaClient = async () => {
       const result = await kf.executePython(CODE, { sessionId: 'bench-rt' });
       if (result.status !== 'completed') throw new Error(`client execution ${result.status}`);
@@ -104,19 +110,29 @@ async function main(): Promise<void> {
     await timeEach(WARMUP, raw);
     await timeEach(WARMUP, e2e);
     await timeEach(WARMUP, viaClient);
+    await timeEach(WARMUP, httpOnly);
     const rawSamples: number[] = [];
     const e2eSamples: number[] = [];
     const clientSamples: number[] = [];
+    const httpSamples: number[] = [];
     for (let block = 0; block < 10; block++) {
       rawSamples.push(...(await timeEach(ROUND_TRIPS / 10, raw)));
       e2eSamples.push(...(await timeEach(ROUND_TRIPS / 10, e2e)));
       clientSamples.push(...(await timeEach(ROUND_TRIPS / 10, viaClient)));
+      httpSamples.push(...(await timeEach(ROUND_TRIPS / 10, httpOnly)));
     }
     const r = summary(rawSamples);
     const e = summary(e2eSamples);
     const c = summary(clientSamples);
+    const h = summary(httpSamples);
     rows.push(['warm 1+1 round trip, raw', `${r.p50.toFixed(2)} ms`, `${r.p99.toFixed(2)} ms`, `n=${r.n}`]);
     rows.push(['warm 1+1 round trip, end to end (wait=true)', `${e.p50.toFixed(2)} ms`, `${e.p99.toFixed(2)} ms`, `×${(e.p50 / r.p50).toFixed(2)} of raw`]);
+    rows.push([
+      'HTTP alone: the same client, GET /health/live',
+      `${h.p50.toFixed(2)} ms`,
+      `${h.p99.toFixed(2)} ms`,
+      `overhead less this: ${(e.p50 - r.p50 - h.p50).toFixed(2)} ms p50`,
+    ]);
     rows.push(['warm 1+1, client executePython (SSE)', `${c.p50.toFixed(2)} ms`, `${c.p99.toFixed(2)} ms`, `×${(c.p50 / r.p50).toFixed(2)} of raw`]);
     kernel.dispose();
 
@@ -223,7 +239,7 @@ async function main(): Promise<void> {
     }
     console.log(
       `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} client_p50_ms=${c.p50.toFixed(2)} ` +
-        `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)}` +
+        `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)} http_p50_ms=${h.p50.toFixed(2)}` +
         ` first_output_overhead_ms=${(sf.p50 - rf.p50).toFixed(2)}` +
         (ratios.has(16) ? ` throughput_ratio_16=${ratios.get(16)!.toFixed(2)}` : '') +
         (cost ? ` redis_cmds_per_exec=${cost.total} redis_sent_per_exec=${cost.sent}` : '') +
