@@ -23,29 +23,25 @@ export class EventFollower {
    * first. A result published while the subscriber's connection was down is read instead, by
    * the same catch-up timer as `follow`.
    */
-  async awaitResult(ref: ExecutionRef, waiter: ResultWaiter, signal: AbortSignal): Promise<Execution | undefined> {
-    let timer: NodeJS.Timeout | undefined;
-    let onAbort: (() => void) | undefined;
-    const aborted = new Promise<undefined>((resolve) => {
-      onAbort = () => resolve(undefined);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort);
-    });
-    const caughtUp = new Promise<Execution>((resolve) => {
-      timer = setInterval(() => {
+  awaitResult(ref: ExecutionRef, waiter: ResultWaiter, signal: AbortSignal): Promise<Execution | undefined> {
+    return new Promise((resolve) => {
+      const done = (execution?: Execution) => {
+        clearInterval(timer);
+        signal.removeEventListener('abort', onAbort);
+        waiter.cancel();
+        resolve(execution);
+      };
+      const onAbort = () => done();
+      const timer = setInterval(() => {
         void this.terminalExecution(ref).then(
-          (execution) => execution && resolve(execution),
+          (execution) => execution && done(execution),
           () => undefined, // unreachable now: asked again at the next tick
         );
       }, CATCH_UP_EVERY_MS);
+      signal.addEventListener('abort', onAbort);
+      if (signal.aborted) done();
+      void waiter.result.then(done);
     });
-    try {
-      return await Promise.race([waiter.result, caughtUp, aborted]);
-    } finally {
-      clearInterval(timer);
-      if (onAbort) signal.removeEventListener('abort', onAbort);
-      waiter.cancel();
-    }
   }
 
   /** The execution when it has ended (its status read first: cheap while it runs). */

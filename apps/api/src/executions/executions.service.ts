@@ -172,62 +172,51 @@ export class ExecutionsService {
   ): Promise<Submitted> {
     const waiter = wait && this.waiters.ready ? this.waiters.expect(executionId) : undefined;
     try {
-      const submitted = await this.acceptOnce(tenant, sessionId, req, executionId, now, waiter ? this.waiters.channel : undefined, key, claim);
-      // A duplicate (an Idempotency-Key's execution, accepted before) has no waiter of ours.
-      if (waiter && submitted.replayed) waiter.cancel();
-      return submitted.replayed ? submitted : { ...submitted, waiter };
+      const submitted = await this.store.submissions.submit(
+        {
+          tenant,
+          sessionId,
+          executionId,
+          code: req.code,
+          acceptedAt: now,
+          deadlineAt: req.deadlineAt,
+          requestedTimeoutMs: this.requestedTimeoutOf(req, now),
+          defaultTimeoutMs: this.config.limits.defaultTimeoutMs,
+          kernelMode: req.kernelMode ?? 'session',
+          reset: req.reset ?? false,
+          ownerId: req.ownerId,
+          retryOnKernelLoss: req.retryOnKernelLoss ?? false,
+          tools: req.tools,
+          toolCallTimeoutMs: req.toolCallTimeoutMs,
+          waiter: waiter ? this.waiters.channel : undefined,
+        },
+        this.config.quotas,
+      );
+      if (submitted.kind === 'refused') {
+        if (key !== undefined && claim) await this.store.executions.dropIdempotencyClaim(tenant, key, claim);
+        throw admissionRefused(submitted.admission, sessionId, {
+          codeBytes: Buffer.byteLength(req.code),
+          timeoutField: req.deadlineAt !== undefined ? 'deadlineAt' : 'timeoutMs',
+        });
+      }
+      const { accepted, deadlineAt } = submitted;
+      if (key !== undefined && claim) await this.store.executions.completeIdempotencyKey(tenant, key, { ...claim, seq: accepted.seq });
+      if (accepted.duplicate) {
+        // An Idempotency-Key's execution, accepted before: it has no waiter of ours.
+        waiter?.cancel();
+        return await this.replay(accepted.ref);
+      }
+      return {
+        accepted: { executionId: accepted.ref.executionId, sessionId, seq: accepted.seq, status: 'queued' },
+        ref: accepted.ref,
+        deadlineAt,
+        replayed: false,
+        waiter,
+      };
     } catch (error) {
       waiter?.cancel();
       throw error;
     }
-  }
-
-  private async acceptOnce(
-    tenant: string,
-    sessionId: string,
-    req: SubmitExecution,
-    executionId: string,
-    now: number,
-    waiter: string | undefined,
-    key?: string,
-    claim?: IdempotencyRecord,
-  ): Promise<Submitted> {
-    const submitted = await this.store.submissions.submit(
-      {
-        tenant,
-        sessionId,
-        executionId,
-        code: req.code,
-        acceptedAt: now,
-        deadlineAt: req.deadlineAt,
-        requestedTimeoutMs: this.requestedTimeoutOf(req, now),
-        defaultTimeoutMs: this.config.limits.defaultTimeoutMs,
-        kernelMode: req.kernelMode ?? 'session',
-        reset: req.reset ?? false,
-        ownerId: req.ownerId,
-        retryOnKernelLoss: req.retryOnKernelLoss ?? false,
-        tools: req.tools,
-        toolCallTimeoutMs: req.toolCallTimeoutMs,
-        waiter,
-      },
-      this.config.quotas,
-    );
-    if (submitted.kind === 'refused') {
-      if (key !== undefined && claim) await this.store.executions.dropIdempotencyClaim(tenant, key, claim);
-      throw admissionRefused(submitted.admission, sessionId, {
-        codeBytes: Buffer.byteLength(req.code),
-        timeoutField: req.deadlineAt !== undefined ? 'deadlineAt' : 'timeoutMs',
-      });
-    }
-    const { accepted, deadlineAt } = submitted;
-    if (key !== undefined && claim) await this.store.executions.completeIdempotencyKey(tenant, key, { ...claim, seq: accepted.seq });
-    if (accepted.duplicate) return this.replay(accepted.ref);
-    return {
-      accepted: { executionId: accepted.ref.executionId, sessionId, seq: accepted.seq, status: 'queued' },
-      ref: accepted.ref,
-      deadlineAt,
-      replayed: false,
-    };
   }
 
   /** The execution an Idempotency-Key created, as it is now. */

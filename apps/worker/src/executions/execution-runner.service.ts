@@ -158,7 +158,7 @@ export class ExecutionRunner {
         ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')));
       }
-      const sending = kernel.info.generation === sentTo && !kernel.ephemeral ? 'sent' : await this.codeMayGo(record, kernel);
+      const sending = kernel.info.generation === sentTo ? 'sent' : await this.codeMayGo(record, kernel);
       if (sending === 'taken') return;
       if (sending === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
       let end = await this.runCode(record, kernel, output, deadline, controller.signal);
