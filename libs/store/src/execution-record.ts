@@ -26,12 +26,11 @@ export interface ExecutionRecord {
   fileOp?: FileOpRequest;
 }
 
-/** Request fields stored at accept, as the hash holds them. */
+/** Request fields stored at accept, as the hash holds them (the deadline apart: accept.lib.lua takes it on its own). */
 export function requestFields(r: {
   tenant: string;
   sessionId: string;
   code: string;
-  deadlineAt: number;
   kernelMode: KernelMode;
   reset: boolean;
   ownerId?: string;
@@ -45,7 +44,6 @@ export function requestFields(r: {
     'tenant', r.tenant,
     'sessionId', r.sessionId,
     'code', r.code,
-    'deadlineAt', String(r.deadlineAt),
     'kernelMode', r.kernelMode,
     'reset', r.reset ? '1' : '0',
     'retryOnKernelLoss', r.retryOnKernelLoss ? '1' : '0',

@@ -1,44 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { RedisClient } from './redis-connection';
-import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus, FileOpRequest, KernelMode, ToolDeclaration } from '@kernelfleet/contracts';
+import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus } from '@kernelfleet/contracts';
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
+import { acceptOutcomeOf, type AcceptCall, type AcceptOutcome, type AcceptRequest } from './accept-request';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
 import { registerScripts, type ScriptRunner } from './scripts';
 import type { TenantQuotas } from './tenant-quotas';
 import type { FleetStats } from './fleet-stats';
-
-export interface AcceptRequest extends SessionRef {
-  code: string;
-  acceptedAt: number;
-  deadlineAt: number;
-  kernelMode: KernelMode;
-  reset: boolean;
-  ownerId?: string;
-  retryOnKernelLoss: boolean;
-  tools?: ToolDeclaration[];
-  toolCallTimeoutMs?: number;
-  /** A file operation (docs/files.md) instead of code. */
-  fileOp?: FileOpRequest;
-  /**
-   * The id to give the execution (an Idempotency-Key claim names it up front); a new one when
-   * absent. Accepting an id that already exists changes nothing and answers `duplicate`.
-   */
-  executionId?: string;
-  /**
-   * The results channel of the api process that waits for this execution's end (`wait=true`,
-   * ResultWaiters): the finish also publishes the terminal execution there.
-   */
-  waiter?: string;
-}
-
-export interface AcceptOutcome {
-  ref: ExecutionRef;
-  seq: number;
-  isHead: boolean;
-  home: string | null;
-  /** The execution already existed (same id): nothing was changed; `seq` is its seq. */
-  duplicate: boolean;
-}
 
 /**
  * What an `Idempotency-Key` stands for: the request it was first used with (fingerprint) and
@@ -111,21 +79,14 @@ export class ExecutionRepository {
    * in order, in one round trip. On a Redis Cluster the index, deadline and owner-index keys live
    * in other slots (other nodes, no order between connections), so the deadline entry and the
    * owner index wait for the script's reply: a second round trip keeps the same order.
+   * (Submissions does all of this and the admit in one script on one Redis: submit-16.lua.)
    */
   async accept(req: AcceptRequest): Promise<AcceptOutcome> {
-    const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: req.executionId ?? newExecutionId() };
+    const { ref, keys, args, indexedOwner } = this.acceptCall(req);
     const ttl = this.policy.retentionSeconds;
-    const owner = req.kernelMode === 'session' ? (req.ownerId ?? '') : '';
-    const fallbackOwner = req.kernelMode === 'session' && !req.ownerId ? req.sessionId : '';
     // The index first: an index entry without its execution reads as 404, harmless.
     const indexed = this.redis.set(this.keys.executionIndex(ref.executionId), `${ref.tenant}/${ref.sessionId}`, 'EX', ttl);
-    const accepted = this.run(
-      'accept',
-      [this.keys.seq(ref), this.keys.lane(ref), this.keys.execution(ref), this.keys.events(ref), this.keys.sessionInfo(ref),
-        this.keys.owners(ref)],
-      [ref.executionId, req.acceptedAt, ttl, this.policy.maxReplayEvents, this.keys.liveChannel(ref), owner, fallbackOwner,
-        ...requestFields(req)],
-    ) as Promise<[number, number, string | null, number]>;
+    const accepted = this.run('accept', keys, args);
     const afterScript = <T>(send: () => Promise<T>): Promise<T> => (this.redis.isCluster ? accepted.then(send) : send());
     // NX: a duplicate accept must not move the deadline of the execution that already exists.
     // After the script: the sweeper drops an overdue entry whose execution does not exist.
@@ -133,9 +94,28 @@ export class ExecutionRepository {
     // The owner index after the script (see SessionRepository.unindexOwner for why this order).
     // The fallback owner is indexed even when the script did not add it: a stale index entry is
     // harmless, the session's owners set decides.
-    const ownerIndexed = owner || fallbackOwner ? afterScript(() => this.indexOwner(ref, owner || fallbackOwner, ttl)) : Promise.resolve();
-    const [, [seq, laneLength, home, duplicate]] = await Promise.all([indexed, accepted, scheduled, ownerIndexed]);
-    return { ref, seq, isHead: duplicate !== 1 && laneLength === 1, home: home || null, duplicate: duplicate === 1 };
+    const ownerIndexed = indexedOwner ? afterScript(() => this.indexOwner(ref, indexedOwner, ttl)) : Promise.resolve();
+    const [, reply] = await Promise.all([indexed, accepted, scheduled, ownerIndexed]);
+    return acceptOutcomeOf(ref, reply);
+  }
+
+  /**
+   * The keys and arguments of accept.lib.lua for `req` (accept-6.lua, or submit-16.lua's second
+   * part, which fills in a deadline left out), and the owner whose sessions index gets the session
+   * ('' = none).
+   */
+  acceptCall(req: Omit<AcceptRequest, 'deadlineAt'> & { deadlineAt?: number }): AcceptCall {
+    const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: req.executionId ?? newExecutionId() };
+    const owner = req.kernelMode === 'session' ? (req.ownerId ?? '') : '';
+    const fallbackOwner = req.kernelMode === 'session' && !req.ownerId ? req.sessionId : '';
+    return {
+      ref,
+      keys: [this.keys.seq(ref), this.keys.lane(ref), this.keys.execution(ref), this.keys.events(ref), this.keys.sessionInfo(ref),
+        this.keys.owners(ref)],
+      args: [ref.executionId, req.acceptedAt, this.policy.retentionSeconds, this.policy.maxReplayEvents, this.keys.liveChannel(ref), owner,
+        fallbackOwner, req.deadlineAt ?? '', ...requestFields(req)],
+      indexedOwner: owner || fallbackOwner,
+    };
   }
 
   private async indexOwner(ref: SessionRef, ownerId: string, ttl: number): Promise<void> {

@@ -90,7 +90,7 @@ export class FleetStore {
     this.apiKeys = new ApiKeyRepository(redis, this.keys);
     this.toolCalls = new ToolCalls(redis, this.keys, retention);
     this.transfers = new FileTransfers(redis, this.keys);
-    this.submissions = new Submissions(this.quotas, this.executions, this.dispatcher, this.fairShare);
+    this.submissions = new Submissions(redis, this.keys, this.quotas, this.executions, this.dispatcher, this.registry, this.fairShare);
   }
 
   static connect(options: FleetStoreOptions): FleetStore {

@@ -1,3 +1,4 @@
+export * from './accept-request';
 export * from './api-key-format';
 export * from './api-key-repository';
 export * from './dispatcher';

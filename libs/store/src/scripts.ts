@@ -3,18 +3,34 @@ import { join } from 'node:path';
 import type { RedisClient } from './redis-connection';
 
 /**
- * Our Lua scripts, one file each in ./scripts, named `<name>-<numberOfKeys>.lua`. Scripts that
- * emit events get `emit.lib.lua` prepended, those that place jobs for fair share `fair.lib.lua`. They are registered as ioredis commands, which
- * EVALSHA and fall back to EVAL after a Redis restart.
+ * Our Lua scripts, one file each in ./scripts, named `<name>-<numberOfKeys>.lua`. A script gets
+ * the shared preludes (`*.lib.lua`, below) it calls prepended, and those the preludes call in
+ * turn. They are registered as ioredis commands, which EVALSHA and fall back to EVAL after a
+ * Redis restart.
  */
 const SCRIPT_FILES = [
   'accept-6', 'claim-4', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
   'admit-6', 'release-3', 'tool-call-open-3', 'tool-call-answer-3', 'tool-call-end-3', 'dispose-2', 'kernel-state-1',
-  'code-sent-2', 'evict-2', 'fair-priority-1',
+  'code-sent-2', 'evict-2', 'fair-priority-1', 'submit-16',
 ] as const;
 type ScriptName =
   | 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner' | 'admit' | 'release'
-  | 'tool-call-open' | 'tool-call-answer' | 'tool-call-end' | 'dispose' | 'kernel-state' | 'code-sent' | 'evict' | 'fair-priority';
+  | 'tool-call-open' | 'tool-call-answer' | 'tool-call-end' | 'dispose' | 'kernel-state' | 'code-sent' | 'evict' | 'fair-priority'
+  | 'submit';
+
+/**
+ * Scripts whose keys span slots by design, run only on one Redis (not a Cluster): see
+ * Submissions. Every other script keeps its keys in one slot (cluster-slots.spec.ts).
+ */
+export const ONE_REDIS_ONLY_SCRIPTS: readonly ScriptName[] = ['submit'];
+
+/** The preludes: what calls each, in an order where a prelude comes after those it calls. */
+const PRELUDES = [
+  { file: 'emit.lib.lua', uses: /\bemit(Numbered)?\(/ },
+  { file: 'fair.lib.lua', uses: /\bfairPriority\(/ },
+  { file: 'admit.lib.lua', uses: /\badmit\(/ },
+  { file: 'accept.lib.lua', uses: /\baccept\(/ },
+] as const;
 
 export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;
 
@@ -27,14 +43,14 @@ function scriptsDir(): string {
 /** Registers the scripts on a connection (idempotent per connection) and returns a runner. */
 export function registerScripts(redis: RedisClient): ScriptRunner {
   const dir = scriptsDir();
-  const preludes = [
-    { uses: /\bemit(Numbered)?\(/, lua: readFileSync(join(dir, 'emit.lib.lua'), 'utf8') },
-    { uses: /\bfairPriority\(/, lua: readFileSync(join(dir, 'fair.lib.lua'), 'utf8') },
-  ];
+  const preludes = PRELUDES.map((p) => ({ uses: p.uses, lua: readFileSync(join(dir, p.file), 'utf8') }));
   for (const file of SCRIPT_FILES) {
     const [, name, keys] = /^(.*)-(\d+)$/.exec(file)!;
-    const body = readFileSync(join(dir, `${file}.lua`), 'utf8');
-    const lua = [...preludes.filter((p) => p.uses.test(body)).map((p) => p.lua), body].join('\n');
+    // From the last prelude back: each one the script (or a prelude already taken) calls.
+    let lua = readFileSync(join(dir, `${file}.lua`), 'utf8');
+    for (const prelude of [...preludes].reverse()) {
+      if (prelude.uses.test(lua)) lua = `${prelude.lua}\n${lua}`;
+    }
     redis.defineCommand(`kf_${name.replace(/-/g, '_')}`, { numberOfKeys: Number(keys), lua });
   }
   return (name, keys, args) => {

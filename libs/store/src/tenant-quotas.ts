@@ -46,6 +46,16 @@ export interface QuotaUsage {
 
 const pendingMember = (ref: ExecutionRef) => `${ref.sessionId}/${ref.executionId}`;
 
+/** What admit.lib.lua answered, as an Admission (its priority 0, not counted as waiting: none). */
+export function admissionOf(reply: unknown): Admission {
+  const [outcome, a, b, c] = reply as [string, string | number, number, number?];
+  if (outcome === 'ok') {
+    const priority = Number(b);
+    return { kind: 'admitted', timeoutMs: Number(a), priority: priority > 0 ? priority : undefined };
+  }
+  return { kind: 'refused', quota: a as QuotaName, limit: Number(b), retryAfterSeconds: Number(c) };
+}
+
 /**
  * Per-tenant quotas (docs/quotas.md). Everything tenant-wide lives under the tenant's own hash
  * tag, so admission is one script in one slot, apart from the session's accept: admit counts
@@ -72,20 +82,20 @@ export class TenantQuotas {
    * used, so api replicas with skewed clocks share one bucket consistently.
    */
   async admit(req: AdmitRequest, defaults: QuotaLimits, now?: number): Promise<Admission> {
+    const { keys, args } = this.admitCall(req, defaults, now);
+    return admissionOf(await this.run('admit', keys, args));
+  }
+
+  /** The keys and arguments of admit.lib.lua for `req` (admit-6.lua, or submit-16.lua's first part). */
+  admitCall(req: AdmitRequest, defaults: QuotaLimits, now?: number): { keys: string[]; args: (string | number)[] } {
     const { tenant, sessionId } = req.ref;
-    const reply = (await this.run(
-      'admit',
-      [this.keys.tenantQuotas(tenant), this.keys.tenantPending(tenant), this.keys.tenantLiveSessions(tenant), this.keys.tenantBucket(tenant),
+    return {
+      keys: [this.keys.tenantQuotas(tenant), this.keys.tenantPending(tenant), this.keys.tenantLiveSessions(tenant), this.keys.tenantBucket(tenant),
         this.keys.tenantWaiting(tenant), this.keys.tenantSessions(tenant)],
-      [pendingMember(req.ref), sessionId, req.codeBytes, req.timeoutMs ?? 0, req.defaultTimeoutMs,
+      args: [pendingMember(req.ref), sessionId, req.codeBytes, req.timeoutMs ?? 0, req.defaultTimeoutMs,
         ...QUOTA_NAMES.map((name) => defaults[name]), now ?? '', PENDING_GRACE_MS,
         this.fairShare.enabled ? req.ref.executionId : '', STALE_WAITING_MS, this.retentionSeconds],
-    )) as [string, string | number, number, number?];
-    if (reply[0] === 'ok') {
-      const priority = Number(reply[2]);
-      return { kind: 'admitted', timeoutMs: Number(reply[1]), priority: priority > 0 ? priority : undefined };
-    }
-    return { kind: 'refused', quota: reply[1] as QuotaName, limit: Number(reply[2]), retryAfterSeconds: Number(reply[3]) };
+    };
   }
 
   /**

@@ -1,0 +1,165 @@
+import type { QuotaLimits } from '@kernelfleet/config';
+import { SHARED_QUEUE } from '@kernelfleet/contracts';
+import { encodeRef, type ExecutionRef, type FleetStore, type SubmitRequest } from '@kernelfleet/store';
+import { connectStore, testPrefix } from '../support/store-fixtures';
+
+const LIMITS: QuotaLimits = {
+  liveSessions: 10,
+  pendingPerSession: 3,
+  pendingPerTenant: 20,
+  submitsPerSecond: 1_000,
+  submitBurst: 1_000,
+  maxCodeBytes: 1_000,
+  maxTimeoutMs: 60_000,
+};
+
+let n = 0;
+function submission(sessionId: string, overrides: Partial<SubmitRequest> = {}): SubmitRequest {
+  return {
+    tenant: 'acme',
+    sessionId,
+    executionId: `ex_sub${++n}`,
+    code: 'print(1)',
+    acceptedAt: Date.now(),
+    kernelMode: 'session',
+    reset: false,
+    retryOnKernelLoss: false,
+    defaultTimeoutMs: 30_000,
+    ...overrides,
+  };
+}
+
+/**
+ * The accept path on one Redis, where it is one script (submit-16.lua, Submissions): a refusal
+ * changes nothing; an accepted execution is numbered, indexed, scheduled and owned as the steps
+ * of a Redis Cluster do it; a lane head of a session homed on a live worker goes to that
+ * worker's inbox within the same script once this process has seen the home, and through the
+ * dispatcher otherwise (a first accept, a home that moved, a worker draining).
+ */
+describe('submissions on one Redis (submit-16.lua)', () => {
+  const prefix = testPrefix('submit');
+  let store: FleetStore;
+  const lease = (draining: boolean) => ({ bootId: 'b1', maxKernels: 8, kernels: 0, running: 0, concurrency: 2, draining });
+  let dispatches: ExecutionRef[];
+
+  beforeAll(async () => {
+    store = connectStore(prefix, `${prefix}-store`);
+    await store.registry.startHeartbeat('w-one', () => lease(false));
+    const dispatch = store.dispatcher.dispatch.bind(store.dispatcher);
+    store.dispatcher.dispatch = (ref, ...rest) => {
+      dispatches.push(ref);
+      return dispatch(ref, ...rest);
+    };
+  });
+  beforeEach(() => (dispatches = []));
+  afterAll(async () => {
+    await store.registry.stop('w-one');
+    await store.close();
+  });
+
+  const submit = (req: SubmitRequest, limits: Partial<QuotaLimits> = {}) => store.submissions.submit(req, { ...LIMITS, ...limits });
+  const accepted = async (req: SubmitRequest, limits: Partial<QuotaLimits> = {}) => {
+    const outcome = await submit(req, limits);
+    if (outcome.kind !== 'accepted') throw new Error(`refused: ${JSON.stringify(outcome)}`);
+    return outcome;
+  };
+  const refOf = (req: SubmitRequest): ExecutionRef => ({ tenant: req.tenant, sessionId: req.sessionId, executionId: req.executionId });
+  const deadlineOf = async (ref: ExecutionRef) => store.redis.zscore(store.keys.deadlines(), encodeRef(ref));
+
+  it('refuses over a quota and changes nothing: no execution, lane entry, index, deadline or count', async () => {
+    for (let i = 0; i < 3; i++) await accepted(submission('full'));
+    const before = await store.quotas.usage('acme');
+    const req = submission('full');
+    const outcome = await submit(req);
+    expect(outcome).toEqual({ kind: 'refused', admission: { kind: 'refused', quota: 'pendingPerSession', limit: 3, retryAfterSeconds: 1 } });
+    expect(await store.executions.get(refOf(req))).toBeNull();
+    expect((await store.executions.laneOf(refOf(req))).map((r) => r.executionId)).not.toContain(req.executionId);
+    expect(await store.executions.locate('acme', req.executionId)).toBeNull();
+    expect(await deadlineOf(refOf(req))).toBeNull();
+    expect(await store.quotas.usage('acme')).toEqual(before);
+  });
+
+  it('accepts: numbered, indexed, its deadline from the admitted timeout, its owner indexed, a head without a home on the shared queue', async () => {
+    const req = submission('fresh', { ownerId: 'agent-1', requestedTimeoutMs: 5_000 });
+    const outcome = await accepted(req);
+    expect(outcome.accepted).toMatchObject({ seq: 1, isHead: true, home: null, duplicate: false });
+    expect(outcome.deadlineAt).toBe(req.acceptedAt + 5_000);
+    expect(Number(await deadlineOf(refOf(req)))).toBe(outcome.deadlineAt);
+    expect(await store.executions.locate('acme', req.executionId)).toEqual(refOf(req));
+    expect((await store.executions.get(refOf(req)))?.status).toBe('queued');
+    expect(await store.redis.smembers(store.keys.ownerSessions('acme', 'agent-1'))).toEqual(['fresh']);
+    expect(dispatches).toEqual([refOf(req)]);
+    const shared = await store.dispatcher.queue(SHARED_QUEUE).getJobs(['wait', 'prioritized']);
+    expect(shared.map((j) => j.id)).toContain(req.executionId);
+
+    // The client's own deadline is kept as given; a second submission is not a head.
+    const second = submission('fresh', { deadlineAt: req.acceptedAt + 7_000, requestedTimeoutMs: 7_000 });
+    const next = await accepted(second);
+    expect(next.accepted).toMatchObject({ seq: 2, isHead: false });
+    expect(Number(await deadlineOf(refOf(second)))).toBe(req.acceptedAt + 7_000);
+    expect(dispatches).toEqual([refOf(req)]);
+  });
+
+  it('places the head of a session homed on a live worker in its inbox in the same script, once this process has seen the home', async () => {
+    const first = submission('warm');
+    await store.sessions.beginGeneration(refOf(first), 'w-one');
+    await accepted(first);
+    // Not seen yet: the dispatcher placed it, from the home the accept answered.
+    expect(dispatches).toEqual([refOf(first)]);
+    expect(await store.dispatcher.inboxes.waiting('w-one')).toEqual([refOf(first)]);
+    await store.dispatcher.inboxes.remove('w-one', refOf(first));
+    await store.lanes.endQueued(refOf(first), 'cancelled');
+
+    const second = submission('warm');
+    const outcome = await accepted(second);
+    expect(outcome.accepted).toMatchObject({ isHead: true, home: 'w-one' });
+    expect(dispatches).toEqual([refOf(first)]);
+    expect(await store.dispatcher.inboxes.waiting('w-one')).toEqual([refOf(second)]);
+    // Its place in line is the fair-share priority admit counted it with (the same answer again).
+    const score = Number(await store.redis.zscore(store.keys.workerInbox('w-one'), encodeRef(refOf(second))));
+    expect(Math.floor(score / 1000)).toBe(await store.fairShare.priorityFor('acme', second.executionId));
+    await store.dispatcher.inboxes.remove('w-one', refOf(second));
+    await store.lanes.endQueued(refOf(second), 'cancelled');
+  });
+
+  it('leaves a head whose home moved, or whose worker drains, to the dispatcher', async () => {
+    const seen = submission('moving');
+    await store.sessions.beginGeneration(refOf(seen), 'w-one');
+    await accepted(seen);
+    await store.dispatcher.inboxes.remove('w-one', refOf(seen));
+    await store.lanes.endQueued(refOf(seen), 'cancelled');
+
+    // Moved to a worker that is not alive: the script does not place it with w-one, the dispatcher sends it on.
+    await store.sessions.beginGeneration(refOf(seen), 'w-gone');
+    const moved = submission('moving');
+    expect((await accepted(moved)).accepted).toMatchObject({ isHead: true, home: 'w-gone' });
+    expect(dispatches.map((r) => r.executionId)).toEqual([seen.executionId, moved.executionId]);
+    expect(await store.dispatcher.inboxes.depth('w-one')).toBe(0);
+    expect((await store.dispatcher.queue(SHARED_QUEUE).getJobs(['wait', 'prioritized'])).map((j) => j.id)).toContain(moved.executionId);
+    await store.lanes.endQueued(refOf(moved), 'cancelled');
+
+    // Home again on w-one, which now drains: not placed there, by the script or by the dispatcher.
+    await store.sessions.beginGeneration(refOf(seen), 'w-one');
+    await store.registry.startHeartbeat('w-one', () => lease(true));
+    await new Promise((r) => setTimeout(r, 1_100)); // the registry's view of live workers is up to 1 s old
+    try {
+      const draining = submission('moving');
+      await accepted(draining);
+      expect(await store.dispatcher.inboxes.depth('w-one')).toBe(0);
+      expect(dispatches.map((r) => r.executionId)).toContain(draining.executionId);
+      await store.lanes.endQueued(refOf(draining), 'cancelled');
+    } finally {
+      await store.registry.startHeartbeat('w-one', () => lease(false));
+    }
+  });
+
+  it('accepts an execution id that exists once: a repeat changes nothing and is not a head', async () => {
+    const req = submission('twice');
+    const first = await accepted(req);
+    const again = await accepted({ ...req, acceptedAt: req.acceptedAt + 1_000 });
+    expect(again.accepted).toMatchObject({ seq: first.accepted.seq, isHead: false, duplicate: true });
+    expect(await store.executions.laneOf(refOf(req))).toEqual([refOf(req)]);
+    expect(Number(await deadlineOf(refOf(req)))).toBe(first.deadlineAt);
+    expect(dispatches).toEqual([refOf(req)]);
+  });
+});
