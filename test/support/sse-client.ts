@@ -6,22 +6,25 @@ export interface SseEvent {
 
 /**
  * Reads a Server-Sent Events response until the server closes it (or `stopAfter` says so),
- * returning every event and the number of comment lines (keepalives) seen.
+ * returning every event and the number of comment lines (keepalives) seen. `request`: another
+ * method and a body (a submit answered with the stream); GET by default.
  */
 export async function readSse(
   url: string,
   headers: Record<string, string>,
   stopAfter: (events: SseEvent[]) => boolean = () => false,
   timeoutMs = 60_000,
-): Promise<{ status: number; contentType: string | null; events: SseEvent[]; comments: number }> {
+  request: { method?: string; body?: string } = {},
+): Promise<{ status: number; contentType: string | null; headers: Headers; events: SseEvent[]; comments: number }> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
-  const res = await fetch(url, { headers, signal: controller.signal });
+  const res = await fetch(url, { ...request, headers, signal: controller.signal });
   const events: SseEvent[] = [];
   let comments = 0;
+  const answer = () => ({ status: res.status, contentType: res.headers.get('content-type'), headers: res.headers, events, comments });
   if (!res.ok || !res.body) {
     clearTimeout(timer);
-    return { status: res.status, contentType: res.headers.get('content-type'), events, comments };
+    return answer();
   }
   const decoder = new TextDecoder();
   let buffer = '';
@@ -52,5 +55,5 @@ export async function readSse(
   } finally {
     clearTimeout(timer);
   }
-  return { status: res.status, contentType: res.headers.get('content-type'), events, comments };
+  return answer();
 }

@@ -65,18 +65,35 @@ export class KernelfleetClient {
   }
 
   /** Submits code to a session; the handle streams it, waits for it, cancels it. */
-  async execute(sessionId: string, code: string, opts: ExecuteOptions = {}): Promise<ExecutionHandle> {
+  execute(sessionId: string, code: string, opts: ExecuteOptions = {}): Promise<ExecutionHandle> {
+    return this.submit(sessionId, code, opts, false);
+  }
+
+  /**
+   * `streamed`: the submit asks to be answered with the execution's event stream, which the
+   * handle's first `events()` reads, so following it costs no second request. An api that
+   * answers `202` instead is followed as usual.
+   */
+  private async submit(sessionId: string, code: string, opts: ExecuteOptions, streamed: boolean): Promise<ExecutionHandle> {
     const { tools, idempotencyKey, ...fields } = opts;
     const names = Object.keys(tools ?? {});
     const bad = names.find((name) => !TOOL_NAME_PATTERN.test(name));
     if (bad !== undefined) throw new TypeError(`tools: "${bad}" is not a Python identifier of 1-64 characters`);
     const body = { code, ...fields, ...(names.length ? { tools: names.map((name) => ({ name })) } : {}) };
-    const accepted = await this.transport.json<SubmitAccepted>('POST', `/v1/sessions/${seg(sessionId)}/executions`, {
+    const res = await this.transport.request('POST', `/v1/sessions/${seg(sessionId)}/executions`, {
       body,
-      headers: { 'idempotency-key': idempotencyKey ?? globalThis.crypto.randomUUID() },
+      headers: { 'idempotency-key': idempotencyKey ?? globalThis.crypto.randomUUID(), ...(streamed ? { accept: 'text/event-stream' } : {}) },
       idempotent: true,
     });
-    return new ExecutionHandle(this.transport, accepted.executionId, accepted.sessionId, accepted.seq, { tools, idleTimeoutMs: this.idleTimeoutMs });
+    const handleOpts = { tools, idleTimeoutMs: this.idleTimeoutMs };
+    const location = res.headers.get('location');
+    if (streamed && res.headers.get('content-type')?.startsWith('text/event-stream') && location) {
+      const executionId = decodeURIComponent(location.slice(location.lastIndexOf('/') + 1));
+      const seq = Number(res.headers.get('execution-seq'));
+      return new ExecutionHandle(this.transport, executionId, sessionId, seq, { ...handleOpts, opened: res });
+    }
+    const accepted = (await res.json()) as SubmitAccepted;
+    return new ExecutionHandle(this.transport, accepted.executionId, accepted.sessionId, accepted.seq, handleOpts);
   }
 
   /**
@@ -99,7 +116,8 @@ export class KernelfleetClient {
     if (signal?.aborted) return resultWithoutRun(sessionId, 'aborted');
     if (options.deadlineMs !== undefined && options.deadlineMs <= Date.now()) return resultWithoutRun(sessionId, 'deadline');
     // Not given the signal: an abort during the submit must still learn the id, to cancel it.
-    const execution = await this.execute(sessionId, code, {
+    // Answered with the event stream: one request submits and follows.
+    const execution = await this.submit(sessionId, code, {
       ...(options.deadlineMs !== undefined ? { deadlineAt: options.deadlineMs } : { timeoutMs: options.timeoutMs }),
       reset: options.reset,
       kernelMode: options.kernelMode,
@@ -107,7 +125,7 @@ export class KernelfleetClient {
       retryOnKernelLoss: options.retryOnKernelLoss,
       tools: options.tools,
       toolCallTimeoutMs: options.toolCallTimeoutMs,
-    });
+    }, true);
     // A cancel that fails (the api out of reach) is not the caller's error: the result, or the
     // stream's own failure, says how the execution ended.
     let cancelling: Promise<unknown> | undefined;

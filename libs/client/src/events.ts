@@ -9,6 +9,8 @@ export interface FollowOptions {
   signal?: AbortSignal;
   /** A connection silent this long (no event, no keepalive comment) is taken as dropped. */
   idleTimeoutMs: number;
+  /** The stream already open from the start (a submit answered with it): read before any GET. */
+  opened?: Response;
 }
 
 class StreamDropped extends Error {}
@@ -22,6 +24,7 @@ export async function* followEvents(transport: HttpTransport, executionId: strin
   const path = `/v1/executions/${seg(executionId)}/events`;
   const outage = transport.outage(`following execution ${executionId}`);
   let last = opts.after;
+  let opened = opts.opened;
   for (;;) {
     const connection = new AbortController();
     const stop = () => connection.abort(opts.signal?.reason);
@@ -35,7 +38,8 @@ export async function* followEvents(transport: HttpTransport, executionId: strin
       touch();
       const headers: Record<string, string> = { accept: 'text/event-stream' };
       if (last > 0) headers['last-event-id'] = String(last);
-      const res = await transport.send('GET', path, { headers, signal: connection.signal });
+      const res = opened ?? (await transport.send('GET', path, { headers, signal: connection.signal }));
+      opened = undefined;
       if (!res.ok) {
         const problem = new KernelfleetError(await problemOf(res));
         if (![429, 502, 503, 504].includes(res.status)) throw problem;
@@ -47,6 +51,9 @@ export async function* followEvents(transport: HttpTransport, executionId: strin
       const parser = createParser({ onEvent: (message) => parsed.push(message), onComment: touch });
       const decoder = new TextDecoder();
       const reader = res.body.getReader();
+      // An opened stream was not fetched under this connection's signal: its abort (idle, the
+      // caller's signal) ends the read here instead.
+      connection.signal.addEventListener('abort', () => void reader.cancel().catch(() => undefined), { once: true });
       try {
         for (;;) {
           const { done, value } = await reader.read();

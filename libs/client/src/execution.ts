@@ -19,6 +19,8 @@ const MAX_ERROR_CHARS = 65_536;
 export interface ExecutionHandleOptions {
   tools?: ToolHandlers;
   idleTimeoutMs: number;
+  /** The event stream the submit was answered with, read by the first `events()` from the start. */
+  opened?: Response;
 }
 
 /**
@@ -29,6 +31,8 @@ export interface ExecutionHandleOptions {
  */
 export class ExecutionHandle {
   private readonly answered = new Set<string>();
+  /** The submit's own event stream, until the first `events()` takes it. */
+  private opened?: Response;
   private final?: Execution;
   private draining?: Promise<Execution>;
   /** Answers that could not be delivered (not those the api refused as too late). */
@@ -40,7 +44,9 @@ export class ExecutionHandle {
     readonly sessionId: string,
     readonly seq: number,
     private readonly opts: ExecutionHandleOptions,
-  ) {}
+  ) {
+    this.opened = opts.opened;
+  }
 
   /**
    * The execution's events from the first (or after `after`), ending with `result`. Each call
@@ -49,7 +55,15 @@ export class ExecutionHandle {
    * signal's reason when `signal` aborts (the execution goes on: see `cancel`).
    */
   async *events(opts: { after?: number; signal?: AbortSignal } = {}): AsyncGenerator<ExecutionEvent> {
-    for await (const event of followEvents(this.transport, this.id, { after: opts.after ?? 0, signal: opts.signal, idleTimeoutMs: this.opts.idleTimeoutMs })) {
+    const after = opts.after ?? 0;
+    let opened = this.opened;
+    this.opened = undefined;
+    // The submit's stream starts at the first event: a follow from elsewhere gives it up.
+    if (opened && after !== 0) {
+      void opened.body?.cancel().catch(() => undefined);
+      opened = undefined;
+    }
+    for await (const event of followEvents(this.transport, this.id, { after, signal: opts.signal, idleTimeoutMs: this.opts.idleTimeoutMs, opened })) {
       if (event.type === 'tool_call') this.answer(event.data);
       if (event.type === 'result') this.final = event.data;
       yield event;

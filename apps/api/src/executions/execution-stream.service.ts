@@ -11,7 +11,8 @@ import { EventFollower } from './event-follower';
 /**
  * `GET /v1/executions/{id}/events` as Server-Sent Events: `id:` is the event seq, so a client
  * that reconnects with `Last-Event-ID` continues exactly after the last event it saw. Comment
- * lines keep idle connections open through proxies; the stream ends after `result`.
+ * lines keep idle connections open through proxies; the stream ends after `result`. A submit
+ * that asks for `text/event-stream` is answered with the same stream (ExecutionsController).
  */
 @Injectable()
 export class ExecutionStreamService {
@@ -21,12 +22,16 @@ export class ExecutionStreamService {
     private readonly metrics: ApiMetrics,
   ) {}
 
-  /** Streams the events after seq `after` (from `parseLastEventId`) until `result`. */
-  async stream(ref: ExecutionRef, after: number, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  /**
+   * Streams the events after seq `after` (from `parseLastEventId`) until `result`; `headers`
+   * go out with the stream's own.
+   */
+  async stream(ref: ExecutionRef, after: number, req: FastifyRequest, reply: FastifyReply, headers: Record<string, string> = {}): Promise<void> {
     // The stream is written on Node's response; Fastify leaves it alone from here on.
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
+      ...headers,
       'Content-Type': 'text/event-stream; charset=utf-8',
       'Cache-Control': 'no-cache, no-transform',
       Connection: 'keep-alive',
@@ -46,6 +51,11 @@ export class ExecutionStreamService {
       res.end();
     }
   }
+}
+
+/** Whether a request's `Accept` names the event stream (a submit then answers with it). */
+export function acceptsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
 }
 
 export function formatEvent(event: ExecutionEvent): string {

@@ -7,7 +7,7 @@ import { ApiMetrics } from '../metrics/api-metrics.service';
 import { requireJson } from '../problems/body-parsers';
 import { ProblemException } from '../problems/problem.exception';
 import { ExecutionsService } from './executions.service';
-import { ExecutionStreamService, parseLastEventId } from './execution-stream.service';
+import { acceptsEventStream, ExecutionStreamService, parseLastEventId } from './execution-stream.service';
 
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
@@ -34,12 +34,23 @@ export class ExecutionsController {
     if (wait !== undefined && wait !== 'true' && wait !== 'false') {
       throw new ProblemException('validation', 400, 'wait: must be true or false');
     }
+    const streamed = acceptsEventStream(req.headers.accept);
+    if (streamed && wait === 'true') {
+      throw new ProblemException('validation', 400, 'wait=true answers the terminal execution as JSON; for the event stream (Accept: text/event-stream) leave wait out');
+    }
     const submitted = await this.executions.submit(tenant, sessionId, body, idempotencyKey, wait === 'true');
     const { accepted, replayed } = submitted;
     if (!replayed) this.metrics.executionAccepted(tenant);
     this.logger.debug(logFields(replayed ? 'execution replayed' : 'execution accepted', { executionId: accepted.executionId, sessionId, tenant, seq: accepted.seq }));
-    res.header('Location', `/v1/executions/${accepted.executionId}`);
-    if (replayed) res.header('Idempotent-Replayed', 'true');
+    const headers: Record<string, string> = { Location: `/v1/executions/${accepted.executionId}` };
+    if (replayed) headers['Idempotent-Replayed'] = 'true';
+    if (streamed) {
+      // Submit and follow in one request: the execution's events from the first, as
+      // GET …/events gives them; a client that loses the stream resumes there.
+      await this.stream.stream(submitted.ref, 0, req, res, { ...headers, 'Execution-Seq': String(accepted.seq) });
+      return;
+    }
+    res.headers(headers);
     if (wait !== 'true') {
       res.status(202).send(accepted);
       return;

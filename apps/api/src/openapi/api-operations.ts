@@ -72,7 +72,9 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Submit code to run in the session',
     description:
       'Accepts the execution (numbered in its session), queues it behind the session\'s earlier executions and answers 202. ' +
-      'With `wait=true` the answer is 200 with the terminal execution (or the execution as it is at deadline + 15 s).',
+      'With `wait=true` the answer is 200 with the terminal execution (or the execution as it is at deadline + 15 s). ' +
+      'With `Accept: text/event-stream` (and no `wait=true`) the answer is 200 with the execution\'s events from the first, ' +
+      'as `GET /v1/executions/{executionId}/events` gives them, `Location` and `Execution-Seq` among its headers.',
     body: 'SubmitExecution',
     parameters: [
       { name: 'wait', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] }, description: 'wait for the terminal state' },
@@ -89,7 +91,17 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
         Location: { description: '/v1/executions/{executionId}', schema: { type: 'string' } },
         'Idempotent-Replayed': { description: '`true` when an Idempotency-Key answered an earlier execution', schema: { type: 'string' } },
       }),
-      '200': json('Execution', 'With wait=true: the execution, terminal unless its deadline + 15 s passed first'),
+      '200': {
+        description: 'With wait=true: the execution, terminal unless its deadline + 15 s passed first. With Accept: text/event-stream: its events',
+        headers: {
+          Location: { description: 'with the event stream: /v1/executions/{executionId}', schema: { type: 'string' } },
+          'Execution-Seq': { description: 'with the event stream: the execution\'s number in its session', schema: { type: 'integer' } },
+        },
+        content: {
+          'application/json': { schema: { $ref: '#/components/schemas/Execution' } },
+          'text/event-stream': { schema: { type: 'string' } },
+        },
+      },
     },
     errors: [...BODY, 401, 405, 409, 422, 429, 503],
   },
