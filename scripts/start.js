@@ -296,8 +296,9 @@ function printBanner(apiUrl, keys, workerCount, redisUrl) {
     'Or over HTTP: run Python and wait for the result (result.output holds what it printed):',
     `  ${submit('?wait=true', 'print(6*7)')}`,
     '',
-    'Stream events (SSE): submit without ?wait=true, take executionId from the 202 answer, then follow it:',
-    `  ${submit('', 'import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(1)')}`,
+    'Stream events (SSE): submit asking for the event stream, which the answer then is:',
+    `  ${submit('', 'import time\nfor i in range(5):\n    print(i, flush=True); time.sleep(1)').replace('curl -s ', "curl -sN -H 'Accept: text/event-stream' ")}`,
+    'Or follow any execution by its id (the 202 answer and Location name it; Last-Event-ID resumes):',
     `  curl -sN -H ${auth} ${shellQuote(`${apiUrl}/v1/executions/<executionId>/events`)}`,
     '',
   ].join('\n') + '\n');
