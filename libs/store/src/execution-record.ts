@@ -1,4 +1,5 @@
 import type { Execution, ExecutionStatus, FileOpRequest, KernelMode, ToolDeclaration } from '@kernelfleet/contracts';
+import type { AcceptRequest } from './accept-request';
 import type { ExecutionRef } from './keys';
 
 /** An execution as the worker needs it: the wire view plus the request it must run. */
@@ -27,19 +28,7 @@ export interface ExecutionRecord {
 }
 
 /** Request fields stored at accept, as the hash holds them (the deadline apart: accept.lib.lua takes it on its own). */
-export function requestFields(r: {
-  tenant: string;
-  sessionId: string;
-  code: string;
-  kernelMode: KernelMode;
-  reset: boolean;
-  ownerId?: string;
-  retryOnKernelLoss: boolean;
-  tools?: ToolDeclaration[];
-  toolCallTimeoutMs?: number;
-  fileOp?: FileOpRequest;
-  waiter?: string;
-}): string[] {
+export function requestFields(r: Omit<AcceptRequest, 'acceptedAt' | 'deadlineAt' | 'executionId'>): string[] {
   const fields = [
     'tenant', r.tenant,
     'sessionId', r.sessionId,

@@ -62,12 +62,12 @@ export class Submissions {
   }
 
   private async submitInOneStep(req: SubmitRequest, limits: QuotaLimits): Promise<SubmitOutcome> {
-    const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: req.executionId };
     const session = `${req.tenant}/${req.sessionId}`;
     const remembered = this.homes.get(session);
     const guess = remembered && (await this.registry.acceptsWork(remembered)) ? remembered : '';
-    const admit = this.quotas.admitCall(this.admitRequest(ref, req), limits);
     const accept = this.executions.acceptCall(req);
+    const { ref } = accept;
+    const admit = this.quotas.admitCall(this.admitRequest(ref, req), limits);
     const index = this.keys.executionIndex(ref.executionId);
     // KEYS[15] and KEYS[16] are not touched when their ARGV says none: the index key stands in.
     const reply = (await this.run(
@@ -77,8 +77,9 @@ export class Submissions {
       [...admit.args, session, encodeRef(ref), accept.indexedOwner, guess, ...accept.args],
     )) as unknown[];
     if (reply[0] !== 'ok') return { kind: 'refused', admission: admissionOf(reply) as Extract<Admission, { kind: 'refused' }> };
-    const [, , priority, deadlineAt, seq, laneLength, home, duplicate, dispatched] = reply as [string, number, number, number, number, number, string | null, number, number];
-    const accepted = acceptOutcomeOf(ref, [seq, laneLength, home, duplicate]);
+    const [, , priority, deadlineAt] = reply as number[];
+    const accepted = acceptOutcomeOf(ref, reply.slice(4, 8));
+    const dispatched = reply[8];
     this.remember(session, accepted.home);
     if (accepted.isHead && dispatched !== 1) await this.dispatcher.dispatch(ref, accepted.home, 0, priority > 0 ? priority : undefined);
     return { kind: 'accepted', accepted, deadlineAt };
