@@ -125,7 +125,7 @@ describe('session disposal in Redis', () => {
     expect(await store.disposal.disposeAll(tenant)).toEqual(['homed', 'pending']);
     expect(await status(waiting)).toBe('cancelled');
     expect(await store.sessions.get(homed)).toMatchObject({ workerId: null, kernel: { state: 'none' } });
-    expect(await store.sessions.get(theirs)).toMatchObject({ workerId: 'w1', kernel: { generation: 1, state: 'starting' } });
+    expect(await store.sessions.get(theirs)).toMatchObject({ workerId: 'w1', kernel: { generation: 1, state: 'idle' } });
     expect(await store.disposal.disposeAll(tenant)).toEqual([]);
     expect(await store.disposal.disposeAll('no-such-tenant')).toEqual([]);
   });

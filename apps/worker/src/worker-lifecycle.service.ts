@@ -47,6 +47,9 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     const { workerId, concurrency } = this.config;
     await this.jupyter.start();
     await this.refuseOpenRedis();
+    // Before the pool starts kernels in staging folders of this worker's.
+    const orphans = await this.kernels.folders.removeOrphans();
+    if (orphans) this.logger.warn(`deleted the session folders of ${orphans} tenant(s) a previous process of this worker left`);
     this.kernels.start();
     this.unlisten = await this.store.live.listen(this.store.keys.workerControl(workerId), (message) =>
       this.onControl(JSON.parse(message) as WorkerControlMessage),
@@ -55,8 +58,6 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     if (leftover.sessions || leftover.recovered) {
       this.logger.warn(`recovered after a restart: ${leftover.sessions} session(s), ${leftover.recovered} running execution(s)`);
     }
-    const orphans = await this.kernels.folders.removeOrphans();
-    if (orphans) this.logger.warn(`deleted the session folders of ${orphans} tenant(s) a previous process of this worker left`);
     await this.beat();
     this.consumer.start(
       (job, queue) => this.runner.handle(job, queue),

@@ -125,16 +125,19 @@ export class SessionRepository {
     return home === workerId && Number(current ?? 0) === generation;
   }
 
-  /** A worker starts a new kernel for the session: the next generation, homed on that worker. */
+  /**
+   * A worker has started a new kernel for the session: the next generation, homed on that
+   * worker, its kernel `idle`. The session joins the worker's set in the same round trip (sent
+   * together; on one Redis they run in order).
+   */
   async beginGeneration(ref: SessionRef, workerId: string): Promise<number> {
     const key = this.keys.sessionInfo(ref);
-    const [[, generation]] = (await this.redis
-      .multi()
-      .hincrby(key, 'generation', 1)
-      .hset(key, 'home', workerId, 'kernelState', 'starting')
-      .expire(key, this.retentionSeconds)
-      .exec()) as [[null, number], ...unknown[]];
-    await this.redis.sadd(this.keys.workerSessions(workerId), sessionMember(ref));
+    const [replies] = await Promise.all([
+      this.redis.multi().hincrby(key, 'generation', 1).hset(key, 'home', workerId, 'kernelState', 'idle').expire(key, this.retentionSeconds).exec(),
+      this.redis.sadd(this.keys.workerSessions(workerId), sessionMember(ref)),
+    ]);
+    const [[error, generation]] = replies as [[Error | null, number], ...unknown[]];
+    if (error) throw error;
     return generation;
   }
 

@@ -5,6 +5,8 @@ export interface KernelPoolOptions {
   size: number;
   /** Starts one kernel in the Jupyter server's root directory. */
   start: () => Promise<KernelHandle>;
+  /** A started kernel the pool lets go of without handing it out (shut down or dropped). */
+  discarded?: (handle: KernelHandle) => void;
   log: { warn(message: string): void; debug?(message: string): void };
   /**
    * Delay between a take and the start of its replacement (default 0). A kernel start costs the
@@ -20,8 +22,8 @@ export interface KernelPoolOptions {
 
 /**
  * Kernels started ahead of need, so a new session (or a per-call execution) does not wait for a
- * kernel start (~0.6 s): its first cell follows the setup cell that moves the kernel into the
- * session's folder (KernelPlacement.moveInto). Filling happens in the background, one
+ * kernel start (~0.6 s): the kernel is put in the session's folder as it is taken
+ * (KernelPlacement.moveInto). Filling happens in the background, one
  * start at a time (starts compete with running code for CPU); a failed start is logged and
  * retried with backoff. A pool kernel that dies while waiting is dropped and replaced.
  */
@@ -81,7 +83,7 @@ export class KernelPool {
    */
   forget(): void {
     this.epoch += 1;
-    for (const handle of this.ready.splice(0)) handle.dispose();
+    for (const handle of this.ready.splice(0)) this.release(handle);
     this.backoffMs = this.initialBackoffMs;
     this.wakeUp?.();
     this.fill();
@@ -121,7 +123,7 @@ export class KernelPool {
         return;
       }
       if (epoch !== this.epoch) {
-        handle.dispose();
+        this.release(handle);
         continue;
       }
       this.backoffMs = this.initialBackoffMs;
@@ -136,14 +138,20 @@ export class KernelPool {
     const index = this.ready.indexOf(handle);
     if (index < 0) return;
     this.ready.splice(index, 1);
-    handle.dispose();
+    this.release(handle);
     this.options.log.warn(`pool kernel ${handle.id} died while idle; replacing it`);
     this.fill();
   }
 
   private async shutDown(handle: KernelHandle): Promise<void> {
     await handle.shutdown().catch((error: unknown) => this.options.log.warn(`pool kernel shutdown failed: ${error}`));
+    this.release(handle);
+  }
+
+  /** Closes a kernel the pool will not hand out (gone already, or shut down). */
+  private release(handle: KernelHandle): void {
     handle.dispose();
+    this.options.discarded?.(handle);
   }
 
   /** Waits `ms`, or less when the pool is forgotten or disposed meanwhile. */

@@ -24,7 +24,7 @@ export async function shutDownKernel(handle: KernelHandle, log: { warn(message: 
 
 /**
  * Hands out started kernels already in a session's working directory: a warm one from the pool
- * (moved into the folder by a setup cell), else a new one. Knows about the worker's Jupyter
+ * (its staging folder renamed to the session's, KernelPlacement.moveInto), else a new one. Knows about the worker's Jupyter
  * server restarting (`serverRestarted`): a kernel that landed on the old server is replaced once,
  * and a start that failed because our own server had just died waits, within its budget, for
  * the new one.
@@ -48,7 +48,13 @@ export class KernelStarter {
     const { poolSize, startMaxMs, startsAtOnce } = config.kernels;
     this.slots = new StartSlots(startsAtOnce);
     if (poolSize > 0) {
-      this.pool = new KernelPool({ size: poolSize, start: () => this.startWarmKernel(startMaxMs), log, refillDelayMs: POOL_REFILL_DELAY_MS });
+      this.pool = new KernelPool({
+        size: poolSize,
+        start: () => this.startWarmKernel(startMaxMs),
+        discarded: (handle) => placement.release(handle),
+        log,
+        refillDelayMs: POOL_REFILL_DELAY_MS,
+      });
     }
   }
 
@@ -102,20 +108,20 @@ export class KernelStarter {
   }
 
   /**
-   * A new kernel for the session. Kernels with users of their own start in the root folder and
-   * move into the session's folder once the worker has handed it to their uid.
+   * A new kernel for the session. Kernels with users of their own start in a staging folder and
+   * move into the session's folder once the worker has handed that folder to their uid.
    */
   private async startSessionKernel(ref: SessionRef, startTimeoutMs: number, notAfter: number): Promise<KernelHandle> {
     if (!this.jupyter.kernelUsers) return this.startKernel({ cwd: this.placement.workingDir(ref), timeoutMs: startTimeoutMs }, notAfter);
-    const handle = await this.startKernel({ timeoutMs: startTimeoutMs }, notAfter);
-    try {
-      await this.placement.learnUid(handle);
-      if (await this.placement.moveInto(handle, ref)) return handle;
-      throw new Error(`kernel ${handle.id} could not move into the session's folder`);
-    } catch (error) {
-      void shutDownKernel(handle, this.log);
-      throw error;
-    }
+    const handle = await this.placement.startStaged((cwd) => this.startKernel({ cwd, timeoutMs: startTimeoutMs }, notAfter), true);
+    if (await this.placement.moveInto(handle, ref)) return handle;
+    this.discard(handle);
+    throw new Error(`kernel ${handle.id} could not move into the session's folder`);
+  }
+
+  /** A kernel that will serve no session: shut down, and its staging folder deleted. */
+  private discard(handle: KernelHandle): void {
+    void shutDownKernel(handle, this.log).finally(() => this.placement.release(handle));
   }
 
   /**
@@ -152,23 +158,23 @@ export class KernelStarter {
     if (!this.pool || this.closed) return undefined;
     for (let handle = this.pool.take(); handle; handle = this.pool.take()) {
       if (await this.placement.moveInto(handle, ref)) return handle;
-      void shutDownKernel(handle, this.log);
+      this.discard(handle);
     }
     return undefined;
   }
 
   /**
-   * A pool kernel, warmed up: a fresh ipykernel answers its first cells 2–4× slower than later
-   * ones (measured: 10–22 ms vs 5–7 ms), so two empty cells run before it waits in the pool.
+   * A pool kernel in a staging folder of its own, warmed up: a fresh ipykernel answers its first
+   * cells 2–4× slower than later ones (measured: 10–22 ms vs 5–7 ms), so two empty cells run
+   * before it waits in the pool.
    */
   private async startWarmKernel(startMaxMs: number): Promise<KernelHandle> {
-    const handle = await this.startKernel({ timeoutMs: startMaxMs });
+    const handle = await this.placement.startStaged((cwd) => this.startKernel({ cwd, timeoutMs: startMaxMs }), this.jupyter.kernelUsers);
     const ignore = { onStream: () => undefined, onDisplay: () => undefined };
     try {
-      if (this.jupyter.kernelUsers) await this.placement.learnUid(handle);
       for (let i = 0; i < 2; i++) await handle.execute('None', ignore);
     } catch (error) {
-      handle.dispose();
+      this.discard(handle);
       throw error;
     }
     return handle;

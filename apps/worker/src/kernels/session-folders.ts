@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { lstatSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, renameSync } from 'node:fs';
 import { chmod, lchown, lstat, mkdir, opendir, readdir, rmdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { findLauncherScript } from '@kernelfleet/kernel';
@@ -11,23 +12,77 @@ export function fileHelperScript(): string {
   return join(dirname(findLauncherScript()), 'kernelfleet_files.py');
 }
 
+/** An id as one plain folder name: `.`, `:` and `%` escaped, so ids like `..` stay one folder. */
+const escapeId = (id: string) => id.replace(/[.:%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
 /**
  * The sessions' folders on this worker, under its own root (`KERNEL_ROOT_DIR`): where each is,
  * and their removal when the session leaves (culled, disposed, drained, its kernels lost) — its
  * files go with its kernel (docs/files.md).
+ *
+ * A kernel started before it has a session (the warm pool's, or any kernel running as a user of
+ * its own) waits in a staging folder of its own, `pool:<worker>/<random>`: a name no tenant's
+ * folder can have (`:` is not in a tenant name, and is escaped in a session id). When it is given
+ * to a new session, its folder is renamed to the session's, and the kernel, whose working
+ * directory is that folder, is in the session's folder without running a cell (`settle`).
  */
 export class SessionFolders {
+  /** This worker's staging folders, relative to the root. */
+  private readonly stagingRoot: string;
+
   constructor(
     readonly rootDir: string,
     private readonly python: string,
     /** Whether everything under the root is the worker's to delete (see WorkerConfig.jupyter). */
     private readonly rootOwned: boolean,
-  ) {}
+    workerId: string,
+  ) {
+    this.stagingRoot = `pool:${escapeId(workerId)}`;
+  }
 
-  /** `<tenant>/<session>` with `.`, `:` and `%` escaped, so ids like `..` stay one plain folder. */
+  /** `<tenant>/<session>`, each id escaped to one plain folder name. */
   relative(ref: SessionRef): string {
-    const escape = (id: string) => id.replace(/[.:%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-    return `${escape(ref.tenant)}/${escape(ref.sessionId)}`;
+    return `${escapeId(ref.tenant)}/${escapeId(ref.sessionId)}`;
+  }
+
+  /** A new staging folder's path relative to the root, for a kernel about to start there (not made yet). */
+  newStaging(): string {
+    return `${this.stagingRoot}/${randomBytes(6).toString('hex')}`;
+  }
+
+  /** A staging folder is handed to its kernel's uid, as a session's folder would be (prepareSessionFolder). */
+  async handStaging(staging: string, uid: number): Promise<void> {
+    const folder = join(this.rootDir, staging);
+    await chmod(dirname(folder), 0o711);
+    await chownTree(folder, uid);
+    await chmod(folder, 0o700);
+  }
+
+  /**
+   * Makes a staging folder the session's folder by renaming it, when the session has no folder
+   * yet: its kernel's working directory is then the session's folder. `sandboxed`: the tenant's
+   * folder is made 0711, as prepareSessionFolder makes it. Synchronous: it runs on a new
+   * session's first execution, and a rename and a stat or two take microseconds.
+   *
+   * @returns false when the session has a folder already (its files stay where they are) or the
+   * rename failed: the kernel is still in its staging folder.
+   */
+  settle(staging: string, ref: SessionRef, sandboxed: boolean): boolean {
+    const folder = this.folderOf(ref);
+    try {
+      if (lstatSync(folder, { throwIfNoEntry: false })) return false;
+      const tenantFolder = dirname(folder);
+      if (mkdirSync(tenantFolder, { recursive: true }) !== undefined && sandboxed) chmodSync(tenantFolder, 0o711);
+      renameSync(join(this.rootDir, staging), folder);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Deletes a staging folder whose kernel got no session, or moved into one by a cell. */
+  removeStaging(staging: string): Promise<boolean> {
+    return removeFolder(this.python, join(this.rootDir, staging));
   }
 
   /** The session's folder (absolute). */
@@ -46,22 +101,28 @@ export class SessionFolders {
   }
 
   /**
-   * At boot, before any session is placed here: the folders a previous process of this worker
-   * left (it was killed; its sessions were handed back as lost) belong to nobody any more.
-   * Answers how many tenant folders went. Only in a root of the worker's own.
+   * At boot, before any kernel starts here: the folders a previous process of this worker left
+   * (it was killed; its sessions were handed back as lost) belong to nobody any more. Answers
+   * how many tenant folders went. In a root that is not the worker's own, only its staging
+   * folders go.
    */
   async removeOrphans(): Promise<number> {
-    if (!this.rootOwned) return 0;
+    const staging = removeFolder(this.python, join(this.rootDir, this.stagingRoot));
+    if (!this.rootOwned) return staging.then(() => 0);
     const entries = await readdir(this.rootDir, { withFileTypes: true }).catch(() => []);
-    const folders = entries.filter((entry) => entry.isDirectory());
+    const folders = entries.filter((entry) => entry.isDirectory() && entry.name !== this.stagingRoot);
     const removed = await Promise.all(folders.map((entry) => removeFolder(this.python, join(this.rootDir, entry.name))));
+    await staging;
     return removed.filter(Boolean).length;
   }
 
-  /** At the end of a drain, once no kernel is left: every folder, and the root when empty. */
+  /**
+   * At the end of a drain, once no kernel is left: every folder, and the root when empty. In a
+   * root that is not the worker's own, only its staging folders.
+   */
   async removeAll(): Promise<void> {
-    if (!this.rootOwned) return;
     await this.removeOrphans();
+    if (!this.rootOwned) return;
     await rmdir(this.rootDir).catch(() => undefined);
   }
 }

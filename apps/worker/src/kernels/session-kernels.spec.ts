@@ -22,7 +22,8 @@ describe('SessionKernels: kernels for sessions', () => {
     ({ kernels, sessions, setSharedPaused, starts } = makeSessionKernels(overrides, startKernel, jupyterUrl));
     return kernels;
   }
-  const pooled = () => starts.filter((k) => k.cwd === undefined);
+  /** Pool kernels start in staging folders of their own (SessionFolders.newStaging). */
+  const pooled = () => starts.filter((k) => k.cwd?.startsWith('pool:w1/'));
   afterEach(async () => {
     await kernels?.disposeAll();
   });
@@ -36,13 +37,15 @@ describe('SessionKernels: kernels for sessions', () => {
     const acquired = await kernels.acquire(ref('s.1'), { reset: false, startTimeoutMs: 5_000 });
     expect(acquired.handle).toBe(poolKernel);
     expect(acquired.info).toEqual({ workerId: 'w1', generation: 1, stateLost: false, restarted: true });
-    // Two warm-up cells while it waited in the pool, then the move into the session folder (a
-    // kernel that cannot move exits: test/integration/kernel-placement.int-spec.ts).
+    // Two warm-up cells while it waited in the pool, then the move into the session folder. This
+    // root does not exist, so the staging folder cannot become the session's by a rename (as it
+    // does in test/integration/kernel-placement.int-spec.ts): a setup cell moves the kernel from
+    // its staging folder (a kernel that cannot move exits: the same integration test).
     expect(poolKernel.executed).toHaveLength(3);
     expect(poolKernel.executed.slice(0, 2)).toEqual(['None', 'None']);
-    expect(poolKernel.executed[2]).toContain(`__import__('os').chdir("acme/s%2E1")`);
+    expect(poolKernel.executed[2]).toContain(`__import__('os').chdir("../../acme/s%2E1")`);
     expect(poolKernel.executed[2]).toContain(`__import__('os')._exit(1)`);
-    expect(starts.filter((k) => k.cwd !== undefined)).toHaveLength(0);
+    expect(starts.filter((k) => !k.cwd?.startsWith('pool:'))).toHaveLength(0);
     await until(() => kernels.pooled === 1 && pooled().length === 2);
   });
 
@@ -61,7 +64,7 @@ describe('SessionKernels: kernels for sessions', () => {
     const perCall = await kernels.acquireEphemeral(ref('p'), 5_000);
     expect(perCall.ephemeral).toBe(true);
     expect(perCall.handle).toBe(starts[0]);
-    expect(starts[0].executed.at(-1)).toContain('chdir("acme/p")');
+    expect(starts[0].executed.at(-1)).toContain('chdir("../../acme/p")');
     expect(kernels.size).toBe(0);
   });
 

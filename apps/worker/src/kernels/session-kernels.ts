@@ -61,7 +61,7 @@ export class SessionKernels {
     private readonly store: FleetStore,
     consumer: JobConsumer,
   ) {
-    this.folders = new SessionFolders(config.jupyter.rootDir, config.jupyter.python, config.jupyter.rootOwned);
+    this.folders = new SessionFolders(config.jupyter.rootDir, config.jupyter.python, config.jupyter.rootOwned, config.workerId);
     this.placement = new KernelPlacement(this.folders, { warn: (m) => this.logger.warn(m) });
     this.starter = new KernelStarter(config, jupyter, this.placement, this.logger);
     const capacity = new KernelCapacity(config.kernels.maxKernels, (paused) => consumer.setSharedPaused(paused), (m) => this.logger.log(m));
@@ -186,7 +186,10 @@ export class SessionKernels {
       entry.lastUsedAt = Date.now();
       return { handle: entry.handle, ephemeral: false, disposed: entry.disposal.signal, info: this.info(entry.generation, null, false) };
     }
-    const before = await this.store.sessions.get(ref);
+    // A session the claim saw with no kernel ever (generation 0) has no state to lose: Redis is
+    // not asked (the session's lane lets one execution at a time this far).
+    const neverHadKernel = !entry && opts.holder?.generation === 0;
+    const before = neverHadKernel ? null : await this.store.sessions.get(ref);
     // State is lost when the session had a kernel that nobody asked to go away: a disposal sets
     // the state `none` (and this worker's stale entry is gone by now, see above).
     const hadKernel =
@@ -213,8 +216,6 @@ export class SessionKernels {
     const next: SessionEntry = { ref, handle, generation, dead: false, inUse: true, lastUsedAt: Date.now(), disposal: new AbortController() };
     void handle.dead.then(() => (next.dead = true));
     this.kernels.set(key, next); // counted already while admitting (see acquire)
-    // Not written if the session was disposed meanwhile: the reconcile takes this kernel away.
-    await this.store.sessions.setKernelState(ref, this.config.workerId, generation, 'idle');
     return { handle, ephemeral: false, disposed: next.disposal.signal, info: this.info(generation, reason, true) };
   }
 
