@@ -4,7 +4,8 @@
  *
  * - a new session's first result with the warm kernel pool (default KERNEL_POOL_SIZE=2) and
  *   without it (KERNEL_POOL_SIZE=0), p50 over BENCH_NEW_SESSIONS (20) sessions each, compared to
- *   the warm end-to-end round trip (goal: with the pool at most 2× warm);
+ *   the warm end-to-end round trip on the same stack, taken in blocks between the new sessions
+ *   so both see the same machine noise (goal: with the pool at most 2× warm);
  * - sleep-bound throughput (16 sessions running `time.sleep(0.2)` back to back for
  *   BENCH_SLEEP_TP_MS, 10 s) on 1, 2 and 4 workers of WORKER_CONCURRENCY=4, and the speed-up
  *   over 1 worker (goal ×1.9 and ×3.6).
@@ -38,16 +39,33 @@ function expectCompleted(execution: Execution, what: string): Execution {
   return execution;
 }
 
-/** Time to the first result of brand-new sessions (one at a time; each is deleted afterwards). */
-async function newSessionSamples(stack: Stack, label: string, n: number, pauseMs: number): Promise<{ samples: number[]; restarted: number }> {
+/** Warm round trips before each new session: the first few after the pause are left out. */
+const WARM_BLOCK = 15;
+const WARM_BURN_IN = 5;
+
+/**
+ * Time to the first result of brand-new sessions (one at a time; each is deleted afterwards),
+ * and of warm `1+1` on one session of the same stack, in a block before each new session (the
+ * block's first round trips, after the pause, are left out: a kernel idle for a while answers
+ * its next cell 1–3 ms slower, docs/benchmarks.md).
+ */
+async function newSessionSamples(stack: Stack, label: string, n: number, pauseMs: number): Promise<{ samples: number[]; warm: number[]; restarted: number }> {
   const samples: number[] = [];
+  const warm: number[] = [];
   let restarted = 0;
   const tag = Math.random().toString(36).slice(2, 8);
-  for (let i = -1; i < n; i++) {
-    const session = `bench-new-${label}-${tag}-${i + 1}`;
+  const time = async <T>(work: () => Promise<T>): Promise<[number, T]> => {
     const start = process.hrtime.bigint();
-    const execution = expectCompleted(await stack.run(session, { code: '1+1' }), `new session ${session}`);
-    const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
+    const value = await work();
+    return [Number(process.hrtime.bigint() - start) / 1e6, value];
+  };
+  for (let i = -1; i < n; i++) {
+    for (let j = 0; j < WARM_BLOCK; j++) {
+      const [elapsed] = await time(async () => expectCompleted(await stack.run(`bench-warm-${label}`, { code: '1+1' }), 'warm'));
+      if (i >= 0 && j >= WARM_BURN_IN) warm.push(elapsed);
+    }
+    const session = `bench-new-${label}-${tag}-${i + 1}`;
+    const [elapsed, execution] = await time(async () => expectCompleted(await stack.run(session, { code: '1+1' }), `new session ${session}`));
     if (i >= 0) {
       samples.push(elapsed);
       if (execution.kernel?.restarted) restarted += 1;
@@ -55,7 +73,7 @@ async function newSessionSamples(stack: Stack, label: string, n: number, pauseMs
     await stack.request('DELETE', `/v1/sessions/${session}`);
     await sleep(pauseMs);
   }
-  return { samples, restarted };
+  return { samples, warm, restarted };
 }
 
 /** Executions per second of `sessions` sessions running `time.sleep(0.2)` back to back. */
@@ -94,39 +112,31 @@ async function sleepThroughput(stack: Stack, label: string, sessions: number, du
   return { rate, homes: [...homes.values()].sort((a, b) => b - a), startFailures };
 }
 
-/** Warm end-to-end `1+1` p50, for when this file runs alone. */
-async function warmP50(stack: Stack): Promise<number> {
-  const samples: number[] = [];
-  for (let i = 0; i < 130; i++) {
-    const start = process.hrtime.bigint();
-    expectCompleted(await stack.run('bench-warm', { code: '1+1' }), 'warm');
-    if (i >= 30) samples.push(Number(process.hrtime.bigint() - start) / 1e6);
-  }
-  return percentile(samples.sort((a, b) => a - b), 50);
-}
+const p50 = (samples: number[]) => percentile([...samples].sort((a, b) => a - b), 50);
 
 /**
  * Starts its own stacks (the caller's should be stopped: these figures are about a quiet
- * machine) and answers the table rows of the fleet section.
+ * machine) and answers the table rows of the fleet section, and the warm round trip the new
+ * sessions were compared to.
  */
-export async function fleetRows(warmE2eP50?: number): Promise<{ rows: Row[]; warm: number }> {
+export async function fleetRows(): Promise<{ rows: Row[]; warm: number }> {
   const rows: Row[] = [];
-  let warm = warmE2eP50 ?? 0;
+  let warm: number;
 
   // New sessions with the default pool: one worker with default settings.
   const pooled = await Stack.start({ workers: 1 });
   let poolP50: number;
   try {
-    if (!warm) warm = await warmP50(pooled);
     await sleep(3_000); // the pool fills in the background after boot
-    const { samples, restarted } = await newSessionSamples(pooled, 'pool', NEW_SESSIONS, POOL_REFILL_MS);
+    const { samples, warm: warmSamples, restarted } = await newSessionSamples(pooled, 'pool', NEW_SESSIONS, POOL_REFILL_MS);
     const sorted = [...samples].sort((a, b) => a - b);
     poolP50 = percentile(sorted, 50);
+    warm = p50(warmSamples);
     rows.push([
       'new session: 1st result, warm pool (size 2)',
       ms(poolP50),
       `p90 ${ms(percentile(sorted, 90))}`,
-      `×${(poolP50 / warm).toFixed(1)} warm (goal ≤2) n=${samples.length}${restarted === samples.length ? '' : ` restarted=${restarted}`}`,
+      `×${(poolP50 / warm).toFixed(2)} of warm ${ms(warm)} between them (goal ≤2) n=${samples.length}${restarted === samples.length ? '' : ` restarted=${restarted}`}`,
     ]);
   } finally {
     await pooled.stop();
@@ -135,10 +145,10 @@ export async function fleetRows(warmE2eP50?: number): Promise<{ rows: Row[]; war
   // Without the pool, then the sleep-bound throughput on 1, 2 and 4 workers of concurrency 4.
   const fleet = await Stack.start({ workers: 1, workerEnv: { KERNEL_POOL_SIZE: '0', WORKER_CONCURRENCY: '4' } });
   try {
-    const { samples } = await newSessionSamples(fleet, 'nopool', NEW_SESSIONS, 300);
+    const { samples, warm: warmSamples } = await newSessionSamples(fleet, 'nopool', NEW_SESSIONS, 300);
     const sorted = [...samples].sort((a, b) => a - b);
-    const p50 = percentile(sorted, 50);
-    rows.push(['new session: 1st result, no pool (size 0)', ms(p50), `p90 ${ms(percentile(sorted, 90))}`, `×${(p50 / warm).toFixed(1)} warm, ×${(p50 / poolP50).toFixed(1)} pool`]);
+    const cold = percentile(sorted, 50);
+    rows.push(['new session: 1st result, no pool (size 0)', ms(cold), `p90 ${ms(percentile(sorted, 90))}`, `×${(cold / p50(warmSamples)).toFixed(1)} warm, ×${(cold / poolP50).toFixed(1)} pool`]);
 
     let base = 0;
     for (const workers of [1, 2, 4]) {
@@ -171,7 +181,7 @@ if (require.main === module) {
       const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join(' | ');
       console.log(line(['measure', 'p50 / rate', 'p90 / ideal', 'note']));
       console.log(widths.map((w) => '-'.repeat(w)).join('-|-'));
-      console.log(line(['warm 1+1 end to end (reference)', ms(warm), '', '']));
+      console.log(line(['warm 1+1 end to end, between the new sessions', ms(warm), '', '']));
       for (const row of rows) console.log(line(row));
     } finally {
       await redis?.stop();

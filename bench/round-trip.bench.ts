@@ -213,7 +213,7 @@ async function main(): Promise<void> {
       await stack.stop();
       stack = undefined;
       await server.stop();
-      if (runFleet) fleet = (await fleetRows(e.p50)).rows;
+      if (runFleet) fleet = (await fleetRows()).rows;
       if (runDensity) density = await densityRows();
     }
 
