@@ -1,5 +1,6 @@
 import type { KernelHandle } from '@kernelfleet/kernel';
 import type { SessionRef } from '@kernelfleet/store';
+import { shutDownKernel } from './kernel-starter';
 import type { SessionFolders } from './session-folders';
 
 const ignoreOutput = { onStream: () => undefined, onDisplay: () => undefined };
@@ -46,7 +47,7 @@ export class KernelPlacement {
       this.staged.set(handle, staging);
       return handle;
     } catch (error) {
-      if (handle) void handle.shutdown().catch(() => undefined).finally(() => handle!.dispose());
+      if (handle) void shutDownKernel(handle, this.log);
       this.removeStaging(staging);
       throw error;
     }
@@ -118,17 +119,17 @@ export class KernelPlacement {
     const os = "__import__('os')";
     const code = `try:\n    ${os}.makedirs(${JSON.stringify(dir)}, exist_ok=True); ${os}.chdir(${JSON.stringify(dir)})\nexcept BaseException:\n    ${os}._exit(1)`;
     const failed = (why: string) => this.log.warn(`kernel ${handle.id} could not move into ${dir}: ${why}`);
-    const left = () => {
+    const leaveStaging = () => {
       if (staging !== undefined) this.removeStaging(staging);
     };
     void handle.execute(code, ignoreOutput).then(
       (outcome) => {
         if (outcome.status !== 'ok') failed(outcome.status);
-        left();
+        leaveStaging();
       },
       (error: unknown) => {
         failed(String((error as Error).message ?? error));
-        left();
+        leaveStaging();
       },
     );
     return true;

@@ -3,7 +3,7 @@ import type { KernelHandle } from '@kernelfleet/kernel';
 export interface KernelPoolOptions {
   /** Started, idle kernels to keep ready; 0 means no pool (every take misses). */
   size: number;
-  /** Starts one kernel in the Jupyter server's root directory. */
+  /** Starts one kernel (in a staging folder of its own, KernelPlacement.startStaged). */
   start: () => Promise<KernelHandle>;
   /** A started kernel the pool lets go of without handing it out (shut down or dropped). */
   discarded?: (handle: KernelHandle) => void;

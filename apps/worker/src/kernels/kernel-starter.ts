@@ -24,10 +24,10 @@ export async function shutDownKernel(handle: KernelHandle, log: { warn(message: 
 
 /**
  * Hands out started kernels already in a session's working directory: a warm one from the pool
- * (its staging folder renamed to the session's, KernelPlacement.moveInto), else a new one. Knows about the worker's Jupyter
- * server restarting (`serverRestarted`): a kernel that landed on the old server is replaced once,
- * and a start that failed because our own server had just died waits, within its budget, for
- * the new one.
+ * (put in the session's folder as it is taken, KernelPlacement.moveInto), else a new one. Knows
+ * about the worker's Jupyter server restarting (`serverRestarted`): a kernel that landed on the
+ * old server is replaced once, and a start that failed because our own server had just died
+ * waits, within its budget, for the new one.
  */
 export class KernelStarter {
   private readonly pool?: KernelPool;
