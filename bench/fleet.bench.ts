@@ -13,7 +13,7 @@
 import type { Execution } from '@kernelfleet/contracts';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { snapshotApps } from './app-snapshot';
+import { snapshotApps, timeEach } from './app-snapshot';
 
 const NEW_SESSIONS = Number(process.env.BENCH_NEW_SESSIONS ?? 20);
 /** Pause after each new session, so the pool has refilled before the next one arrives. */
@@ -54,18 +54,13 @@ async function newSessionSamples(stack: Stack, label: string, n: number, pauseMs
   const warm: number[] = [];
   let restarted = 0;
   const tag = Math.random().toString(36).slice(2, 8);
-  const time = async <T>(work: () => Promise<T>): Promise<[number, T]> => {
-    const start = process.hrtime.bigint();
-    const value = await work();
-    return [Number(process.hrtime.bigint() - start) / 1e6, value];
-  };
   for (let i = -1; i < n; i++) {
-    for (let j = 0; j < WARM_BLOCK; j++) {
-      const [elapsed] = await time(async () => expectCompleted(await stack.run(`bench-warm-${label}`, { code: '1+1' }), 'warm'));
-      if (i >= 0 && j >= WARM_BURN_IN) warm.push(elapsed);
-    }
+    const block = await timeEach(WARM_BLOCK, async () => void expectCompleted(await stack.run(`bench-warm-${label}`, { code: '1+1' }), 'warm'));
+    if (i >= 0) warm.push(...block.slice(WARM_BURN_IN));
     const session = `bench-new-${label}-${tag}-${i + 1}`;
-    const [elapsed, execution] = await time(async () => expectCompleted(await stack.run(session, { code: '1+1' }), `new session ${session}`));
+    const start = process.hrtime.bigint();
+    const execution = expectCompleted(await stack.run(session, { code: '1+1' }), `new session ${session}`);
+    const elapsed = Number(process.hrtime.bigint() - start) / 1e6;
     if (i >= 0) {
       samples.push(elapsed);
       if (execution.kernel?.restarted) restarted += 1;

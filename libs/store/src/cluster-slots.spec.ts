@@ -12,7 +12,7 @@ import { KeySpace, type ExecutionRef } from './keys';
 import type { RedisClient } from './redis-connection';
 import { SessionRepository } from './session-repository';
 import type { Dispatcher } from './dispatcher';
-import { ONE_REDIS_ONLY_SCRIPTS } from './scripts';
+import { ONE_REDIS_ONLY_SCRIPTS, scriptCommand } from './scripts';
 import { Submissions } from './submissions';
 import { TenantQuotas } from './tenant-quotas';
 import { WorkerRegistry } from './worker-registry';
@@ -43,7 +43,7 @@ const SCRIPT_REPLIES: Record<string, unknown> = {
   kf_evict: 1,
   kf_fair_priority: 1,
 };
-const oneRedisOnly = ONE_REDIS_ONLY_SCRIPTS.map((name) => `kf_${name.replace(/-/g, '_')}`);
+const oneRedisOnly = ONE_REDIS_ONLY_SCRIPTS.map(scriptCommand);
 
 function reply(command: string): unknown {
   if (command === 'zrange' || command === 'zrangebyscore' || command === 'smembers') return ['one', 'two'];
@@ -171,7 +171,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
 
   it('reaches every Lua script in ./scripts but those for one Redis only, which it never sends', () => {
     const files = readdirSync(join(__dirname, 'scripts')).filter((f) => /^[a-z-]+-\d+\.lua$/.test(f));
-    const scripts = files.map((f) => `kf_${f.replace(/-\d+\.lua$/, '').replace(/-/g, '_')}`);
+    const scripts = files.map((f) => scriptCommand(f.replace(/-\d+\.lua$/, '')));
     expect(scripts).toEqual(expect.arrayContaining(oneRedisOnly));
     const expected = scripts.filter((name) => !oneRedisOnly.includes(name)).sort();
     expect(expected.length).toBeGreaterThanOrEqual(10);

@@ -40,6 +40,11 @@ function scriptsDir(): string {
   return existsSync(beside) ? beside : beside.replace(`${join('dist', 'libs')}`, 'libs');
 }
 
+/** The ioredis command a script is registered as (`claim` → `kf_claim`). */
+export function scriptCommand(name: string): string {
+  return `kf_${name.replace(/-/g, '_')}`;
+}
+
 /** Registers the scripts on a connection (idempotent per connection) and returns a runner. */
 export function registerScripts(redis: RedisClient): ScriptRunner {
   const dir = scriptsDir();
@@ -51,12 +56,10 @@ export function registerScripts(redis: RedisClient): ScriptRunner {
     for (const prelude of [...preludes].reverse()) {
       if (prelude.uses.test(lua)) lua = `${prelude.lua}\n${lua}`;
     }
-    redis.defineCommand(`kf_${name.replace(/-/g, '_')}`, { numberOfKeys: Number(keys), lua });
+    redis.defineCommand(scriptCommand(name), { numberOfKeys: Number(keys), lua });
   }
   return (name, keys, args) => {
-    const command = (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[
-      `kf_${name.replace(/-/g, '_')}`
-    ];
+    const command = (redis as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[scriptCommand(name)];
     return command.call(redis, ...keys, ...args);
   };
 }

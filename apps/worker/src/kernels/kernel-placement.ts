@@ -108,7 +108,7 @@ export class KernelPlacement {
     if (staging !== undefined && this.folders.settle(staging, ref, uid !== undefined)) return true;
     // Relative to where the kernel is, as the kernel sees its folders (its server may see the
     // root at another path than the worker does); absolute once the worker prepared it.
-    let dir = staging === undefined ? this.workingDir(ref) : `../../${this.workingDir(ref)}`;
+    let dir = staging === undefined ? this.workingDir(ref) : this.folders.relativeFromStaging(ref);
     try {
       if (uid !== undefined) dir = await this.folders.prepare(ref, uid);
     } catch (error) {

@@ -50,6 +50,11 @@ export class SessionFolders {
     return `${this.stagingRoot}/${randomBytes(6).toString('hex')}`;
   }
 
+  /** The session's folder relative to a staging folder (two levels below the root). */
+  relativeFromStaging(ref: SessionRef): string {
+    return `../../${this.relative(ref)}`;
+  }
+
   /** A staging folder is handed to its kernel's uid, as a session's folder would be (prepareSessionFolder). */
   async handStaging(staging: string, uid: number): Promise<void> {
     const folder = join(this.rootDir, staging);
