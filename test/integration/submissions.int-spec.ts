@@ -1,6 +1,6 @@
 import type { QuotaLimits } from '@kernelfleet/config';
 import { SHARED_QUEUE } from '@kernelfleet/contracts';
-import { encodeRef, type ExecutionRef, type FleetStore, type SubmitRequest } from '@kernelfleet/store';
+import { encodeRef, resultWithoutRun, terminalExecution, type Ending, type ExecutionRef, type FleetStore, type SubmitRequest } from '@kernelfleet/store';
 import { connectStore, testPrefix } from '../support/store-fixtures';
 
 const LIMITS: QuotaLimits = {
@@ -36,7 +36,7 @@ function submission(sessionId: string, overrides: Partial<SubmitRequest> = {}): 
  * worker's inbox within the same script once this process has seen the home, and through the
  * dispatcher otherwise (a first accept, a home that moved, a worker draining).
  */
-describe('submissions on one Redis (submit-16.lua)', () => {
+describe('submissions on one Redis (submit-16.lua), and the worker\'s claim and finish (claim-running-6.lua, finish-release-10.lua)', () => {
   const prefix = testPrefix('submit');
   let store: FleetStore;
   const lease = (draining: boolean) => ({ bootId: 'b1', maxKernels: 8, kernels: 0, running: 0, concurrency: 2, draining });
@@ -151,6 +151,39 @@ describe('submissions on one Redis (submit-16.lua)', () => {
     } finally {
       await store.registry.startHeartbeat('w-one', () => lease(false));
     }
+  });
+
+  it("takes a head into the worker's running set and finishes it out of it, its deadline and quota count with it, a step each", async () => {
+    const [first, second] = [submission('worker-steps'), submission('worker-steps')];
+    await accepted(first);
+    await accepted(second);
+    const before = await store.quotas.usage('acme');
+    const running = async () => (await store.executions.runningOn('w-one')).map((r) => r.executionId);
+    const waiting = (req: SubmitRequest) => store.redis.zscore(store.keys.tenantWaiting('acme'), req.executionId);
+    expect(await waiting(first)).not.toBeNull(); // a head waits (fair share) until a worker takes it
+
+    // A claim that is not the worker's leaves no entry behind.
+    expect((await store.executions.markRunningAndClaim(refOf(second), 'w-one', 'b1', Date.now)).kind).toBe('not_head');
+    expect(await running()).not.toContain(second.executionId);
+    const claim = await store.executions.markRunningAndClaim(refOf(first), 'w-one', 'b1', Date.now);
+    if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
+    expect(await running()).toContain(first.executionId);
+    expect(await waiting(first)).toBeNull();
+
+    const ending: Ending = { status: 'completed', phase: 'run', exitCode: 0 };
+    const done = terminalExecution(claim.record, ending, resultWithoutRun(ending, 'done'));
+    const finished = await store.executions.finish(refOf(first), done, 'running', 'w-one');
+    // The next head is counted as waiting for fair share in the same step: its priority comes back.
+    expect(finished).toEqual({ kind: 'finished', nextHead: refOf(second), nextPriority: expect.any(Number) });
+    expect(await running()).not.toContain(first.executionId);
+    expect(await deadlineOf(refOf(first))).toBeNull();
+    expect(await store.quotas.usage('acme')).toEqual({ ...before, pending: before.pending - 1 });
+    expect((await store.executions.get(refOf(first)))?.status).toBe('completed');
+
+    // A second finish changes nothing: one terminal state, released once.
+    expect(await store.executions.finish(refOf(first), done, 'running', 'w-one')).toEqual({ kind: 'already', status: 'completed' });
+    expect(await store.quotas.usage('acme')).toEqual({ ...before, pending: before.pending - 1 });
+    expect(await deadlineOf(refOf(second))).not.toBeNull();
   });
 
   it('accepts an execution id that exists once: a repeat changes nothing and is not a head', async () => {

@@ -113,7 +113,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
   const fairShare = new FairShare(redis, keys, true);
   const quotas = new TenantQuotas(redis, keys, fairShare, 60);
   const stats = new FleetStats(redis, keys);
-  const executions = new ExecutionRepository(redis, keys, { retentionSeconds: 60, maxReplayEvents: 100 }, quotas, stats);
+  const executions = new ExecutionRepository(redis, keys, { retentionSeconds: 60, maxReplayEvents: 100 }, quotas, fairShare, stats);
   const sessions = new SessionRepository(redis, keys, 60);
   const registry = new WorkerRegistry(redis, keys, 10_000);
   const apiKeys = new ApiKeyRepository(redis, keys);

@@ -5,6 +5,7 @@ import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef
 import { acceptOutcomeOf, type AcceptCall, type AcceptOutcome, type AcceptRequest } from './accept-request';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
 import { registerScripts, type ScriptRunner } from './scripts';
+import type { FairShare } from './fair-share';
 import type { TenantQuotas } from './tenant-quotas';
 import type { FleetStats } from './fleet-stats';
 
@@ -65,6 +66,7 @@ export class ExecutionRepository {
     readonly keys: KeySpace,
     private readonly policy: RetentionPolicy,
     private readonly quotas: TenantQuotas,
+    private readonly fairShare: FairShare,
     /** Told of every execution that reaches its terminal state here (the dashboard's numbers). */
     private readonly stats?: FleetStats,
   ) {
@@ -199,21 +201,18 @@ export class ExecutionRepository {
    * which saves the warm path a round trip before its code goes out.
    */
   async claim(ref: ExecutionRef, workerId: string, bootId: string, now: number, warmGeneration?: number): Promise<ClaimOutcome> {
-    const reply = (await this.run(
-      'claim',
-      [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref)],
-      [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents, bootId, warmGeneration ?? ''],
-    )) as string[];
-    const [kind, ...rest] = reply;
-    if (kind === 'claimed') {
-      const [home, generation, sent, ...fields] = rest;
-      const h: Record<string, string> = {};
-      for (let i = 0; i < fields.length; i += 2) h[fields[i]] = fields[i + 1];
-      return { kind, record: toRecord(ref, h), holder: { home: home || null, generation: Number(generation) }, codeSent: sent === '1' };
-    }
-    if (kind === 'expired' || kind === 'missing' || kind === 'not_head') return { kind };
-    return { kind: 'not_queued', status: kind, runner: rest[0] || undefined, runnerBoot: rest[1] || undefined };
+    const { keys, args } = this.claimCall(ref, workerId, bootId, now, warmGeneration);
+    return claimOutcomeOf(ref, (await this.run('claim', keys, args)) as string[]);
   }
+
+  /** The keys and arguments of claim.lib.lua (claim-4.lua, or claim-running-6.lua's first part). */
+  private claimCall(ref: ExecutionRef, workerId: string, bootId: string, now: number, warmGeneration?: number) {
+    return {
+      keys: [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref)],
+      args: [ref.executionId, workerId, now, this.keys.liveChannel(ref), this.policy.maxReplayEvents, bootId, warmGeneration ?? ''],
+    };
+  }
+
 
   /** Emits an event of a running execution; 0 when it is no longer running. */
   emit(ref: ExecutionRef, type: Exclude<ExecutionEventType, 'result' | 'queued' | 'started'>, data: unknown): Promise<number> {
@@ -226,23 +225,40 @@ export class ExecutionRepository {
 
   /**
    * Moves the execution to its terminal state (once: a second finish answers `already`) and
-   * releases the lane and its place in the tenant's quotas. `onlyIf` guards against racing a
-   * worker (cancel only what is queued).
+   * releases the lane, its deadline entry and its place in the tenant's quotas. `onlyIf` guards
+   * against racing a worker (cancel only what is queued). `runner`: the worker ending its own
+   * run, whose running set lets go of the execution too, whatever the finish answers. On one
+   * Redis all of it is one script (finish-release-10.lua); on a Redis Cluster the finish, then
+   * the rest as commands of their own.
    */
-  async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | '' = ''): Promise<FinishOutcome> {
+  async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | '' = '', runner?: string): Promise<FinishOutcome> {
     const now = execution.timings.finishedAt ?? Date.now();
-    const [kind, detail] = (await this.run(
-      'finish',
-      [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref), this.keys.artifact(ref)],
-      [ref.executionId, onlyIf, execution.status, JSON.stringify(execution), now,
-        this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents, execution.result?.artifactId ? '1' : '0'],
-    )) as string[];
+    const keys = [this.keys.execution(ref), this.keys.lane(ref), this.keys.events(ref), this.keys.sessionInfo(ref), this.keys.artifact(ref)];
+    const args = [ref.executionId, onlyIf, execution.status, JSON.stringify(execution), now,
+      this.policy.retentionSeconds, this.keys.liveChannel(ref), this.policy.maxReplayEvents, execution.result?.artifactId ? '1' : '0'];
+    let kind: string;
+    let detail: string;
+    let priority: number | undefined;
+    if (this.redis.isCluster) {
+      [kind, detail] = (await this.run('finish', keys, args)) as string[];
+      const unmarked = runner ? this.unmarkRunning(ref, runner) : undefined;
+      if (kind === 'finished') {
+        [, { priority }] = await Promise.all([this.forgetDeadline(ref), this.quotas.release(ref, detail || undefined)]);
+      }
+      await unmarked;
+    } else {
+      const release = this.quotas.releaseCall(ref);
+      const [pendingMember, sessionId, , releasedAt, staleMs] = release.args;
+      let counted: number | undefined;
+      [kind, detail, counted] = (await this.run(
+        'finish-release',
+        [...keys, this.keys.deadlines(), ...release.keys, this.keys.workerRunning(runner ?? '')],
+        [...args, encodeRef(ref), pendingMember, sessionId, release.countsNextHead ? '1' : '', releasedAt, staleMs, runner ? '1' : ''],
+      )) as [string, string, number | undefined];
+      priority = counted ? counted : undefined;
+    }
     if (kind === 'finished') {
       this.stats?.record(execution, now);
-      const [, { priority }] = await Promise.all([
-        this.redis.zrem(this.keys.deadlines(), encodeRef(ref)),
-        this.quotas.release(ref, detail || undefined),
-      ]);
       return { kind, nextHead: detail ? { ...ref, executionId: detail } : undefined, nextPriority: priority };
     }
     if (kind === 'missing') return { kind };
@@ -255,17 +271,28 @@ export class ExecutionRepository {
   }
 
   /**
-   * `markRunning`, then `claim`: a worker that dies right after claiming is found in its running
-   * set by its reaper (a stale entry, when the claim fails, is the caller's to unmark). On one
-   * Redis both go out at once on one connection, which keeps their order; on a Redis Cluster
-   * they are in different slots, so the claim waits for the index.
+   * A worker takes a lane head it was handed: it no longer waits (fair share), and `claim`, with
+   * the execution in the worker's running set exactly when it runs there (claimed now, or by
+   * this worker process before): a worker that dies right after claiming is found there by its
+   * reaper. On one Redis that is one script (claim-running-6.lua). On a Redis Cluster the set
+   * and the waiting heads are in other slots: `markRunning` first, then the claim, and the entry
+   * goes again when the claim is not this worker's.
    */
   async markRunningAndClaim(ref: ExecutionRef, workerId: string, bootId: string, now: () => number, warmGeneration?: number): Promise<ClaimOutcome> {
-    const indexed = this.markRunning(ref, workerId);
-    if (this.redis.isCluster) await indexed;
-    const claim = await this.claim(ref, workerId, bootId, now(), warmGeneration);
-    await indexed;
-    return claim;
+    if (this.redis.isCluster) {
+      // Not awaited: it only steers the priority of the tenant's next dispatches.
+      void this.fairShare.taken(ref.tenant, ref.executionId).catch(() => undefined);
+      await this.markRunning(ref, workerId);
+      const claim = await this.claim(ref, workerId, bootId, now(), warmGeneration);
+      const runsHere =
+        claim.kind === 'claimed' || (claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === workerId && claim.runnerBoot === bootId);
+      if (!runsHere) await this.unmarkRunning(ref, workerId);
+      return claim;
+    }
+    const { keys, args } = this.claimCall(ref, workerId, bootId, now(), warmGeneration);
+    const waiting = this.fairShare.enabled ? ref.executionId : '';
+    const reply = await this.run('claim-running', [...keys, this.keys.workerRunning(workerId), this.keys.tenantWaiting(ref.tenant)], [...args, encodeRef(ref), waiting]);
+    return claimOutcomeOf(ref, reply as string[]);
   }
 
   /** Records that `workerId` runs the execution (failover finds it there if the worker dies). */
@@ -355,4 +382,17 @@ export function newExecutionId(): string {
 /** Idempotency keys are hashed into key names: any printable character may appear in them. */
 function digest(key: string): string {
   return createHash('sha256').update(key).digest('hex');
+}
+
+/** What claim.lib.lua answered, read. */
+function claimOutcomeOf(ref: ExecutionRef, reply: string[]): ClaimOutcome {
+  const [kind, ...rest] = reply;
+  if (kind === 'claimed') {
+    const [home, generation, sent, ...fields] = rest;
+    const h: Record<string, string> = {};
+    for (let i = 0; i < fields.length; i += 2) h[fields[i]] = fields[i + 1];
+    return { kind, record: toRecord(ref, h), holder: { home: home || null, generation: Number(generation) }, codeSent: sent === '1' };
+  }
+  if (kind === 'expired' || kind === 'missing' || kind === 'not_head') return { kind };
+  return { kind: 'not_queued', status: kind, runner: rest[0] || undefined, runnerBoot: rest[1] || undefined };
 }

@@ -79,7 +79,7 @@ export class FleetStore {
     this.fairShare = new FairShare(redis, this.keys, options.fairDispatch ?? true);
     this.quotas = new TenantQuotas(redis, this.keys, this.fairShare, options.retentionSeconds);
     this.stats = new FleetStats(redis, this.keys);
-    this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas, this.stats);
+    this.executions = new ExecutionRepository(redis, this.keys, retention, this.quotas, this.fairShare, this.stats);
     this.sessions = new SessionRepository(redis, this.keys, options.retentionSeconds);
     this.registry = new WorkerRegistry(redis, this.keys, options.workerLeaseMs);
     this.queueConnection = this.connection('producer', 'queue');

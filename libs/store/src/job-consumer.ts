@@ -1,7 +1,6 @@
 import type { OnApplicationShutdown } from '@nestjs/common';
 import { WaitingError, Worker, type Job } from 'bullmq';
 import { RUN_EXECUTION_JOB, SHARED_QUEUE, type RunExecutionJob } from '@kernelfleet/contracts';
-import type { FairShare } from './fair-share';
 import type { InboxConsumer } from './worker-inbox';
 
 /**
@@ -55,7 +54,6 @@ export class JobConsumer implements OnApplicationShutdown {
     private readonly inbox: InboxConsumer,
     /** Has Nest create the processors' workers (BullRegistrar.register). */
     private readonly createWorkers: () => void,
-    private readonly fairShare: FairShare,
   ) {}
 
   /** Called by each queue's processor as Nest builds it. */
@@ -68,11 +66,7 @@ export class JobConsumer implements OnApplicationShutdown {
     this.handler = handler;
     this.createWorkers();
     this.shared = this.workerOf(SHARED_QUEUE);
-    this.inbox.start(async (job) => {
-      // Not awaited: it only steers the priority of the tenant's next dispatches.
-      void this.fairShare.taken(job.tenant, job.executionId).catch(() => undefined);
-      await handler(job, this.ownQueue);
-    }, reoffer);
+    this.inbox.start((job) => handler(job, this.ownQueue).then(() => undefined), reoffer);
     // A shared queue paused before the start stays unstarted until resumed (resume() runs it).
     if (!this.sharedPaused) run(this.shared);
   }
@@ -113,8 +107,6 @@ export class JobConsumer implements OnApplicationShutdown {
       throw new WaitingError();
     }
     if (job.name !== RUN_EXECUTION_JOB) throw new Error(`no handler for job ${job.name}`);
-    // Not awaited: it only steers the priority of the tenant's next dispatches.
-    if (job.id) void this.fairShare.taken(job.data.tenant, job.id).catch(() => undefined);
     if ((await this.handler!(job.data, queueName)) === 'later') {
       await job.moveToWait(token);
       throw new WaitingError();

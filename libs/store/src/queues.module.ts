@@ -41,7 +41,7 @@ export class QueuesModule {
       inject: [FleetStore, BullRegistrar],
       useFactory: (store: FleetStore, registrar: BullRegistrar) => {
         const inbox = store.inboxConsumer(options.workerId, options.concurrency, (error) => logger.warn(`inbox: ${String(error)}`));
-        return new JobConsumer(workerQueueName(options.workerId), inbox, () => registrar.register(), store.fairShare);
+        return new JobConsumer(workerQueueName(options.workerId), inbox, () => registrar.register());
       },
     };
     const module = queuesModule([SHARED_QUEUE], [consumer, processorOf(SHARED_QUEUE, workerOptions)]);

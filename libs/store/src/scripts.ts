@@ -11,18 +11,20 @@ import type { RedisClient } from './redis-connection';
 const SCRIPT_FILES = [
   'accept-6', 'claim-4', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
   'admit-6', 'release-3', 'tool-call-open-3', 'tool-call-answer-3', 'tool-call-end-3', 'dispose-2', 'kernel-state-1',
-  'code-sent-2', 'evict-2', 'fair-priority-1', 'submit-16',
+  'code-sent-2', 'evict-2', 'fair-priority-1', 'submit-16', 'claim-running-6', 'finish-release-10',
 ] as const;
 type ScriptName =
   | 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner' | 'admit' | 'release'
   | 'tool-call-open' | 'tool-call-answer' | 'tool-call-end' | 'dispose' | 'kernel-state' | 'code-sent' | 'evict' | 'fair-priority'
-  | 'submit';
+  | 'submit' | 'claim-running' | 'finish-release';
 
 /**
- * Scripts whose keys span slots by design, run only on one Redis (not a Cluster): see
- * Submissions. Every other script keeps its keys in one slot (cluster-slots.spec.ts).
+ * Scripts whose keys span slots by design, run only on one Redis (not a Cluster): a step that
+ * takes several round trips on a Cluster done in one (Submissions; the worker's claim and
+ * finish, ExecutionRepository). Every other script keeps its keys in one slot
+ * (cluster-slots.spec.ts).
  */
-export const ONE_REDIS_ONLY_SCRIPTS: readonly ScriptName[] = ['submit'];
+export const ONE_REDIS_ONLY_SCRIPTS: readonly ScriptName[] = ['submit', 'claim-running', 'finish-release'];
 
 /** The preludes: what calls each, in an order where a prelude comes after those it calls. */
 const PRELUDES = [
@@ -30,6 +32,9 @@ const PRELUDES = [
   { file: 'fair.lib.lua', uses: /\bfairPriority\(/ },
   { file: 'admit.lib.lua', uses: /\badmit\(/ },
   { file: 'accept.lib.lua', uses: /\baccept\(/ },
+  { file: 'claim.lib.lua', uses: /\bclaimHead\(/ },
+  { file: 'finish.lib.lua', uses: /\bfinishExecution\(/ },
+  { file: 'release.lib.lua', uses: /\breleasePending\(/ },
 ] as const;
 
 export type ScriptRunner = (name: ScriptName, keys: string[], args: (string | number)[]) => Promise<unknown>;

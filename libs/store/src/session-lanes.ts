@@ -25,8 +25,12 @@ export class SessionLanes {
     this.finishedListeners.push(listener);
   }
 
-  async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | ''): Promise<FinishOutcome> {
-    const outcome = await this.executions.finish(ref, execution, onlyIf);
+  /**
+   * Ends the execution (ExecutionRepository.finish; `runner`: the worker ending its own run) and
+   * dispatches the session's next lane head.
+   */
+  async finish(ref: ExecutionRef, execution: Execution, onlyIf: 'queued' | 'running' | '', runner?: string): Promise<FinishOutcome> {
+    const outcome = await this.executions.finish(ref, execution, onlyIf, runner);
     if (outcome.kind === 'finished') {
       for (const listener of this.finishedListeners) {
         try {

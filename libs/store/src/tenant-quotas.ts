@@ -104,13 +104,22 @@ export class TenantQuotas {
    * is counted as waiting in the same step and `priority` is its job's priority.
    */
   async release(ref: ExecutionRef, nextHeadJobId?: string): Promise<{ released: boolean; priority?: number }> {
-    const keys = [this.keys.tenantPending(ref.tenant), this.keys.tenantLiveSessions(ref.tenant), this.keys.tenantWaiting(ref.tenant)];
-    const next = this.fairShare.enabled && nextHeadJobId ? nextHeadJobId : '';
-    const [released, priority] = (await this.run('release', keys, [pendingMember(ref), ref.sessionId, next, Date.now(), STALE_WAITING_MS])) as [
-      number,
-      number,
-    ];
+    const { keys, args } = this.releaseCall(ref, nextHeadJobId);
+    const [released, priority] = (await this.run('release', keys, args)) as [number, number];
     return { released: released === 1, priority: priority > 0 ? priority : undefined };
+  }
+
+  /**
+   * The keys and arguments of release.lib.lua for `ref` (release-3.lua, or the release part of
+   * finish-release-10.lua, which passes its finish's next head when `countsNextHead`).
+   */
+  releaseCall(ref: ExecutionRef, nextHeadJobId?: string): { keys: string[]; args: (string | number)[]; countsNextHead: boolean } {
+    const next = this.fairShare.enabled && nextHeadJobId ? nextHeadJobId : '';
+    return {
+      keys: [this.keys.tenantPending(ref.tenant), this.keys.tenantLiveSessions(ref.tenant), this.keys.tenantWaiting(ref.tenant)],
+      args: [pendingMember(ref), ref.sessionId, next, Date.now(), STALE_WAITING_MS],
+      countsNextHead: this.fairShare.enabled,
+    };
   }
 
   async overrides(tenant: string): Promise<Partial<QuotaLimits>> {

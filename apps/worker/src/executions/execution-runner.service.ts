@@ -86,20 +86,21 @@ export class ExecutionRunner {
     // Only a shared-queue job waits for room (its consumer pauses meanwhile); a head from the
     // worker's inbox is for a session it holds.
     if (queueName === SHARED_QUEUE && !(await this.roomFor(ref))) return 'later';
-    // Indexed before the claim: a worker that dies right after claiming is found by its
-    // reaper; a stale entry is dropped on recovery.
+    // A claim of ours is in our running set from the start: a worker that dies right after
+    // claiming is found there by its reaper.
     const warm = this.kernels.warmGeneration(ref);
     const claim = await this.store.executions.markRunningAndClaim(ref, me, this.config.bootId, Date.now, warm);
     const runningHere =
       claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === me && claim.runnerBoot === this.config.bootId;
-    if (claim.kind !== 'claimed' && !runningHere) await this.store.executions.unmarkRunning(ref, me);
     if (claim.kind === 'claimed') {
+      let finished = false;
       try {
-        if (claim.record.fileOp) return await this.runFileOp(claim.record, claim.holder);
-        return await this.run(claim.record, claim.holder, claim.codeSent ? warm : undefined);
+        finished = claim.record.fileOp ? await this.runFileOp(claim.record, claim.holder) : await this.run(claim.record, claim.holder, claim.codeSent ? warm : undefined);
       } finally {
-        await this.store.executions.unmarkRunning(ref, me);
+        // A run that ended with its finish left the running set in that step.
+        if (!finished) await this.store.executions.unmarkRunning(ref, me);
       }
+      return;
     }
     if (claim.kind === 'expired') {
       await this.sweeper.endOverdue(ref);
@@ -141,7 +142,7 @@ export class ExecutionRunner {
    * `holder`: the session's home and generation as the claim saw them (see SessionKernels.acquire).
    * `sentTo`: the kernel generation the claim already marked the code as sent to.
    */
-  private async run(record: ExecutionRecord, holder: SessionHolder, sentTo?: number): Promise<void> {
+  private async run(record: ExecutionRecord, holder: SessionHolder, sentTo?: number): Promise<boolean> {
     const { ref } = record;
     const { controller, deadline } = this.begin(record);
     const output = new ExecutionOutput(ref, this.store.executions, this.config.output.artifactMaxBytes, this.config.output.liveMaxChars, () => this.store.connected);
@@ -159,7 +160,7 @@ export class ExecutionRunner {
         return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, '')));
       }
       const sending = kernel.info.generation === sentTo ? 'sent' : await this.codeMayGo(record, kernel);
-      if (sending === 'taken') return;
+      if (sending === 'taken') return false;
       if (sending === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
       let end = await this.runCode(record, kernel, output, deadline, controller.signal);
       if (end.kind === 'died' && !end.interruptedBy && record.retryOnKernelLoss && !record.retried && !kernel.ephemeral) {
@@ -167,7 +168,7 @@ export class ExecutionRunner {
         await this.kernels.lose(ref, kernel.info.generation);
         kernel = await this.kernels.acquire(ref, { reset: false, startTimeoutMs: deadline.stepBudget(this.config.kernels.startMaxMs), notAfter: deadline.at });
         const again = await this.codeMayGo(record, kernel);
-        if (again === 'taken') return;
+        if (again === 'taken') return false;
         if (again === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
         end = await this.runCode(record, kernel, output, deadline, controller.signal);
       }
@@ -180,13 +181,13 @@ export class ExecutionRunner {
       await output.settle();
       const summary = output.finish(notice);
       const result = resultFromSink(runEnding, summary, output.displays, summary.overflowed ? ref.executionId : undefined);
-      await this.finishRun(record, terminalExecution(record, runEnding, result));
+      return await this.finishRun(record, terminalExecution(record, runEnding, result));
     } catch (error) {
       this.logger.error(logFields(`execution ${ref.executionId} failed: ${(error as Error).message ?? error}`, { ...ref, stack: (error as Error).stack }));
       await output.settle();
       const ending: Ending = { status: 'failed', phase: 'run', exitCode: 1, kernel: kernel?.info };
       const result = resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`);
-      await this.finishRun(record, terminalExecution(record, ending, result));
+      return await this.finishRun(record, terminalExecution(record, ending, result));
     } finally {
       this.cancels.delete(ref.executionId);
       this.kernels.done(ref);
@@ -209,7 +210,7 @@ export class ExecutionRunner {
    * uid owns the folder; a new session is placed here as a first execution would be); reads of a
    * session homed nowhere find no files and start nothing. The kernel runs no code.
    */
-  private async runFileOp(record: ExecutionRecord, holder: SessionHolder): Promise<void> {
+  private async runFileOp(record: ExecutionRecord, holder: SessionHolder): Promise<boolean> {
     const { ref } = record;
     const { controller, deadline } = this.begin(record);
     let kernel: AcquiredKernel | undefined;
@@ -222,7 +223,7 @@ export class ExecutionRunner {
         }
         kernel = started;
         const sending = await this.codeMayGo(record, kernel);
-        if (sending === 'taken') return;
+        if (sending === 'taken') return false;
         if (sending === 'disposed') return await this.endDisposedBeforeRun(record, kernel);
       }
       const cancelled = () => controller.signal.aborted || kernel?.disposed?.aborted === true;
@@ -231,11 +232,11 @@ export class ExecutionRunner {
       // An operation that gave up says why: cancelled (or disposed), out of time, or its own error.
       const status: TerminalStatus = !outcome.error ? 'completed' : cancelled() ? 'cancelled' : deadline.expired() ? 'timed_out' : 'failed';
       const ending: Ending = { status, phase: 'run', exitCode: null, kernel: kernel?.info };
-      await this.finishRun(record, terminalFileOp(record, ending, outcome));
+      return await this.finishRun(record, terminalFileOp(record, ending, outcome));
     } catch (error) {
       this.logger.error(logFields(`file operation ${ref.executionId} failed: ${(error as Error).message ?? error}`, { ...ref, stack: (error as Error).stack }));
       const ending: Ending = { status: 'failed', phase: 'run', exitCode: null, kernel: kernel?.info };
-      await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`)));
+      return await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, `[kernelfleet worker error: ${(error as Error).message}]`)));
     } finally {
       this.cancels.delete(ref.executionId);
       if (kernel) this.kernels.done(ref);
@@ -288,10 +289,10 @@ export class ExecutionRunner {
    * The session was disposed while this execution's kernel started (the start homed the session
    * again): that kernel is not the session's, and the code does not run.
    */
-  private async endDisposedBeforeRun(record: ExecutionRecord, kernel: AcquiredKernel): Promise<void> {
+  private async endDisposedBeforeRun(record: ExecutionRecord, kernel: AcquiredKernel): Promise<boolean> {
     await this.kernels.discard(record.ref, kernel.info.generation);
     const ending: Ending = { status: 'cancelled', phase: 'kernel_start', exitCode: null, kernel: kernel.info };
-    await this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, `[${NOTICES.disposedBeforeRun}]`)));
+    return this.finishRun(record, terminalExecution(record, ending, resultWithoutRun(ending, `[${NOTICES.disposedBeforeRun}]`)));
   }
 
   /**
@@ -349,16 +350,14 @@ export class ExecutionRunner {
    * Ends a run of this worker: finishing releases the lane and dispatches the session's next
    * execution. After a disposal that one finds the session un-homed in Redis (the disposal wrote
    * it before telling this worker), so it gets a fresh kernel wherever it runs; on this worker
-   * its acquire waits for the old kernel's shutdown (the session's lock).
+   * its acquire waits for the old kernel's shutdown (the session's lock). The execution leaves
+   * this worker's running set in the same step. Answers true: the run is over.
    */
-  private async finishRun(record: ExecutionRecord, execution: Execution): Promise<void> {
-    await this.finish(record, execution, 'running');
+  private async finishRun(record: ExecutionRecord, execution: Execution): Promise<true> {
+    await this.store.lanes.finish(record.ref, execution, 'running', this.config.workerId);
     // The client has now heard of the lost state (see SessionRepository.isStateLossPending);
     // a file operation's answer does not say it, so the session's next execution still does.
     if (execution.kernel?.stateLost && record.kernelMode === 'session' && !record.fileOp) await this.store.sessions.setStateLossPending(record.ref, null);
-  }
-
-  private async finish(record: ExecutionRecord, execution: Execution, onlyIf: 'queued' | 'running'): Promise<void> {
-    await this.store.lanes.finish(record.ref, execution, onlyIf);
+    return true;
   }
 }
