@@ -213,7 +213,6 @@ export class ExecutionRepository {
     };
   }
 
-
   /** Emits an event of a running execution; 0 when it is no longer running. */
   emit(ref: ExecutionRef, type: Exclude<ExecutionEventType, 'result' | 'queued' | 'started'>, data: unknown): Promise<number> {
     return this.run(
@@ -248,14 +247,13 @@ export class ExecutionRepository {
       await unmarked;
     } else {
       const release = this.quotas.releaseCall(ref);
-      const [pendingMember, sessionId, , releasedAt, staleMs] = release.args;
       let counted: number | undefined;
       [kind, detail, counted] = (await this.run(
         'finish-release',
         [...keys, this.keys.deadlines(), ...release.keys, this.keys.workerRunning(runner ?? '')],
-        [...args, encodeRef(ref), pendingMember, sessionId, release.countsNextHead ? '1' : '', releasedAt, staleMs, runner ? '1' : ''],
+        [...args, encodeRef(ref), ...release.args, release.countsNextHead ? '1' : '', runner ? '1' : ''],
       )) as [string, string, number | undefined];
-      priority = counted ? counted : undefined;
+      priority = counted || undefined;
     }
     if (kind === 'finished') {
       this.stats?.record(execution, now);

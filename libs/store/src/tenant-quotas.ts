@@ -111,7 +111,8 @@ export class TenantQuotas {
 
   /**
    * The keys and arguments of release.lib.lua for `ref` (release-3.lua, or the release part of
-   * finish-release-10.lua, which passes its finish's next head when `countsNextHead`).
+   * finish-release-10.lua, which puts its finish's next head in as the third argument when
+   * `countsNextHead`).
    */
   releaseCall(ref: ExecutionRef, nextHeadJobId?: string): { keys: string[]; args: (string | number)[]; countsNextHead: boolean } {
     const next = this.fairShare.enabled && nextHeadJobId ? nextHeadJobId : '';

@@ -8,23 +8,24 @@
   KEYS[1..5] finishExecution's K  KEYS[6] deadlines (zset)  KEYS[7..9] releasePending's K
   KEYS[10] the running set of the worker ending its run
   ARGV[1..9] finishExecution's A  ARGV[10] the execution's member in the deadlines and running sets
-  ARGV[11] releasePending's A[1] (pending member)  ARGV[12] sessionId
-  ARGV[13] '1' when fair share is on (the next head is counted as waiting)  ARGV[14] now (ms)
-  ARGV[15] waiting entries older than this (ms) are dropped
-  ARGV[16] '1': leave the worker's running set (whatever the finish answered: the run is over)
+  ARGV[11..15] releasePending's A, its third (the next head to count as waiting) filled in here
+  ARGV[16] '1' when fair share is on (the next head is counted as waiting)
+  ARGV[17] '1': leave the worker's running set (whatever the finish answered: the run is over)
 
   Returns {'finished', nextHead or '', next head's priority (0 = none)} or what finishExecution
   returns otherwise.
 ]]
 local finished = finishExecution({unpack(KEYS, 1, 5)}, {unpack(ARGV, 1, 9)})
-if ARGV[16] == '1' then
+if ARGV[17] == '1' then
   redis.call('SREM', KEYS[10], ARGV[10])
 end
 if finished[1] ~= 'finished' then
   return finished
 end
 redis.call('ZREM', KEYS[6], ARGV[10])
-local nextHead = finished[2]
-local counted = ARGV[13] == '1' and nextHead or ''
-local released = releasePending({unpack(KEYS, 7, 9)}, {ARGV[11], ARGV[12], counted, ARGV[14], ARGV[15]})
-return {'finished', nextHead, released[2]}
+local releaseArgs = {unpack(ARGV, 11, 15)}
+if ARGV[16] == '1' then
+  releaseArgs[3] = finished[2]
+end
+local released = releasePending({unpack(KEYS, 7, 9)}, releaseArgs)
+return {'finished', finished[2], released[2]}
