@@ -19,12 +19,14 @@ export const UNLIMITED_SUBMITS = {
   QUOTA_PENDING_PER_SESSION: '1000000',
 };
 
-/** One POST on a kept-alive connection; answers the status code. */
-function post(agent: Agent, url: URL, headers: Record<string, string>, body: string): Promise<number> {
+/** One POST with Node's own `http` module on a kept-alive connection; answers the status and the body. */
+export function post(agent: Agent, url: URL, headers: Record<string, string>, body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: 'POST', agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
       res.on('error', reject);
     });
     req.on('error', reject);
@@ -50,7 +52,7 @@ export async function acceptsPerSecond(stack: Stack, opts: { ms: number; connect
     await Promise.all(
       Array.from({ length: opts.connections }, async () => {
         while (Date.now() < until) {
-          const status = await post(agent, urlOf(next++), headers, body);
+          const { status } = await post(agent, urlOf(next++), headers, body);
           if (status !== 202) throw new Error(`submission answered ${status}, not 202`);
           if (count) accepted += 1;
         }

@@ -5,7 +5,9 @@
  * - the warm `1+1` round trip, raw (@jupyterlab/services, no queue: the floor), end to end with
  *   `?wait=true`, and through the client library (`executePython`: submit, then the event stream);
  *   beside them the same HTTP client's round trip to a route that does no work (`GET
- *   /health/live`): the part of the overhead any service behind HTTP pays;
+ *   /health/live`): the part of the overhead any service behind HTTP pays; and the `wait=true`
+ *   round trip again with Node's own `http` module instead of `fetch` (what the client's side
+ *   of HTTP costs);
  * - Redis commands per warm execution (MONITOR on the bench's own Redis);
  * - time to the first output byte at an SSE client vs the raw kernel's first IOPub stream message;
  * - throughput at 4, 16 and 64 busy sessions vs as many raw kernels, with the CPU the api, the
@@ -20,6 +22,7 @@
  * overhead_p99_ms=… throughput_ratio_16=… redis_cmds_per_exec=… accepts_per_s=…` and more.
  */
 import { mkdtempSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
@@ -27,7 +30,7 @@ import { commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
 import { inBatches, snapshotApps, timeEach, runMain } from './app-snapshot';
-import { acceptsPerSecond, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS } from './costs.bench';
+import { acceptsPerSecond, post, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS } from './costs.bench';
 import { densityRows } from './density.bench';
 import { fleetRows, type Row } from './fleet.bench';
 import { cpuPerExecution } from './process-cpu';
@@ -103,6 +106,14 @@ async function main(): Promise<void> {
       const answer = await stack!.request('GET', '/health/live');
       if (answer.status !== 200) throw new Error(`GET /health/live answered ${answer.status}`);
     };
+    const keptAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+    const waitUrl = new URL(`${stack.url}/v1/sessions/bench-rt/executions?wait=true`);
+    const jsonHeaders = { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' };
+    const viaHttpModule = async () => {
+      const answer = await post(keptAlive, waitUrl, jsonHeaders, JSON.stringify({ code: CODE }));
+      const status = answer.status === 200 ? (JSON.parse(answer.text) as { status: string }).status : `HTTP ${answer.status}`;
+      if (status !== 'completed') throw new Error(`e2e execution (http module) ${status}`);
+    };
     const viaClient = async () => {
       const result = await kf.executePython(CODE, { sessionId: 'bench-rt' });
       if (result.status !== 'completed') throw new Error(`client execution ${result.status}`);
@@ -111,20 +122,25 @@ async function main(): Promise<void> {
     await timeEach(WARMUP, e2e);
     await timeEach(WARMUP, viaClient);
     await timeEach(WARMUP, httpOnly);
+    await timeEach(WARMUP, viaHttpModule);
     const rawSamples: number[] = [];
     const e2eSamples: number[] = [];
     const clientSamples: number[] = [];
     const httpSamples: number[] = [];
+    const moduleSamples: number[] = [];
     for (let block = 0; block < 10; block++) {
       rawSamples.push(...(await timeEach(ROUND_TRIPS / 10, raw)));
       e2eSamples.push(...(await timeEach(ROUND_TRIPS / 10, e2e)));
       clientSamples.push(...(await timeEach(ROUND_TRIPS / 10, viaClient)));
       httpSamples.push(...(await timeEach(ROUND_TRIPS / 10, httpOnly)));
+      moduleSamples.push(...(await timeEach(ROUND_TRIPS / 10, viaHttpModule)));
     }
+    keptAlive.destroy();
     const r = summary(rawSamples);
     const e = summary(e2eSamples);
     const c = summary(clientSamples);
     const h = summary(httpSamples);
+    const m = summary(moduleSamples);
     rows.push(['warm 1+1 round trip, raw', `${r.p50.toFixed(2)} ms`, `${r.p99.toFixed(2)} ms`, `n=${r.n}`]);
     rows.push(['warm 1+1 round trip, end to end (wait=true)', `${e.p50.toFixed(2)} ms`, `${e.p99.toFixed(2)} ms`, `×${(e.p50 / r.p50).toFixed(2)} of raw`]);
     rows.push([
@@ -132,6 +148,12 @@ async function main(): Promise<void> {
       `${h.p50.toFixed(2)} ms`,
       `${h.p99.toFixed(2)} ms`,
       `overhead less this: ${(e.p50 - r.p50 - h.p50).toFixed(2)} ms p50`,
+    ]);
+    rows.push([
+      "warm 1+1 e2e (wait=true), Node's http module",
+      `${m.p50.toFixed(2)} ms`,
+      `${m.p99.toFixed(2)} ms`,
+      `overhead ${(m.p50 - r.p50).toFixed(2)} ms p50 (fetch: ${(e.p50 - r.p50).toFixed(2)})`,
     ]);
     rows.push(['warm 1+1, client executePython (SSE)', `${c.p50.toFixed(2)} ms`, `${c.p99.toFixed(2)} ms`, `×${(c.p50 / r.p50).toFixed(2)} of raw`]);
     kernel.dispose();
@@ -240,6 +262,7 @@ async function main(): Promise<void> {
     console.log(
       `raw_p50_ms=${r.p50.toFixed(2)} e2e_p50_ms=${e.p50.toFixed(2)} client_p50_ms=${c.p50.toFixed(2)} ` +
         `overhead_p50_ms=${(e.p50 - r.p50).toFixed(2)} overhead_p99_ms=${(e.p99 - r.p99).toFixed(2)} http_p50_ms=${h.p50.toFixed(2)}` +
+        ` overhead_http_module_p50_ms=${(m.p50 - r.p50).toFixed(2)}` +
         ` first_output_overhead_ms=${(sf.p50 - rf.p50).toFixed(2)}` +
         (ratios.has(16) ? ` throughput_ratio_16=${ratios.get(16)!.toFixed(2)}` : '') +
         (cost ? ` redis_cmds_per_exec=${cost.total} redis_sent_per_exec=${cost.sent}` : '') +
