@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     const waitUrl = new URL(`${stack.url}/v1/sessions/bench-rt/executions?wait=true`);
     const jsonHeaders = { authorization: `Bearer ${stack.apiKey}`, 'content-type': 'application/json' };
     const viaHttpModule = async () => {
-      const answer = await post(keptAlive, waitUrl, jsonHeaders, JSON.stringify({ code: CODE }));
+      const answer = await post(keptAlive, waitUrl, jsonHeaders, JSON.stringify({ code: CODE }), true);
       const status = answer.status === 200 ? (JSON.parse(answer.text) as { status: string }).status : `HTTP ${answer.status}`;
       if (status !== 'completed') throw new Error(`e2e execution (http module) ${status}`);
     };

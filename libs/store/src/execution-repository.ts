@@ -282,9 +282,7 @@ export class ExecutionRepository {
       void this.fairShare.taken(ref.tenant, ref.executionId).catch(() => undefined);
       await this.markRunning(ref, workerId);
       const claim = await this.claim(ref, workerId, bootId, now(), warmGeneration);
-      const runsHere =
-        claim.kind === 'claimed' || (claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === workerId && claim.runnerBoot === bootId);
-      if (!runsHere) await this.unmarkRunning(ref, workerId);
+      if (claim.kind !== 'claimed' && !isRunningHere(claim, workerId, bootId)) await this.unmarkRunning(ref, workerId);
       return claim;
     }
     const { keys, args } = this.claimCall(ref, workerId, bootId, now(), warmGeneration);
@@ -380,6 +378,14 @@ export function newExecutionId(): string {
 /** Idempotency keys are hashed into key names: any printable character may appear in them. */
 function digest(key: string): string {
   return createHash('sha256').update(key).digest('hex');
+}
+
+/**
+ * A claim refused because the execution already runs on this worker process (`workerId` and
+ * its `bootId`): it was handed again while running here.
+ */
+export function isRunningHere(claim: ClaimOutcome, workerId: string, bootId: string): boolean {
+  return claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === workerId && claim.runnerBoot === bootId;
 }
 
 /** What claim.lib.lua answered, read. */

@@ -5,6 +5,7 @@ import { KernelDiedError, KernelStartTimeoutError } from '@kernelfleet/kernel';
 import {
   FleetStore,
   KERNEL_LOST_NOTICE,
+  isRunningHere,
   QUEUE_TIMEOUT_MESSAGE,
   resultFromSink,
   resultWithoutRun,
@@ -90,8 +91,7 @@ export class ExecutionRunner {
     // claiming is found there by its reaper.
     const warm = this.kernels.warmGeneration(ref);
     const claim = await this.store.executions.markRunningAndClaim(ref, me, this.config.bootId, Date.now, warm);
-    const runningHere =
-      claim.kind === 'not_queued' && claim.status === 'running' && claim.runner === me && claim.runnerBoot === this.config.bootId;
+    const runningHere = isRunningHere(claim, me, this.config.bootId);
     if (claim.kind === 'claimed') {
       let finished = false;
       try {
