@@ -3,6 +3,7 @@ import { ExecutionHandle, type ToolHandlers } from './execution.js';
 import { pythonResultOf, resultWithoutRun, type ExecutePythonOptions, type PythonResult } from './execute-python.js';
 import { downloadArtifact } from './files.js';
 import { HttpTransport, seg, type RetryOptions } from './http.js';
+import { defaultFetch } from './node-fetch.js';
 import { SessionFiles } from './session-files.js';
 import { sessionIdForFolder, workingFolder } from './session-id.js';
 import { TOOL_NAME_PATTERN, type Execution, type KernelMode, type OwnerDisposal, type Session, type SessionsDisposal, type SubmitAccepted } from './types.js';
@@ -12,7 +13,10 @@ export interface KernelfleetClientOptions {
   baseUrl: string;
   /** An API key of the tenant (`Authorization: Bearer …`). */
   apiKey: string;
-  /** A fetch to use instead of the global one (a proxy agent, a test double). */
+  /**
+   * A fetch to use (a proxy agent, a test double). Default: on Node, requests through Node's
+   * own http module (quicker than the global fetch); elsewhere, the global fetch.
+   */
   fetch?: typeof fetch;
   retry?: RetryOptions;
   /**
@@ -57,7 +61,7 @@ export class KernelfleetClient {
   constructor(options: KernelfleetClientOptions) {
     if (!options.baseUrl) throw new TypeError('KernelfleetClient: baseUrl is required');
     if (!options.apiKey) throw new TypeError('KernelfleetClient: apiKey is required');
-    const fetchImpl = options.fetch ?? globalThis.fetch?.bind(globalThis);
+    const fetchImpl = options.fetch ?? defaultFetch();
     if (!fetchImpl) throw new TypeError('KernelfleetClient: no fetch (Node ≥ 20 has one; else pass options.fetch)');
     this.transport = new HttpTransport(options.baseUrl, options.apiKey, fetchImpl, options.retry);
     this.files = new SessionFiles(this.transport, { baseUrl: options.baseUrl, apiKey: options.apiKey, fetch: fetchImpl });
