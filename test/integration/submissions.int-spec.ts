@@ -30,13 +30,13 @@ function submission(sessionId: string, overrides: Partial<SubmitRequest> = {}): 
 }
 
 /**
- * The accept path on one Redis, where it is one script (submit-16.lua, Submissions): a refusal
+ * The accept path on one Redis, where it is one script (submit-17.lua, Submissions): a refusal
  * changes nothing; an accepted execution is numbered, indexed, scheduled and owned as the steps
  * of a Redis Cluster do it; a lane head of a session homed on a live worker goes to that
  * worker's inbox within the same script once this process has seen the home, and through the
  * dispatcher otherwise (a first accept, a home that moved, a worker draining).
  */
-describe('submissions on one Redis (submit-16.lua), and the worker\'s claim and finish (claim-running-6.lua, finish-release-10.lua)', () => {
+describe('submissions on one Redis (submit-17.lua), and the worker\'s claim and finish (claim-running-6.lua, finish-release-10.lua)', () => {
   const prefix = testPrefix('submit');
   let store: FleetStore;
   const lease = (draining: boolean) => ({ bootId: 'b1', maxKernels: 8, kernels: 0, running: 0, concurrency: 2, draining });
@@ -194,5 +194,26 @@ describe('submissions on one Redis (submit-16.lua), and the worker\'s claim and 
     expect(await store.executions.laneOf(refOf(req))).toEqual([refOf(req)]);
     expect(Number(await deadlineOf(refOf(req)))).toBe(first.deadlineAt);
     expect(dispatches).toEqual([refOf(req)]);
+  });
+
+  it('claims an Idempotency-Key in the same script: the key then names the execution and its seq; a key taken changes nothing; a refusal leaves it unclaimed', async () => {
+    const claim = (req: SubmitRequest) => ({ fingerprint: 'fp-1', sessionId: req.sessionId, executionId: req.executionId, claimedAt: req.acceptedAt });
+    const first = submission('keyed');
+    const outcome = await accepted({ ...first, idempotency: { key: 'key-1', record: claim(first), ttlSeconds: 60 } });
+    expect(await store.executions.readIdempotencyKey('acme', 'key-1')).toEqual({ ...claim(first), seq: outcome.accepted.seq });
+    expect(await store.redis.ttl(store.executions.idempotencyKey('acme', 'key-1'))).toBeGreaterThan(50);
+
+    const usage = await store.quotas.usage('acme');
+    const again = submission('keyed');
+    const taken = await submit({ ...again, idempotency: { key: 'key-1', record: claim(again), ttlSeconds: 60 } });
+    expect(taken).toEqual({ kind: 'keyTaken', record: { ...claim(first), seq: outcome.accepted.seq } });
+    expect(await store.executions.get(refOf(again))).toBeNull();
+    expect((await store.executions.laneOf(refOf(again))).map((r) => r.executionId)).toEqual([first.executionId]);
+    expect(await store.quotas.usage('acme')).toEqual(usage);
+
+    const refused = submission('keyed');
+    const outcomeRefused = await submit({ ...refused, idempotency: { key: 'key-2', record: claim(refused), ttlSeconds: 60 } }, { pendingPerSession: 1 });
+    expect(outcomeRefused.kind).toBe('refused');
+    expect(await store.executions.readIdempotencyKey('acme', 'key-2')).toBeNull();
   });
 });

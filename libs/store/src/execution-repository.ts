@@ -81,7 +81,7 @@ export class ExecutionRepository {
    * in order, in one round trip. On a Redis Cluster the index, deadline and owner-index keys live
    * in other slots (other nodes, no order between connections), so the deadline entry and the
    * owner index wait for the script's reply: a second round trip keeps the same order.
-   * (Submissions does all of this and the admit in one script on one Redis: submit-16.lua.)
+   * (Submissions does all of this and the admit in one script on one Redis: submit-17.lua.)
    */
   async accept(req: AcceptRequest): Promise<AcceptOutcome> {
     const { ref, keys, args, indexedOwner } = this.acceptCall(req);
@@ -102,7 +102,7 @@ export class ExecutionRepository {
   }
 
   /**
-   * The keys and arguments of accept.lib.lua for `req` (accept-6.lua, or submit-16.lua's second
+   * The keys and arguments of accept.lib.lua for `req` (accept-6.lua, or submit-17.lua's second
    * part, which fills in a deadline left out), and the owner whose sessions index gets the session
    * ('' = none).
    */
@@ -131,7 +131,7 @@ export class ExecutionRepository {
    * else the record already there.
    */
   async claimIdempotencyKey(tenant: string, key: string, claim: IdempotencyRecord, ttlSeconds: number): Promise<IdempotencyRecord | null> {
-    const redisKey = this.keys.idempotency(tenant, digest(key));
+    const redisKey = this.idempotencyKey(tenant, key);
     for (;;) {
       if ((await this.redis.set(redisKey, JSON.stringify(claim), 'EX', ttlSeconds, 'NX')) === 'OK') return null;
       const existing = await this.redis.get(redisKey);
@@ -140,8 +140,13 @@ export class ExecutionRepository {
     }
   }
 
+  /** The Redis key of a tenant's `Idempotency-Key`. */
+  idempotencyKey(tenant: string, key: string): string {
+    return this.keys.idempotency(tenant, digest(key));
+  }
+
   async readIdempotencyKey(tenant: string, key: string): Promise<IdempotencyRecord | null> {
-    const existing = await this.redis.get(this.keys.idempotency(tenant, digest(key)));
+    const existing = await this.redis.get(this.idempotencyKey(tenant, key));
     return existing ? (JSON.parse(existing) as IdempotencyRecord) : null;
   }
 
@@ -150,7 +155,7 @@ export class ExecutionRepository {
    * completes a claim writes the same record, so a repeated completion is harmless.
    */
   async completeIdempotencyKey(tenant: string, key: string, record: IdempotencyRecord & { seq: number }): Promise<void> {
-    await this.redis.set(this.keys.idempotency(tenant, digest(key)), JSON.stringify(record), 'KEEPTTL', 'XX');
+    await this.redis.set(this.idempotencyKey(tenant, key), JSON.stringify(record), 'KEEPTTL', 'XX');
   }
 
   /**
@@ -158,7 +163,7 @@ export class ExecutionRepository {
    * retry with the key starts afresh. Only a claim still naming our execution is removed.
    */
   async dropIdempotencyClaim(tenant: string, key: string, claim: IdempotencyRecord): Promise<void> {
-    const redisKey = this.keys.idempotency(tenant, digest(key));
+    const redisKey = this.idempotencyKey(tenant, key);
     const existing = await this.redis.get(redisKey);
     const record = existing ? (JSON.parse(existing) as IdempotencyRecord) : null;
     if (record && record.executionId === claim.executionId && record.seq === undefined) await this.redis.del(redisKey);

@@ -11,7 +11,7 @@ import type { RedisClient } from './redis-connection';
 const SCRIPT_FILES = [
   'accept-6', 'claim-4', 'finish-5', 'emit-2', 'request-cancel-1', 'rehome-1', 'requeue-1', 'release-owner-1',
   'admit-6', 'release-3', 'tool-call-open-3', 'tool-call-answer-3', 'tool-call-end-3', 'dispose-2', 'kernel-state-1',
-  'code-sent-2', 'evict-2', 'fair-priority-1', 'submit-16', 'claim-running-6', 'finish-release-10',
+  'code-sent-2', 'evict-2', 'fair-priority-1', 'submit-17', 'claim-running-6', 'finish-release-10',
 ] as const;
 type ScriptName =
   | 'accept' | 'claim' | 'finish' | 'emit' | 'request-cancel' | 'rehome' | 'requeue' | 'release-owner' | 'admit' | 'release'

@@ -86,7 +86,7 @@ export class TenantQuotas {
     return admissionOf(await this.run('admit', keys, args));
   }
 
-  /** The keys and arguments of admit.lib.lua for `req` (admit-6.lua, or submit-16.lua's first part). */
+  /** The keys and arguments of admit.lib.lua for `req` (admit-6.lua, or submit-17.lua's first part). */
   admitCall(req: AdmitRequest, defaults: QuotaLimits, now?: number): { keys: string[]; args: (string | number)[] } {
     const { tenant, sessionId } = req.ref;
     return {

@@ -46,7 +46,7 @@ export class WorkerInboxes {
   }
 }
 
-/** Where a head goes in line (see WorkerInboxes): `priority` 0 is the front. submit-16.lua computes the same in Lua. */
+/** Where a head goes in line (see WorkerInboxes): `priority` 0 is the front. submit-17.lua computes the same in Lua. */
 export function inboxScore(priority: number | undefined, now: number): number {
   if (priority === undefined) return now;
   return priority === 0 ? 0 : priority * 1000 + (now % 1000);

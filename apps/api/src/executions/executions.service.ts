@@ -42,6 +42,13 @@ export interface Submitted {
   waiter?: ResultWaiter;
 }
 
+/** A submit's Idempotency-Key: to claim with the accept, or (`claimed`) a stale claim taken over. */
+interface KeyUse {
+  key: string;
+  claim: IdempotencyRecord;
+  claimed: boolean;
+}
+
 /**
  * The request an Idempotency-Key stands for: the session and the validated body with its keys
  * sorted, so the same JSON sent with its fields in another order is the same request.
@@ -101,65 +108,79 @@ export class ExecutionsService {
   }
 
   /**
-   * Submits under an Idempotency-Key: claims the key (SET NX, naming the execution id up front)
-   * and accepts, or answers what the key already stands for. A request that finds the key
-   * claimed but not yet accepted waits up to CLAIM_WAIT_MS, then answers 409 (retry); a claim
-   * pending for over STALE_CLAIM_MS is taken over by accepting its execution id, which the accept
-   * script creates at most once, so a slow first holder and the taker cannot both create it.
+   * Submits under an Idempotency-Key: claims the key for a new execution id and accepts, in one
+   * store call, or answers what the key already stands for. A request that finds the key claimed
+   * but not yet accepted (on a Redis Cluster, where the claim is a step of its own) waits up to
+   * CLAIM_WAIT_MS, then answers 409 (retry); a claim pending for over STALE_CLAIM_MS is taken
+   * over by accepting its execution id, which the accept script creates at most once, so a slow
+   * first holder and the taker cannot both create it.
    */
   private async submitOnce(tenant: string, sessionId: string, req: SubmitExecution, key: string, fingerprint: string, wait: boolean): Promise<Submitted> {
     const repo = this.store.executions;
     const waitUntil = Date.now() + CLAIM_WAIT_MS;
-    let record = await repo.readIdempotencyKey(tenant, key);
     for (;;) {
-      if (!record) {
-        // Deadline checks first: a request refused with 400 leaves the key unclaimed.
-        const now = Date.now();
-        this.requestedTimeoutOf(req, now);
-        const claim: IdempotencyRecord = { fingerprint, sessionId, executionId: newExecutionId(), claimedAt: now };
-        record = await repo.claimIdempotencyKey(tenant, key, claim, this.config.idempotencyTtlSeconds);
-        if (!record) return this.accept(tenant, sessionId, req, claim.executionId, now, wait, key, claim);
-        continue;
+      // Deadline checks first: a request refused with 400 leaves the key unclaimed.
+      const now = Date.now();
+      this.requestedTimeoutOf(req, now);
+      const claim: IdempotencyRecord = { fingerprint, sessionId, executionId: newExecutionId(), claimedAt: now };
+      const submitted = await this.accept(tenant, sessionId, req, claim.executionId, now, wait, { key, claim, claimed: false });
+      if (!('taken' in submitted)) return submitted;
+      let record: IdempotencyRecord | null = submitted.taken;
+      while (record) {
+        if (record.fingerprint !== fingerprint) {
+          throw new ProblemException(
+            'unprocessable',
+            422,
+            `${IDEMPOTENCY_KEY_HEADER} was already used with a different request (session or body); use a new key for a new request`,
+          );
+        }
+        const ref: ExecutionRef = { tenant, sessionId: record.sessionId, executionId: record.executionId };
+        if (record.seq !== undefined) return this.replay(ref);
+        // Pending: accepted already (its holder has not recorded the seq yet), or still coming.
+        const seq = await repo.seqOf(ref);
+        if (seq !== null) {
+          await repo.completeIdempotencyKey(tenant, key, { ...record, seq });
+          return this.replay(ref);
+        }
+        if (Date.now() - record.claimedAt > STALE_CLAIM_MS) {
+          const takenOver = await this.accept(tenant, sessionId, req, record.executionId, Date.now(), wait, { key, claim: record, claimed: true });
+          if (!('taken' in takenOver)) return takenOver;
+        }
+        if (Date.now() >= waitUntil) {
+          throw new ProblemException(
+            'conflict',
+            409,
+            `a request with this ${IDEMPOTENCY_KEY_HEADER} is still being accepted; retry shortly`,
+            {},
+            { 'Retry-After': '1' },
+          );
+        }
+        await new Promise((r) => setTimeout(r, CLAIM_POLL_MS));
+        // Gone meanwhile (expired, or its claimer refused): claim it afresh.
+        record = await repo.readIdempotencyKey(tenant, key);
       }
-      if (record.fingerprint !== fingerprint) {
-        throw new ProblemException(
-          'unprocessable',
-          422,
-          `${IDEMPOTENCY_KEY_HEADER} was already used with a different request (session or body); use a new key for a new request`,
-        );
-      }
-      const ref: ExecutionRef = { tenant, sessionId: record.sessionId, executionId: record.executionId };
-      if (record.seq !== undefined) return this.replay(ref);
-      // Pending: accepted already (its holder has not recorded the seq yet), or still coming.
-      const seq = await repo.seqOf(ref);
-      if (seq !== null) {
-        await repo.completeIdempotencyKey(tenant, key, { ...record, seq });
-        return this.replay(ref);
-      }
-      if (Date.now() - record.claimedAt > STALE_CLAIM_MS) {
-        return this.accept(tenant, sessionId, req, record.executionId, Date.now(), wait, key, record);
-      }
-      if (Date.now() >= waitUntil) {
-        throw new ProblemException(
-          'conflict',
-          409,
-          `a request with this ${IDEMPOTENCY_KEY_HEADER} is still being accepted; retry shortly`,
-          {},
-          { 'Retry-After': '1' },
-        );
-      }
-      await new Promise((r) => setTimeout(r, CLAIM_POLL_MS));
-      record = await repo.readIdempotencyKey(tenant, key);
     }
   }
 
   /**
-   * Admits (tenant quotas), accepts under `executionId` at `now`, dispatches a new lane head
-   * and completes the key's claim. The deadline is checked against `now`, the time the request
-   * was validated at. A refused admission changes nothing and gives up the key's claim, so a
-   * retry with the same key is a new request. `wait`: the request waits for the end, which this
-   * process's results channel brings once it is subscribed (ResultWaiters).
+   * Admits (tenant quotas), accepts under `executionId` at `now` and dispatches a new lane head;
+   * with `keyed`, claims the Idempotency-Key in the same store call (or, `claimed`, completes
+   * a claim taken over). Answers `taken` with the key's record when the key stands for a request
+   * already. The deadline is checked against `now`, the time the request was validated at. A
+   * refused admission changes nothing and leaves the key unclaimed, so a retry with the same
+   * key is a new request. `wait`: the request waits for the end, which this process's results
+   * channel brings once it is subscribed (ResultWaiters).
    */
+  private accept(tenant: string, sessionId: string, req: SubmitExecution, executionId: string, now: number, wait: boolean): Promise<Submitted>;
+  private accept(
+    tenant: string,
+    sessionId: string,
+    req: SubmitExecution,
+    executionId: string,
+    now: number,
+    wait: boolean,
+    keyed: KeyUse,
+  ): Promise<Submitted | { taken: IdempotencyRecord }>;
   private async accept(
     tenant: string,
     sessionId: string,
@@ -167,10 +188,11 @@ export class ExecutionsService {
     executionId: string,
     now: number,
     wait: boolean,
-    key?: string,
-    claim?: IdempotencyRecord,
-  ): Promise<Submitted> {
+    keyed?: KeyUse,
+  ): Promise<Submitted | { taken: IdempotencyRecord }> {
     const waiter = wait && this.waiters.ready ? this.waiters.expect(executionId) : undefined;
+    const toClaim = keyed && !keyed.claimed ? { key: keyed.key, record: keyed.claim, ttlSeconds: this.config.idempotencyTtlSeconds } : undefined;
+    const takenOver = keyed?.claimed ? keyed : undefined;
     try {
       const submitted = await this.store.submissions.submit(
         {
@@ -189,18 +211,23 @@ export class ExecutionsService {
           tools: req.tools,
           toolCallTimeoutMs: req.toolCallTimeoutMs,
           waiter: waiter ? this.waiters.channel : undefined,
+          idempotency: toClaim,
         },
         this.config.quotas,
       );
+      if (submitted.kind === 'keyTaken') {
+        waiter?.cancel();
+        return { taken: submitted.record };
+      }
       if (submitted.kind === 'refused') {
-        if (key !== undefined && claim) await this.store.executions.dropIdempotencyClaim(tenant, key, claim);
+        if (takenOver) await this.store.executions.dropIdempotencyClaim(tenant, takenOver.key, takenOver.claim);
         throw admissionRefused(submitted.admission, sessionId, {
           codeBytes: Buffer.byteLength(req.code),
           timeoutField: req.deadlineAt !== undefined ? 'deadlineAt' : 'timeoutMs',
         });
       }
       const { accepted, deadlineAt } = submitted;
-      if (key !== undefined && claim) await this.store.executions.completeIdempotencyKey(tenant, key, { ...claim, seq: accepted.seq });
+      if (takenOver) await this.store.executions.completeIdempotencyKey(tenant, takenOver.key, { ...takenOver.claim, seq: accepted.seq });
       if (accepted.duplicate) {
         // An Idempotency-Key's execution, accepted before: it has no waiter of ours.
         waiter?.cancel();

@@ -1,5 +1,5 @@
 --[[
-  Shared prelude (not a script itself), for accept-6.lua and submit-16.lua.
+  Shared prelude (not a script itself), for accept-6.lua and submit-17.lua.
 
   accept(K, A) accepts an execution: numbers it in its session, records it, appends it to the
   lane and registers its owner. K and A are its KEYS and ARGV:

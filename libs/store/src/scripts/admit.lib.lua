@@ -1,5 +1,5 @@
 --[[
-  Shared prelude (not a script itself), for admit-6.lua and submit-16.lua.
+  Shared prelude (not a script itself), for admit-6.lua and submit-17.lua.
 
   admit(K, A) admits a submission against its tenant's quotas, before accept (which runs in the
   session's slot): all the tenant-wide checks and counters in one step, so api replicas
