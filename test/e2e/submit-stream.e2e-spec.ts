@@ -85,14 +85,18 @@ describe('submit answered with the event stream', () => {
   });
 
   it('executePython(): one request submits and follows; an api answering 202 instead is followed with a second', async () => {
-    const requests: { method: string; path: string; status: number }[] = [];
+    const requests: { method: string; path: string; query: string; status: number }[] = [];
     const logged = (strip: boolean) =>
       (async (input: string | URL | Request, init?: RequestInit) => {
         const sent = { ...((init?.headers ?? {}) as Record<string, string>) };
-        // An api without the streamed submit ignores Accept: the same as not asking.
-        if (strip) delete sent.accept;
-        const res = await fetch(input, { ...init, headers: sent });
-        requests.push({ method: init?.method ?? 'GET', path: new URL(String(input)).pathname, status: res.status });
+        const url = new URL(String(input));
+        // An api without the streamed submit ignores Accept and ?events=: the same as not asking.
+        if (strip) {
+          delete sent.accept;
+          url.searchParams.delete('events');
+        }
+        const res = await fetch(url, { ...init, headers: sent });
+        requests.push({ method: init?.method ?? 'GET', path: url.pathname, query: new URL(String(input)).search, status: res.status });
         return res;
       }) as typeof fetch;
 
@@ -101,15 +105,54 @@ describe('submit answered with the event stream', () => {
     const result = await oneRequest.executePython(PRINT_THREE, { sessionId: 'stream-a', onChunk: (text) => (heard += text) });
     expect(result).toMatchObject({ output: PRINTED, status: 'completed', exitCode: 0 });
     expect(heard).toBe(PRINTED);
-    expect(requests).toEqual([{ method: 'POST', path: '/v1/sessions/stream-a/executions', status: 200 }]);
+    // It asks for what it reads: the output (for onChunk) and the result.
+    expect(requests).toEqual([{ method: 'POST', path: '/v1/sessions/stream-a/executions', query: '?events=stdout,stderr,display', status: 200 }]);
+
+    requests.length = 0;
+    const quiet = await oneRequest.executePython(PRINT_THREE, { sessionId: 'stream-a' });
+    expect(quiet).toMatchObject({ output: PRINTED, status: 'completed', exitCode: 0 });
+    expect(requests).toEqual([{ method: 'POST', path: '/v1/sessions/stream-a/executions', query: '?events=result', status: 200 }]);
 
     requests.length = 0;
     const twoRequests = new KernelfleetClient({ baseUrl: stack.url, apiKey: stack.apiKey, fetch: logged(true) });
     const followed = await twoRequests.executePython(PRINT_THREE, { sessionId: 'stream-a' });
     expect(followed).toMatchObject({ output: PRINTED, status: 'completed' });
     expect(requests).toEqual([
-      { method: 'POST', path: '/v1/sessions/stream-a/executions', status: 202 },
-      { method: 'GET', path: `/v1/executions/${followed.executionId}/events`, status: 200 },
+      { method: 'POST', path: '/v1/sessions/stream-a/executions', query: '?events=result', status: 202 },
+      { method: 'GET', path: `/v1/executions/${followed.executionId}/events`, query: '?events=result', status: 200 },
     ]);
+  });
+
+  it('?events= picks the types a stream carries, result always among them, each with the id it has in the whole stream', async () => {
+    const picked = await submitStreamed('stream-a', { code: PRINT_THREE }, {}, '?events=stdout');
+    expect(picked.status).toBe(200);
+    const executionId = picked.headers.get('location')!.split('/').pop()!;
+    const whole = await readSse(`${stack.url}/v1/executions/${executionId}/events`, { authorization: `Bearer ${stack.apiKey}` });
+    expect(whole.events.map((e) => e.event)).toContain('started');
+    expect(picked.events).toEqual(whole.events.filter((e) => e.event === 'stdout' || e.event === 'result'));
+    expect(stdoutOf(picked.events)).toBe(PRINTED);
+
+    // The result alone: on the submit (through the api's results channel) and on a GET.
+    const alone = await submitStreamed('stream-a', { code: PRINT_THREE }, {}, '?events=result');
+    expect(alone.events.map((e) => e.event)).toEqual(['result']);
+    const aloneId = alone.headers.get('location')!.split('/').pop()!;
+    const aloneWhole = await readSse(`${stack.url}/v1/executions/${aloneId}/events`, { authorization: `Bearer ${stack.apiKey}` });
+    expect(alone.events).toEqual([aloneWhole.events.at(-1)]);
+    expect(JSON.parse(alone.events[0].data)).toMatchObject({ executionId: aloneId, status: 'completed' });
+    expect(stdoutOf(aloneWhole.events)).toBe(PRINTED);
+    const got = await readSse(`${stack.url}/v1/executions/${aloneId}/events?events=result`, { authorization: `Bearer ${stack.apiKey}` });
+    expect(got.events).toEqual(alone.events);
+  });
+
+  it('refuses an unknown event type, or ?events= without the event stream, with 400 problem+json and accepts nothing', async () => {
+    const unknown = await submitStreamed('stream-events', { code: 'pass' }, {}, '?events=stdout,everything');
+    const asJson = await stack.request('POST', '/v1/sessions/stream-events/executions?events=result', { code: 'pass' });
+    expect(unknown.status).toBe(400);
+    expect(unknown.contentType).toMatch(/^application\/problem\+json/);
+    expect(asJson.status).toBe(400);
+    expect(asJson.json).toMatchObject({ status: 400, detail: expect.stringContaining('events') });
+    expect((await stack.request('GET', '/v1/sessions/stream-events')).status).toBe(404);
+    const onGet = await stack.request('GET', '/v1/executions/ex_0123456789abcdef01234567/events?events=nothing');
+    expect(onGet.status).toBe(400);
   });
 });

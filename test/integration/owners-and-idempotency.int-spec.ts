@@ -87,17 +87,17 @@ describe('owners and idempotency keys in Redis', () => {
       executionId: `ex_${i}`,
       claimedAt: Date.now(),
     }));
-    const results = await Promise.all(stores.map((s, i) => s.executions.claimIdempotencyKey('acme', key, claims[i], 60)));
+    const results = await Promise.all(stores.map((s, i) => s.idempotency.claim('acme', key, claims[i], 60)));
     const winners = results.map((r, i) => (r === null ? i : -1)).filter((i) => i >= 0);
     expect(winners).toHaveLength(1);
     for (const r of results) if (r) expect(r.executionId).toBe(`ex_${winners[0]}`);
 
-    await store.executions.completeIdempotencyKey('acme', key, { ...claims[winners[0]], seq: 7 });
-    expect(await store.executions.readIdempotencyKey('acme', key)).toMatchObject({ executionId: `ex_${winners[0]}`, seq: 7 });
+    await store.idempotency.complete('acme', key, { ...claims[winners[0]], seq: 7 });
+    expect(await store.idempotency.read('acme', key)).toMatchObject({ executionId: `ex_${winners[0]}`, seq: 7 });
     const ttl = await store.redis.ttl(store.keys.idempotency('acme', createHash('sha256').update(key).digest('hex')));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60);
     // Tenants do not share keys.
-    expect(await store.executions.readIdempotencyKey('globex', key)).toBeNull();
+    expect(await store.idempotency.read('globex', key)).toBeNull();
   });
 });

@@ -200,8 +200,8 @@ describe('submissions on one Redis (submit-17.lua), and the worker\'s claim and 
     const claim = (req: SubmitRequest) => ({ fingerprint: 'fp-1', sessionId: req.sessionId, executionId: req.executionId, claimedAt: req.acceptedAt });
     const first = submission('keyed');
     const outcome = await accepted({ ...first, idempotency: { key: 'key-1', record: claim(first), ttlSeconds: 60 } });
-    expect(await store.executions.readIdempotencyKey('acme', 'key-1')).toEqual({ ...claim(first), seq: outcome.accepted.seq });
-    expect(await store.redis.ttl(store.executions.idempotencyKey('acme', 'key-1'))).toBeGreaterThan(50);
+    expect(await store.idempotency.read('acme', 'key-1')).toEqual({ ...claim(first), seq: outcome.accepted.seq });
+    expect(await store.redis.ttl(store.idempotency.redisKey('acme', 'key-1'))).toBeGreaterThan(50);
 
     const usage = await store.quotas.usage('acme');
     const again = submission('keyed');
@@ -214,6 +214,6 @@ describe('submissions on one Redis (submit-17.lua), and the worker\'s claim and 
     const refused = submission('keyed');
     const outcomeRefused = await submit({ ...refused, idempotency: { key: 'key-2', record: claim(refused), ttlSeconds: 60 } }, { pendingPerSession: 1 });
     expect(outcomeRefused.kind).toBe('refused');
-    expect(await store.executions.readIdempotencyKey('acme', 'key-2')).toBeNull();
+    expect(await store.idempotency.read('acme', 'key-2')).toBeNull();
   });
 });

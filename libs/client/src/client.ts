@@ -6,7 +6,8 @@ import { HttpTransport, seg, type RetryOptions } from './http.js';
 import { defaultFetch } from './node-fetch.js';
 import { SessionFiles } from './session-files.js';
 import { sessionIdForFolder, workingFolder } from './session-id.js';
-import { TOOL_NAME_PATTERN, type Execution, type KernelMode, type OwnerDisposal, type Session, type SessionsDisposal, type SubmitAccepted } from './types.js';
+import { eventsQuery } from './events.js';
+import { TOOL_NAME_PATTERN, type Execution, type ExecutionEventType, type KernelMode, type OwnerDisposal, type Session, type SessionsDisposal, type SubmitAccepted } from './types.js';
 
 export interface KernelfleetClientOptions {
   /** The api, e.g. `http://127.0.0.1:3000` (what `npm start` prints as KERNELFLEET_URL). */
@@ -40,6 +41,8 @@ export interface ExecuteOptions {
   toolCallTimeoutMs?: number;
   /** Makes the submit safe to send again; the client makes one up when not given. */
   idempotencyKey?: string;
+  /** The event types the handle's streams carry (`result` always comes); default all of them. */
+  events?: readonly ExecutionEventType[];
 }
 
 /**
@@ -79,17 +82,17 @@ export class KernelfleetClient {
    * answers `202` instead is followed as usual.
    */
   private async submit(sessionId: string, code: string, opts: ExecuteOptions, streamed: boolean): Promise<ExecutionHandle> {
-    const { tools, idempotencyKey, ...fields } = opts;
+    const { tools, idempotencyKey, events, ...fields } = opts;
     const names = Object.keys(tools ?? {});
     const bad = names.find((name) => !TOOL_NAME_PATTERN.test(name));
     if (bad !== undefined) throw new TypeError(`tools: "${bad}" is not a Python identifier of 1-64 characters`);
     const body = { code, ...fields, ...(names.length ? { tools: names.map((name) => ({ name })) } : {}) };
-    const res = await this.transport.request('POST', `/v1/sessions/${seg(sessionId)}/executions`, {
+    const res = await this.transport.request('POST', `/v1/sessions/${seg(sessionId)}/executions${eventsQuery(events)}`, {
       body,
       headers: { 'idempotency-key': idempotencyKey ?? globalThis.crypto.randomUUID(), ...(streamed ? { accept: 'text/event-stream' } : {}) },
       idempotent: true,
     });
-    const handleOpts = { tools, idleTimeoutMs: this.idleTimeoutMs };
+    const handleOpts = { tools, idleTimeoutMs: this.idleTimeoutMs, events };
     const location = res.headers.get('location');
     if (streamed && res.headers.get('content-type')?.startsWith('text/event-stream') && location) {
       const executionId = decodeURIComponent(location.slice(location.lastIndexOf('/') + 1));
@@ -120,8 +123,15 @@ export class KernelfleetClient {
     if (signal?.aborted) return resultWithoutRun(sessionId, 'aborted');
     if (options.deadlineMs !== undefined && options.deadlineMs <= Date.now()) return resultWithoutRun(sessionId, 'deadline');
     // Not given the signal: an abort during the submit must still learn the id, to cancel it.
-    // Answered with the event stream: one request submits and follows.
+    // Answered with the event stream: one request submits and follows. It carries only what the
+    // options read: with none of them, the result alone.
+    const events: ExecutionEventType[] = [
+      ...(options.onChunk ? (['stdout', 'stderr', 'display'] as const) : []),
+      ...(options.emitStatus ? (['status'] as const) : []),
+      ...(options.tools ? (['tool_call'] as const) : []),
+    ];
     const execution = await this.submit(sessionId, code, {
+      events,
       ...(options.deadlineMs !== undefined ? { deadlineAt: options.deadlineMs } : { timeoutMs: options.timeoutMs }),
       reset: options.reset,
       kernelMode: options.kernelMode,

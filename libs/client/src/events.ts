@@ -1,7 +1,7 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { KernelfleetError, problemOf } from './errors.js';
 import { retryAfterMs, seg, type HttpTransport } from './http.js';
-import type { ExecutionEvent } from './types.js';
+import type { ExecutionEvent, ExecutionEventType } from './types.js';
 
 export interface FollowOptions {
   /** Events up to this seq were seen already: the stream starts after it (0: from the first). */
@@ -11,6 +11,13 @@ export interface FollowOptions {
   idleTimeoutMs: number;
   /** The stream already open from the start (a submit answered with it): read before any GET. */
   opened?: Response;
+  /** The event types to stream (`result` always comes); all of them when undefined. */
+  events?: readonly ExecutionEventType[];
+}
+
+/** `?events=…` for a stream of some event types only (`result` always comes), or '' for all. */
+export function eventsQuery(events: readonly ExecutionEventType[] | undefined): string {
+  return events ? `?events=${events.join(',') || 'result'}` : '';
 }
 
 class StreamDropped extends Error {}
@@ -21,7 +28,7 @@ class StreamDropped extends Error {}
  * one outage may cost the transport's retry budget, and every event delivered renews it.
  */
 export async function* followEvents(transport: HttpTransport, executionId: string, opts: FollowOptions): AsyncGenerator<ExecutionEvent> {
-  const path = `/v1/executions/${seg(executionId)}/events`;
+  const path = `/v1/executions/${seg(executionId)}/events${eventsQuery(opts.events)}`;
   const outage = transport.outage(`following execution ${executionId}`);
   let last = opts.after;
   let opened = opts.opened;

@@ -1,7 +1,7 @@
 import { KernelfleetError } from './errors.js';
 import { followEvents } from './events.js';
 import { seg, type HttpTransport } from './http.js';
-import type { Execution, ExecutionEvent, ToolCall } from './types.js';
+import type { Execution, ExecutionEvent, ExecutionEventType, ToolCall } from './types.js';
 
 /**
  * Answers one tool: gets the call's `args` (the keyword arguments of `tool.<name>(…)`) and
@@ -21,6 +21,8 @@ export interface ExecutionHandleOptions {
   idleTimeoutMs: number;
   /** The event stream the submit was answered with, read by the first `events()` from the start. */
   opened?: Response;
+  /** The event types the streams carry (the submit's `events`); all of them when undefined. */
+  events?: readonly ExecutionEventType[];
 }
 
 /**
@@ -63,7 +65,8 @@ export class ExecutionHandle {
       void opened.body?.cancel().catch(() => undefined);
       opened = undefined;
     }
-    for await (const event of followEvents(this.transport, this.id, { after, signal: opts.signal, idleTimeoutMs: this.opts.idleTimeoutMs, opened })) {
+    const follow = { after, signal: opts.signal, idleTimeoutMs: this.opts.idleTimeoutMs, opened, events: this.opts.events };
+    for await (const event of followEvents(this.transport, this.id, follow)) {
       if (event.type === 'tool_call') this.answer(event.data);
       if (event.type === 'result') this.final = event.data;
       yield event;

@@ -19,3 +19,13 @@ export type ExecutionEvent =
   | { seq: number; type: 'result'; data: Execution };
 
 export type ExecutionEventType = ExecutionEvent['type'];
+
+/** The terminal event: the execution as it ended, the last event of its stream. */
+export type ResultEvent = Extract<ExecutionEvent, { type: 'result' }>;
+
+/** Every event type, in the order an execution may emit them (`?events=` picks among these). */
+export const EXECUTION_EVENT_TYPES = ['queued', 'started', 'stdout', 'stderr', 'display', 'status', 'tool_call', 'tool_result', 'result'] as const satisfies readonly ExecutionEventType[];
+
+// A type missing from the list above fails here.
+const everyEventTypeListed: Record<Exclude<ExecutionEventType, (typeof EXECUTION_EVENT_TYPES)[number]>, never> = {};
+void everyEventTypeListed;

@@ -8,6 +8,7 @@ import { ApiKeyRepository } from './api-key-repository';
 import { ExecutionRepository } from './execution-repository';
 import { FairShare } from './fair-share';
 import { FleetStats } from './fleet-stats';
+import { IdempotencyKeys } from './idempotency-keys';
 import { KeySpace, type ExecutionRef } from './keys';
 import type { RedisClient } from './redis-connection';
 import { SessionRepository } from './session-repository';
@@ -120,7 +121,7 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
   const toolCalls = new ToolCalls(redis, keys, { retentionSeconds: 60, maxReplayEvents: 100 });
   // Where a head goes is the Dispatcher's (BullMQ or a worker's inbox, both covered above).
   const dispatcher = { dispatch: async () => 'kf-shared' } as unknown as Dispatcher;
-  const submissions = new Submissions(redis, keys, quotas, executions, dispatcher, registry, fairShare);
+  const submissions = new Submissions(redis, keys, quotas, executions, dispatcher, registry, fairShare, new IdempotencyKeys(redis, keys));
   const ref: ExecutionRef = { tenant: 'acme', sessionId: 'agent.7:run-2', executionId: 'ex_0123456789abcdef' };
   const execution = { executionId: ref.executionId, sessionId: ref.sessionId, seq: 1, status: 'completed', timings: { acceptedAt: 1, finishedAt: 2 } } as Execution;
 
@@ -133,7 +134,10 @@ describe('Redis Cluster: every script, MULTI and multi-key command stays in one 
       await executions.accept({ ...ref, code: 'x', acceptedAt: now, deadlineAt: now + 30_000, kernelMode: 'session', reset: false, retryOnKernelLoss: false, ownerId });
     }
     await submissions.submit(
-      { ...ref, executionId: 'ex_submitted', code: 'x', acceptedAt: now, kernelMode: 'session', reset: false, retryOnKernelLoss: false, defaultTimeoutMs: 30_000 },
+      {
+        ...ref, executionId: 'ex_submitted', code: 'x', acceptedAt: now, kernelMode: 'session', reset: false, retryOnKernelLoss: false, defaultTimeoutMs: 30_000,
+        idempotency: { key: 'key-1', record: { fingerprint: 'f', sessionId: ref.sessionId, executionId: 'ex_submitted', claimedAt: now }, ttlSeconds: 60 },
+      },
       { liveSessions: 10, pendingPerSession: 10, pendingPerTenant: 10, submitsPerSecond: 10, submitBurst: 10, maxCodeBytes: 100, maxTimeoutMs: 60_000 },
     );
     await executions.markRunningAndClaim(ref, 'w1', 'boot', Date.now);

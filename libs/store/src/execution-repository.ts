@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { RedisClient } from './redis-connection';
-import type { Execution, ExecutionEvent, ExecutionEventType, ExecutionStatus } from '@kernelfleet/contracts';
+import { isTerminal, type Execution, type ExecutionEvent, type ExecutionEventType, type ExecutionStatus, type ResultEvent } from '@kernelfleet/contracts';
 import { decodeRef, encodeRef, type ExecutionRef, type KeySpace, type SessionRef } from './keys';
 import { acceptOutcomeOf, type AcceptCall, type AcceptOutcome, type AcceptRequest } from './accept-request';
 import { requestFields, toExecution, toRecord, type ExecutionRecord } from './execution-record';
@@ -8,20 +8,6 @@ import { registerScripts, type ScriptRunner } from './scripts';
 import type { FairShare } from './fair-share';
 import type { TenantQuotas } from './tenant-quotas';
 import type { FleetStats } from './fleet-stats';
-
-/**
- * What an `Idempotency-Key` stands for: the request it was first used with (fingerprint) and
- * the execution that request created. `seq` is absent while the claim is pending (the
- * execution is being accepted under `executionId`).
- */
-export interface IdempotencyRecord {
-  fingerprint: string;
-  sessionId: string;
-  executionId: string;
-  seq?: number;
-  /** When the key was claimed (ms): a claim pending for long was left by a stalled api. */
-  claimedAt: number;
-}
 
 /** Which worker holds a session's kernel, and which generation of it, as Redis said at a moment. */
 export interface SessionHolder {
@@ -123,50 +109,6 @@ export class ExecutionRepository {
   private async indexOwner(ref: SessionRef, ownerId: string, ttl: number): Promise<void> {
     const key = this.keys.ownerSessions(ref.tenant, ownerId);
     await Promise.all([this.redis.sadd(key, ref.sessionId), this.redis.expire(key, ttl)]);
-  }
-
-  /**
-   * Claims an `Idempotency-Key` of a tenant for a new request (SET NX, expiring after
-   * `ttlSeconds`, independent of execution retention). Answers null when the claim is ours,
-   * else the record already there.
-   */
-  async claimIdempotencyKey(tenant: string, key: string, claim: IdempotencyRecord, ttlSeconds: number): Promise<IdempotencyRecord | null> {
-    const redisKey = this.idempotencyKey(tenant, key);
-    for (;;) {
-      if ((await this.redis.set(redisKey, JSON.stringify(claim), 'EX', ttlSeconds, 'NX')) === 'OK') return null;
-      const existing = await this.redis.get(redisKey);
-      // Gone between the two calls (expired): claim again.
-      if (existing) return JSON.parse(existing) as IdempotencyRecord;
-    }
-  }
-
-  /** The Redis key of a tenant's `Idempotency-Key`. */
-  idempotencyKey(tenant: string, key: string): string {
-    return this.keys.idempotency(tenant, digest(key));
-  }
-
-  async readIdempotencyKey(tenant: string, key: string): Promise<IdempotencyRecord | null> {
-    const existing = await this.redis.get(this.idempotencyKey(tenant, key));
-    return existing ? (JSON.parse(existing) as IdempotencyRecord) : null;
-  }
-
-  /**
-   * Records the accepted execution's seq under the key, keeping the claim's TTL. Whoever
-   * completes a claim writes the same record, so a repeated completion is harmless.
-   */
-  async completeIdempotencyKey(tenant: string, key: string, record: IdempotencyRecord & { seq: number }): Promise<void> {
-    await this.redis.set(this.idempotencyKey(tenant, key), JSON.stringify(record), 'KEEPTTL', 'XX');
-  }
-
-  /**
-   * Gives up our own pending claim of a key (its request was refused before accept), so a
-   * retry with the key starts afresh. Only a claim still naming our execution is removed.
-   */
-  async dropIdempotencyClaim(tenant: string, key: string, claim: IdempotencyRecord): Promise<void> {
-    const redisKey = this.idempotencyKey(tenant, key);
-    const existing = await this.redis.get(redisKey);
-    const record = existing ? (JSON.parse(existing) as IdempotencyRecord) : null;
-    if (record && record.executionId === claim.executionId && record.seq === undefined) await this.redis.del(redisKey);
   }
 
   /** Finds an execution of this tenant; another tenant's id is indistinguishable from none. */
@@ -339,6 +281,14 @@ export class ExecutionRepository {
   }
 
   /** Replay: the events after `afterSeq`, in order. */
+  /** The `result` event of an execution that has ended (its last event), else null. */
+  async resultEvent(ref: ExecutionRef): Promise<ResultEvent | null> {
+    const [status, last] = await this.redis.hmget(this.keys.execution(ref), 'status', 'evseq');
+    if (!status || !isTerminal(status as ExecutionStatus)) return null;
+    const [event] = await this.readEvents(ref, Number(last) - 1, 1);
+    return event?.type === 'result' ? event : null;
+  }
+
   async readEvents(ref: ExecutionRef, afterSeq: number, count = 1_000): Promise<ExecutionEvent[]> {
     const entries = await this.redis.xrange(this.keys.events(ref), `${afterSeq + 1}-0`, '+', 'COUNT', count);
     return entries.map(([, fields]) => JSON.parse(fields[1]) as ExecutionEvent);
@@ -378,11 +328,6 @@ export class ExecutionRepository {
 
 export function newExecutionId(): string {
   return `ex_${randomBytes(12).toString('hex')}`;
-}
-
-/** Idempotency keys are hashed into key names: any printable character may appear in them. */
-function digest(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { IdempotencyKeys } from './idempotency-keys';
 import { Submissions } from './submissions';
 import { ToolCalls } from './tool-calls';
 import type { RedisClient } from './redis-connection';
@@ -58,6 +59,7 @@ export class FleetStore {
   /** Session files' bytes between an api replica and the home worker, through Redis. */
   readonly transfers: FileTransfers;
   readonly submissions: Submissions;
+  readonly idempotency: IdempotencyKeys;
   /** What BullMQ queues and workers send commands through (each worker blocks on a duplicate). */
   readonly queueConnection: RedisClient;
   private readonly extra: RedisClient[] = [];
@@ -90,7 +92,8 @@ export class FleetStore {
     this.apiKeys = new ApiKeyRepository(redis, this.keys);
     this.toolCalls = new ToolCalls(redis, this.keys, retention);
     this.transfers = new FileTransfers(redis, this.keys);
-    this.submissions = new Submissions(redis, this.keys, this.quotas, this.executions, this.dispatcher, this.registry, this.fairShare);
+    this.idempotency = new IdempotencyKeys(redis, this.keys);
+    this.submissions = new Submissions(redis, this.keys, this.quotas, this.executions, this.dispatcher, this.registry, this.fairShare, this.idempotency);
   }
 
   static connect(options: FleetStoreOptions): FleetStore {

@@ -5,6 +5,7 @@ export * from './dispatcher';
 export * from './execution-record';
 export * from './execution-repository';
 export * from './fleet-store';
+export * from './idempotency-keys';
 export * from './job-consumer';
 export * from './keys';
 export * from './live-events';

@@ -1,10 +1,10 @@
-import type { Execution } from '@kernelfleet/contracts';
+import type { ResultEvent } from '@kernelfleet/contracts';
 import type { LiveEvents } from './live-events';
 
 /** A request's wait for one execution's terminal state (see ResultWaiters.expect). */
 export interface ResultWaiter {
-  /** The terminal execution, once its finish published it on this process's results channel. */
-  readonly result: Promise<Execution>;
+  /** The `result` event (the terminal execution), once its finish published it on this process's results channel. */
+  readonly result: Promise<ResultEvent>;
   /** Stops waiting: the request ended, or its execution was not accepted with this waiter. */
   cancel(): void;
 }
@@ -20,7 +20,7 @@ export interface ResultWaiter {
  * down is lost, so a waiting request also reads the status now and then (EventFollower.awaitResult).
  */
 export class ResultWaiters {
-  private readonly waiting = new Map<string, Set<(execution: Execution) => void>>();
+  private readonly waiting = new Map<string, Set<(event: ResultEvent) => void>>();
   private subscribed = false;
 
   constructor(
@@ -43,8 +43,8 @@ export class ResultWaiters {
 
   /** Registers a wait for the end of `executionId`. */
   expect(executionId: string): ResultWaiter {
-    let resolve!: (execution: Execution) => void;
-    const result = new Promise<Execution>((r) => (resolve = r));
+    let resolve!: (event: ResultEvent) => void;
+    const result = new Promise<ResultEvent>((r) => (resolve = r));
     const set = this.waiting.get(executionId) ?? new Set();
     set.add(resolve);
     this.waiting.set(executionId, set);
@@ -56,10 +56,10 @@ export class ResultWaiters {
   }
 
   private deliver(message: string): void {
-    const execution = (JSON.parse(message) as { data: Execution }).data;
-    const set = this.waiting.get(execution.executionId);
+    const event = JSON.parse(message) as ResultEvent;
+    const set = this.waiting.get(event.data.executionId);
     if (!set) return;
-    this.waiting.delete(execution.executionId);
-    for (const resolve of set) resolve(execution);
+    this.waiting.delete(event.data.executionId);
+    for (const resolve of set) resolve(event);
   }
 }

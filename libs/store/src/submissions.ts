@@ -1,7 +1,8 @@
 import type { QuotaLimits } from '@kernelfleet/config';
 import type { Dispatcher } from './dispatcher';
 import { acceptOutcomeOf, type AcceptOutcome, type AcceptRequest } from './accept-request';
-import type { ExecutionRepository, IdempotencyRecord } from './execution-repository';
+import type { ExecutionRepository } from './execution-repository';
+import type { IdempotencyKeys, IdempotencyRecord } from './idempotency-keys';
 import type { FairShare } from './fair-share';
 import { encodeRef, type ExecutionRef, type KeySpace } from './keys';
 import type { RedisClient } from './redis-connection';
@@ -61,6 +62,7 @@ export class Submissions {
     private readonly dispatcher: Dispatcher,
     private readonly registry: WorkerRegistry,
     private readonly fairShare: FairShare,
+    private readonly idempotency: IdempotencyKeys,
   ) {
     this.run = registerScripts(redis);
   }
@@ -85,7 +87,7 @@ export class Submissions {
       'submit',
       [...admit.keys, ...accept.keys, index, this.keys.deadlines(),
         accept.indexedOwner ? this.keys.ownerSessions(ref.tenant, accept.indexedOwner) : index, guess ? this.keys.workerInbox(guess) : index,
-        idempotency ? this.executions.idempotencyKey(ref.tenant, idempotency.key) : index],
+        idempotency ? this.idempotency.redisKey(ref.tenant, idempotency.key) : index],
       [...admit.args, session, encodeRef(ref), accept.indexedOwner, guess,
         idempotency ? JSON.stringify(idempotency.record) : '', idempotency?.ttlSeconds ?? '', ...accept.args],
     )) as unknown[];
@@ -103,17 +105,17 @@ export class Submissions {
     const ref = { tenant: req.tenant, sessionId: req.sessionId, executionId: req.executionId };
     const { idempotency } = req;
     if (idempotency) {
-      const taken = await this.executions.claimIdempotencyKey(ref.tenant, idempotency.key, idempotency.record, idempotency.ttlSeconds);
+      const taken = await this.idempotency.claim(ref.tenant, idempotency.key, idempotency.record, idempotency.ttlSeconds);
       if (taken) return { kind: 'keyTaken', record: taken };
     }
     const admission = await this.quotas.admit(this.admitRequest(ref, req), limits);
     if (admission.kind === 'refused') {
-      if (idempotency) await this.executions.dropIdempotencyClaim(ref.tenant, idempotency.key, idempotency.record);
+      if (idempotency) await this.idempotency.dropClaim(ref.tenant, idempotency.key, idempotency.record);
       return { kind: 'refused', admission };
     }
     const deadlineAt = req.deadlineAt ?? req.acceptedAt + admission.timeoutMs;
     const accepted = await this.executions.accept({ ...req, deadlineAt });
-    if (idempotency) await this.executions.completeIdempotencyKey(ref.tenant, idempotency.key, { ...idempotency.record, seq: accepted.seq });
+    if (idempotency) await this.idempotency.complete(ref.tenant, idempotency.key, { ...idempotency.record, seq: accepted.seq });
     if (accepted.isHead) await this.dispatcher.dispatch(accepted.ref, accepted.home, 0, admission.priority);
     // Admit guessed the head from its own count, which a crash can skew: no job, no waiting entry.
     else if (admission.priority !== undefined) await this.fairShare.taken(req.tenant, ref.executionId);

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { isTerminal, type Execution, type ExecutionEvent } from '@kernelfleet/contracts';
+import { isTerminal, type ExecutionEvent, type ResultEvent } from '@kernelfleet/contracts';
 import { FleetStore, isStoreUnavailable, type ExecutionRef, type ResultWaiter } from '@kernelfleet/store';
 
 /** Safety net: re-read the replay stream this often in case a pub/sub message was missed. */
@@ -19,22 +19,22 @@ export class EventFollower {
   constructor(private readonly store: FleetStore) {}
 
   /**
-   * The terminal execution a `waiter` (ResultWaiters) receives, or undefined when `signal` aborts
+   * The `result` event a `waiter` (ResultWaiters) receives, or undefined when `signal` aborts
    * first. A result published while the subscriber's connection was down is read instead, by
    * the same catch-up timer as `follow`.
    */
-  awaitResult(ref: ExecutionRef, waiter: ResultWaiter, signal: AbortSignal): Promise<Execution | undefined> {
+  awaitResult(ref: ExecutionRef, waiter: ResultWaiter, signal: AbortSignal): Promise<ResultEvent | undefined> {
     return new Promise((resolve) => {
-      const done = (execution?: Execution) => {
+      const done = (event?: ResultEvent) => {
         clearInterval(timer);
         signal.removeEventListener('abort', onAbort);
         waiter.cancel();
-        resolve(execution);
+        resolve(event);
       };
       const onAbort = () => done();
       const timer = setInterval(() => {
-        void this.terminalExecution(ref).then(
-          (execution) => execution && done(execution),
+        void this.store.executions.resultEvent(ref).then(
+          (event) => event && done(event),
           () => undefined, // unreachable now: asked again at the next tick
         );
       }, CATCH_UP_EVERY_MS);
@@ -42,12 +42,6 @@ export class EventFollower {
       if (signal.aborted) done();
       void waiter.result.then(done);
     });
-  }
-
-  /** The execution when it has ended (its status read first: cheap while it runs). */
-  private async terminalExecution(ref: ExecutionRef): Promise<Execution | null> {
-    const status = await this.store.executions.status(ref);
-    return status && isTerminal(status) ? this.store.executions.get(ref) : null;
   }
 
   follow(

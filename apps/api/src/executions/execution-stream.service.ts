@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ExecutionEvent } from '@kernelfleet/contracts';
+import { EXECUTION_EVENT_TYPES, type ExecutionEvent, type ExecutionEventType } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
-import type { ExecutionRef } from '@kernelfleet/store';
+import type { ExecutionRef, ResultWaiter } from '@kernelfleet/store';
 import { ApiMetrics } from '../metrics/api-metrics.service';
 import { ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
@@ -24,9 +24,12 @@ export class ExecutionStreamService {
 
   /**
    * Streams the events after seq `after` (from `parseLastEventId`) until `result`; `headers`
-   * go out with the stream's own.
+   * go out with the stream's own. `only`: the types to send (`parseEventTypes`), `result`
+   * always among them; a stream of the result alone with the submit's `waiter` gets it from
+   * this process's results channel, with no subscription of its own.
    */
-  async stream(ref: ExecutionRef, after: number, req: FastifyRequest, reply: FastifyReply, headers: Record<string, string> = {}): Promise<void> {
+  async stream(ref: ExecutionRef, after: number, req: FastifyRequest, reply: FastifyReply, opts: StreamOptions = {}): Promise<void> {
+    const { headers = {}, only, waiter } = opts;
     // The stream is written on Node's response; Fastify leaves it alone from here on.
     reply.hijack();
     const res = reply.raw;
@@ -44,13 +47,42 @@ export class ExecutionStreamService {
     req.raw.on('close', () => closed.abort());
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), this.config.http.sseKeepaliveMs);
     try {
-      await this.follower.follow(ref, after, (event) => res.write(formatEvent(event)), closed.signal);
+      if (waiter && only?.size === 1) {
+        const result = await this.follower.awaitResult(ref, waiter, closed.signal);
+        if (result && result.seq > after) res.write(formatEvent(result));
+      } else {
+        await this.follower.follow(ref, after, (event) => (!only || only.has(event.type)) && res.write(formatEvent(event)), closed.signal);
+      }
     } finally {
+      waiter?.cancel();
       clearInterval(keepalive);
       left();
       res.end();
     }
   }
+}
+
+export interface StreamOptions {
+  headers?: Record<string, string>;
+  only?: ReadonlySet<ExecutionEventType>;
+  waiter?: ResultWaiter;
+}
+
+/**
+ * `?events=`: the comma-separated event types a stream sends (`result` always among them), or
+ * undefined for all of them; a type not in EXECUTION_EVENT_TYPES is a 400 naming the parameter.
+ */
+export function parseEventTypes(value: string | undefined): ReadonlySet<ExecutionEventType> | undefined {
+  if (value === undefined) return undefined;
+  const types = new Set<ExecutionEventType>(['result']);
+  for (const name of value.split(',').map((t) => t.trim())) {
+    if (name === '') continue;
+    if (!(EXECUTION_EVENT_TYPES as readonly string[]).includes(name)) {
+      throw new ProblemException('validation', 400, `events: "${name.slice(0, 64)}" is not an event type (${EXECUTION_EVENT_TYPES.join(', ')})`);
+    }
+    types.add(name as ExecutionEventType);
+  }
+  return types;
 }
 
 /** Whether a request's `Accept` names the event stream (a submit then answers with it). */

@@ -7,7 +7,7 @@ import { ApiMetrics } from '../metrics/api-metrics.service';
 import { requireJson } from '../problems/body-parsers';
 import { ProblemException } from '../problems/problem.exception';
 import { ExecutionsService } from './executions.service';
-import { acceptsEventStream, ExecutionStreamService, parseLastEventId } from './execution-stream.service';
+import { acceptsEventStream, ExecutionStreamService, parseEventTypes, parseLastEventId } from './execution-stream.service';
 
 @Controller('v1')
 @UseGuards(ApiKeyGuard)
@@ -25,6 +25,7 @@ export class ExecutionsController {
     @Tenant() tenant: string,
     @Param('sessionId') sessionId: string,
     @Query('wait') wait: string | undefined,
+    @Query('events') events: string | undefined,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Body() body: unknown,
     @Req() req: FastifyRequest,
@@ -38,7 +39,11 @@ export class ExecutionsController {
     if (streamed && wait === 'true') {
       throw new ProblemException('validation', 400, 'wait=true answers the terminal execution as JSON; for the event stream (Accept: text/event-stream) leave wait out');
     }
-    const submitted = await this.executions.submit(tenant, sessionId, body, idempotencyKey, wait === 'true');
+    const only = parseEventTypes(events);
+    if (only && !streamed) throw new ProblemException('validation', 400, 'events: picks the event types of the event stream; send it with Accept: text/event-stream');
+    // The result alone comes the way wait=true's does: through this process's results channel.
+    const resultOnly = only?.size === 1;
+    const submitted = await this.executions.submit(tenant, sessionId, body, idempotencyKey, wait === 'true' || resultOnly);
     const { accepted, replayed } = submitted;
     if (!replayed) this.metrics.executionAccepted(tenant);
     this.logger.debug(logFields(replayed ? 'execution replayed' : 'execution accepted', { executionId: accepted.executionId, sessionId, tenant, seq: accepted.seq }));
@@ -47,7 +52,8 @@ export class ExecutionsController {
     if (streamed) {
       // Submit and follow in one request: the execution's events from the first, as
       // GET …/events gives them; a client that loses the stream resumes there.
-      await this.stream.stream(submitted.ref, 0, req, res, { ...headers, 'Execution-Seq': String(accepted.seq) });
+      const streamHeaders = { ...headers, 'Execution-Seq': String(accepted.seq) };
+      await this.stream.stream(submitted.ref, 0, req, res, { headers: streamHeaders, only, waiter: submitted.waiter });
       return;
     }
     res.headers(headers);
@@ -71,12 +77,14 @@ export class ExecutionsController {
     @Tenant() tenant: string,
     @Param('executionId') id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
+    @Query('events') events: string | undefined,
     @Req() req: FastifyRequest,
     @Res() res: FastifyReply,
   ): Promise<void> {
-    // The header is checked before the lookup: a malformed request is a 400 whether or not the id exists.
+    // The request is checked before the lookup: a malformed one is a 400 whether or not the id exists.
     const after = parseLastEventId(lastEventId);
-    await this.stream.stream(await this.executions.locate(tenant, id), after, req, res);
+    const only = parseEventTypes(events);
+    await this.stream.stream(await this.executions.locate(tenant, id), after, req, res, { only });
   }
 
   @Get('executions/:executionId/artifact')

@@ -139,7 +139,7 @@ export class ExecutionsService {
         // Pending: accepted already (its holder has not recorded the seq yet), or still coming.
         const seq = await repo.seqOf(ref);
         if (seq !== null) {
-          await repo.completeIdempotencyKey(tenant, key, { ...record, seq });
+          await this.store.idempotency.complete(tenant, key, { ...record, seq });
           return this.replay(ref);
         }
         if (Date.now() - record.claimedAt > STALE_CLAIM_MS) {
@@ -157,7 +157,7 @@ export class ExecutionsService {
         }
         await new Promise((r) => setTimeout(r, CLAIM_POLL_MS));
         // Gone meanwhile (expired, or its claimer refused): claim it afresh.
-        record = await repo.readIdempotencyKey(tenant, key);
+        record = await this.store.idempotency.read(tenant, key);
       }
     }
   }
@@ -220,14 +220,14 @@ export class ExecutionsService {
         return { taken: submitted.record };
       }
       if (submitted.kind === 'refused') {
-        if (takenOver) await this.store.executions.dropIdempotencyClaim(tenant, takenOver.key, takenOver.claim);
+        if (takenOver) await this.store.idempotency.dropClaim(tenant, takenOver.key, takenOver.claim);
         throw admissionRefused(submitted.admission, sessionId, {
           codeBytes: Buffer.byteLength(req.code),
           timeoutField: req.deadlineAt !== undefined ? 'deadlineAt' : 'timeoutMs',
         });
       }
       const { accepted, deadlineAt } = submitted;
-      if (takenOver) await this.store.executions.completeIdempotencyKey(tenant, takenOver.key, { ...takenOver.claim, seq: accepted.seq });
+      if (takenOver) await this.store.idempotency.complete(tenant, takenOver.key, { ...takenOver.claim, seq: accepted.seq });
       if (accepted.duplicate) {
         // An Idempotency-Key's execution, accepted before: it has no waiter of ours.
         waiter?.cancel();
@@ -287,7 +287,7 @@ export class ExecutionsService {
     let result: Execution | undefined;
     const timeout = AbortSignal.timeout(Math.max(0, deadlineAt - Date.now()) + WAIT_SLACK_MS);
     const until = AbortSignal.any([signal, timeout]);
-    if (waiter) result = await this.follower.awaitResult(ref, waiter, until);
+    if (waiter) result = (await this.follower.awaitResult(ref, waiter, until))?.data;
     else await this.follower.follow(ref, 0, (e) => e.type === 'result' && (result = e.data), until);
     return result ?? (await this.get(ref));
   }

@@ -1,4 +1,5 @@
 import type { ParameterObject, ResponseObject } from '@nestjs/swagger/dist/interfaces/open-api-spec.interface';
+import { EXECUTION_EVENT_TYPES } from '@kernelfleet/contracts';
 
 /** How a route is authenticated. */
 export type RouteAuth = 'tenant' | 'admin' | 'none';
@@ -61,6 +62,17 @@ const ADMIN = [400, 401, 404, 405, 503];
 /** A session files route: a tenant route's problems, a link or folder in the way (409), a quota (429). */
 const FILES = [...TENANT, 409, 429];
 
+/** `?events=`, on the event stream of a submit and of GET …/events. */
+const EVENTS_PARAMETER = {
+  name: 'events',
+  in: 'query',
+  required: false,
+  schema: { type: 'string' },
+  description:
+    `the event types to stream, comma-separated (${EXECUTION_EVENT_TYPES.join(', ')}); \`result\` always comes. ` +
+    'Only with the event stream. `events=result` streams the terminal execution alone',
+} as const;
+
 /**
  * The routes of the api, keyed `METHOD /path/{param}` as the OpenAPI document names them.
  * test/e2e/observability.e2e-spec.ts checks that this covers every route the controllers serve.
@@ -78,6 +90,7 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
     body: 'SubmitExecution',
     parameters: [
       { name: 'wait', in: 'query', required: false, schema: { type: 'string', enum: ['true', 'false'] }, description: 'wait for the terminal state' },
+      EVENTS_PARAMETER,
       {
         name: 'Idempotency-Key',
         in: 'header',
@@ -122,6 +135,7 @@ export const API_OPERATIONS: Record<string, OperationDoc> = {
       '`id:` is the event seq; `Last-Event-ID` resumes after it. Data is JSON.',
     parameters: [
       { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^\\s*\\d{1,9}\\s*$' }, description: 'resume after this event seq' },
+      EVENTS_PARAMETER,
     ],
     responses: { '200': text('text/event-stream', 'The event stream') },
     errors: TENANT,
