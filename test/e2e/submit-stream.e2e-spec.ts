@@ -152,6 +152,9 @@ describe('submit answered with the event stream', () => {
     expect(asJson.status).toBe(400);
     expect(asJson.json).toMatchObject({ status: 400, detail: expect.stringContaining('events') });
     expect((await stack.request('GET', '/v1/sessions/stream-events')).status).toBe(404);
+    const twice = await submitStreamed('stream-events', { code: 'pass' }, {}, '?events=stdout&events=stderr');
+    expect(twice.status).toBe(400);
+    expect((await stack.request('GET', '/v1/sessions/stream-events')).status).toBe(404);
     const onGet = await stack.request('GET', '/v1/executions/ex_0123456789abcdef01234567/events?events=nothing');
     expect(onGet.status).toBe(400);
   });

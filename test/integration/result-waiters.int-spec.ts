@@ -35,16 +35,22 @@ describe('results channel of an api process (wait=true without a subscription pe
     if (claim.kind !== 'claimed') throw new Error(`not claimed: ${claim.kind}`);
     const ending: Ending = { status: 'completed', phase: 'run', exitCode: 0 };
     await worker.lanes.finish(ref, terminalExecution(claim.record, ending, resultWithoutRun(ending, 'done')), 'running');
+    return ref;
   }
 
-  it('brings the terminal execution to every request waiting for it, from whichever process ends it', async () => {
+  it('brings the result event (the terminal execution, with its seq in the stream) to every request waiting for it, from whichever process ends it', async () => {
     const executionId = newExecutionId();
     const first = api.waiters.expect(executionId);
     const second = api.waiters.expect(executionId);
-    await runToEnd('waited', executionId, true);
+    const ref = await runToEnd('waited', executionId, true);
+    const [lastEvent] = (await api.executions.readEvents(ref, 0)).slice(-1);
     for (const waiter of [first, second]) {
-      expect(await within(waiter.result, 5_000)).toMatchObject({ executionId, status: 'completed', result: { output: 'done' } });
+      const event = await within(waiter.result, 5_000);
+      expect(event).toEqual(lastEvent);
+      expect(event).toMatchObject({ type: 'result', data: { executionId, status: 'completed', result: { output: 'done' } } });
     }
+    // What a waiting request reads when the message was missed: the same event.
+    expect(await api.executions.resultEvent(ref)).toEqual(lastEvent);
   });
 
   it('brings nothing for an execution accepted without the waiter, nor to a wait given up', async () => {
@@ -59,7 +65,7 @@ describe('results channel of an api process (wait=true without a subscription pe
     const kept = api.waiters.expect(givenUp);
     cancelled.cancel();
     await runToEnd('given-up', givenUp, true);
-    expect(await within(kept.result, 5_000)).toMatchObject({ executionId: givenUp, status: 'completed' });
+    expect(await within(kept.result, 5_000)).toMatchObject({ type: 'result', data: { executionId: givenUp, status: 'completed' } });
     expect(await within(cancelled.result, 200)).toBe('nothing');
   });
 });

@@ -72,8 +72,9 @@ export interface StreamOptions {
  * `?events=`: the comma-separated event types a stream sends (`result` always among them), or
  * undefined for all of them; a type not in EXECUTION_EVENT_TYPES is a 400 naming the parameter.
  */
-export function parseEventTypes(value: string | undefined): ReadonlySet<ExecutionEventType> | undefined {
+export function parseEventTypes(value: string | string[] | undefined): ReadonlySet<ExecutionEventType> | undefined {
   if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new ProblemException('validation', 400, 'events: give it once, the types separated by commas');
   const types = new Set<ExecutionEventType>(['result']);
   for (const name of value.split(',').map((t) => t.trim())) {
     if (name === '') continue;

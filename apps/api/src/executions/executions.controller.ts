@@ -25,7 +25,7 @@ export class ExecutionsController {
     @Tenant() tenant: string,
     @Param('sessionId') sessionId: string,
     @Query('wait') wait: string | undefined,
-    @Query('events') events: string | undefined,
+    @Query('events') events: string | string[] | undefined,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Body() body: unknown,
     @Req() req: FastifyRequest,
@@ -77,7 +77,7 @@ export class ExecutionsController {
     @Tenant() tenant: string,
     @Param('executionId') id: string,
     @Headers('last-event-id') lastEventId: string | undefined,
-    @Query('events') events: string | undefined,
+    @Query('events') events: string | string[] | undefined,
     @Req() req: FastifyRequest,
     @Res() res: FastifyReply,
   ): Promise<void> {
