@@ -130,6 +130,17 @@ describe('@kernelfleet/client', () => {
     });
   });
 
+  it('execute() with events: the handle streams those types and the result, each with its id in the whole stream', async () => {
+    const execution = await client.execute('events-picked', "import sys\nprint('out')\nprint('err', file=sys.stderr)", { events: ['stderr'] });
+    const picked = [];
+    for await (const event of execution.events()) picked.push(event);
+    expect(picked.map((e) => e.type)).toEqual(['stderr', 'result']);
+    expect(picked[0]).toMatchObject({ data: { text: 'err\n' } });
+    const whole = [];
+    for await (const event of (await client.attach(execution.id)).events()) whole.push(event);
+    expect(picked).toEqual(whole.filter((e) => e.type === 'stderr' || e.type === 'result'));
+  });
+
   describe('cancelling', () => {
     it('an AbortSignal cancels the running cell on the server; the kernel lives on', async () => {
       const session = 'abort-running';

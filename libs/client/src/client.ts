@@ -87,7 +87,9 @@ export class KernelfleetClient {
     const bad = names.find((name) => !TOOL_NAME_PATTERN.test(name));
     if (bad !== undefined) throw new TypeError(`tools: "${bad}" is not a Python identifier of 1-64 characters`);
     const body = { code, ...fields, ...(names.length ? { tools: names.map((name) => ({ name })) } : {}) };
-    const res = await this.transport.request('POST', `/v1/sessions/${seg(sessionId)}/executions${eventsQuery(events)}`, {
+    // The event types go with a submit answered by the stream; a handle's own streams send them too.
+    const query = streamed ? eventsQuery(events) : '';
+    const res = await this.transport.request('POST', `/v1/sessions/${seg(sessionId)}/executions${query}`, {
       body,
       headers: { 'idempotency-key': idempotencyKey ?? globalThis.crypto.randomUUID(), ...(streamed ? { accept: 'text/event-stream' } : {}) },
       idempotent: true,
