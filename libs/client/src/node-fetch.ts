@@ -4,7 +4,7 @@ import type { ClientRequest, IncomingMessage, RequestOptions as NodeRequestOptio
  * The client's `fetch` on Node: requests through Node's own `http` and `https` modules on kept-alive
  * connections, answered as the `Response`s the rest of the client reads. The global fetch
  * (undici) spends about 0.3 ms more of the client's CPU and time on every request
- * (docs/benchmarks.md, *The client on Node's http module*), which a warm `1+1` of 4 ms notices.
+ * (docs/benchmarks.md, *The client's call, made cheaper*), which a warm `1+1` of 4 ms notices.
  *
  * What it does not do, it hands to `fallback` (the global fetch): bodies that are not a string
  * or bytes (a stream, a form), a `Request` as input, and schemes other than http and https.

@@ -49,6 +49,17 @@ interface KeyUse {
   claimed: boolean;
 }
 
+/** What ExecutionsService.accept takes: the validated request, the id and time it is accepted under, whether it waits, its key. */
+interface Acceptance {
+  tenant: string;
+  sessionId: string;
+  req: SubmitExecution;
+  executionId: string;
+  now: number;
+  wait: boolean;
+  keyed?: KeyUse;
+}
+
 /**
  * The request an Idempotency-Key stands for: the session and the validated body with its keys
  * sorted, so the same JSON sent with its fields in another order is the same request.
@@ -103,7 +114,7 @@ export class ExecutionsService {
     if (req.timeoutMs !== undefined && req.timeoutMs > maxTimeoutMs) {
       throw invalid([{ field: 'timeoutMs', message: `must be at most ${maxTimeoutMs}` }]);
     }
-    if (idempotencyKey === undefined) return this.accept(tenant, sessionId, req, newExecutionId(), Date.now(), wait);
+    if (idempotencyKey === undefined) return this.accept({ tenant, sessionId, req, executionId: newExecutionId(), now: Date.now(), wait });
     return this.submitOnce(tenant, sessionId, req, idempotencyKey, fingerprintOf(sessionId, req), wait);
   }
 
@@ -116,14 +127,13 @@ export class ExecutionsService {
    * first holder and the taker cannot both create it.
    */
   private async submitOnce(tenant: string, sessionId: string, req: SubmitExecution, key: string, fingerprint: string, wait: boolean): Promise<Submitted> {
-    const repo = this.store.executions;
     const waitUntil = Date.now() + CLAIM_WAIT_MS;
     for (;;) {
       // Deadline checks first: a request refused with 400 leaves the key unclaimed.
       const now = Date.now();
       this.requestedTimeoutOf(req, now);
       const claim: IdempotencyRecord = { fingerprint, sessionId, executionId: newExecutionId(), claimedAt: now };
-      const submitted = await this.accept(tenant, sessionId, req, claim.executionId, now, wait, { key, claim, claimed: false });
+      const submitted = await this.accept({ tenant, sessionId, req, executionId: claim.executionId, now, wait, keyed: { key, claim, claimed: false } });
       if (!('taken' in submitted)) return submitted;
       let record: IdempotencyRecord | null = submitted.taken;
       while (record) {
@@ -137,13 +147,14 @@ export class ExecutionsService {
         const ref: ExecutionRef = { tenant, sessionId: record.sessionId, executionId: record.executionId };
         if (record.seq !== undefined) return this.replay(ref);
         // Pending: accepted already (its holder has not recorded the seq yet), or still coming.
-        const seq = await repo.seqOf(ref);
+        const seq = await this.store.executions.seqOf(ref);
         if (seq !== null) {
           await this.store.idempotency.complete(tenant, key, { ...record, seq });
           return this.replay(ref);
         }
         if (Date.now() - record.claimedAt > STALE_CLAIM_MS) {
-          const takenOver = await this.accept(tenant, sessionId, req, record.executionId, Date.now(), wait, { key, claim: record, claimed: true });
+          const keyed = { key, claim: record, claimed: true };
+          const takenOver = await this.accept({ tenant, sessionId, req, executionId: record.executionId, now: Date.now(), wait, keyed });
           if (!('taken' in takenOver)) return takenOver;
         }
         if (Date.now() >= waitUntil) {
@@ -171,25 +182,9 @@ export class ExecutionsService {
    * key is a new request. `wait`: the request waits for the end, which this process's results
    * channel brings once it is subscribed (ResultWaiters).
    */
-  private accept(tenant: string, sessionId: string, req: SubmitExecution, executionId: string, now: number, wait: boolean): Promise<Submitted>;
-  private accept(
-    tenant: string,
-    sessionId: string,
-    req: SubmitExecution,
-    executionId: string,
-    now: number,
-    wait: boolean,
-    keyed: KeyUse,
-  ): Promise<Submitted | { taken: IdempotencyRecord }>;
-  private async accept(
-    tenant: string,
-    sessionId: string,
-    req: SubmitExecution,
-    executionId: string,
-    now: number,
-    wait: boolean,
-    keyed?: KeyUse,
-  ): Promise<Submitted | { taken: IdempotencyRecord }> {
+  private accept(acceptance: Acceptance & { keyed?: undefined }): Promise<Submitted>;
+  private accept(acceptance: Acceptance): Promise<Submitted | { taken: IdempotencyRecord }>;
+  private async accept({ tenant, sessionId, req, executionId, now, wait, keyed }: Acceptance): Promise<Submitted | { taken: IdempotencyRecord }> {
     const waiter = wait && this.waiters.ready ? this.waiters.expect(executionId) : undefined;
     const toClaim = keyed && !keyed.claimed ? { key: keyed.key, record: keyed.claim, ttlSeconds: this.config.idempotencyTtlSeconds } : undefined;
     const takenOver = keyed?.claimed ? keyed : undefined;
