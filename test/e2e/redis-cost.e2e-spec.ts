@@ -1,5 +1,5 @@
 import { KernelfleetClient } from '@kernelfleet/client';
-import { CLIENT_EXECUTION_COMMANDS, commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from '../support/redis-commands';
+import { CLIENT_EXECUTION_COMMANDS, CLIENT_STREAMED_COMMANDS, commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from '../support/redis-commands';
 import { TestRedis } from '../support/redis-server';
 import { Stack } from '../support/stack';
 
@@ -47,5 +47,16 @@ describe('Redis commands of one warm execution', () => {
     };
     for (let i = 0; i < 3; i++) await runOne();
     expectWithin(await commandsPerExecution(redis.url, runOne, 20), CLIENT_EXECUTION_COMMANDS);
+  });
+
+  it("stays within 10 % of the recorded figure through executePython following the output (onChunk)", async () => {
+    const client = new KernelfleetClient({ baseUrl: stack.url, apiKey: stack.apiKey });
+    const runOne = async () => {
+      const chunks: string[] = [];
+      const result = await client.executePython('print(1)', { sessionId: 'cost-streamed', onChunk: (text) => chunks.push(text) });
+      expect({ status: result.status, chunks: chunks.join('') }).toEqual({ status: 'completed', chunks: '1\n' });
+    };
+    for (let i = 0; i < 3; i++) await runOne();
+    expectWithin(await commandsPerExecution(redis.url, runOne, 20), CLIENT_STREAMED_COMMANDS);
   });
 });

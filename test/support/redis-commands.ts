@@ -109,3 +109,9 @@ export const WARM_EXECUTION_COMMANDS = { total: 73.2, sent: 5.2 };
  * Idempotency-Key (claimed in the accept's script) and the result alone on the event stream.
  */
 export const CLIENT_EXECUTION_COMMANDS = { total: 75.3, sent: 5.3 };
+
+/**
+ * The same for `executePython('print(1)')` with `onChunk`: the output and the result on the
+ * event stream of the submit, which this api process's channel brings (ApiProcessChannel).
+ */
+export const CLIENT_STREAMED_COMMANDS = { total: 78.4, sent: 5.4 };

@@ -20,10 +20,15 @@ export interface AcceptRequest extends SessionRef {
    */
   executionId?: string;
   /**
-   * The results channel of the api process that waits for this execution's end (`wait=true`,
-   * ResultWaiters): the finish also publishes the terminal execution there.
+   * The channel of the api process that waits for this execution's end (`wait=true`,
+   * ApiProcessChannel): the finish also publishes the terminal execution there.
    */
   waiter?: string;
+  /**
+   * The channel of the api process that follows every event of this execution (a streamed
+   * submit, ApiProcessChannel): each event is also published there, with the execution's id.
+   */
+  follower?: string;
 }
 
 /** One accept.lib.lua call (ExecutionRepository.acceptCall). */

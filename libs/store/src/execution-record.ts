@@ -42,6 +42,7 @@ export function requestFields(r: Omit<AcceptRequest, 'acceptedAt' | 'deadlineAt'
   if (r.toolCallTimeoutMs !== undefined) fields.push('toolCallTimeoutMs', String(r.toolCallTimeoutMs));
   if (r.fileOp) fields.push('fileOp', JSON.stringify(r.fileOp));
   if (r.waiter) fields.push('waiter', r.waiter);
+  if (r.follower) fields.push('follower', r.follower);
   return fields;
 }
 

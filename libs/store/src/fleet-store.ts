@@ -14,7 +14,7 @@ import { FleetMonitor } from './fleet-monitor';
 import { FleetStats } from './fleet-stats';
 import { KeySpace } from './keys';
 import { LiveEvents } from './live-events';
-import { ResultWaiters } from './result-waiters';
+import { ApiProcessChannel } from './api-process-channel';
 import { createRedis, type ConnectionRole } from './redis-connection';
 import { SessionDisposal } from './session-disposal';
 import { SessionLanes } from './session-lanes';
@@ -65,7 +65,7 @@ export class FleetStore {
   private readonly extra: RedisClient[] = [];
   private fleetMonitor?: FleetMonitor;
   private liveEvents?: LiveEvents;
-  private resultWaiters?: ResultWaiters;
+  private apiChannel?: ApiProcessChannel;
   /** Since when the command connection has been ready; undefined while it is not. */
   private readySince?: number;
 
@@ -141,12 +141,12 @@ export class FleetStore {
   }
 
   /**
-   * This process's results channel and the requests waiting on it (`wait=true`), created on first
-   * use: the channel is subscribed from then on.
+   * This api process's channel and the requests waiting or following on it (`wait=true`, the
+   * event streams of its submits), created on first use: the channel is subscribed from then on.
    */
-  get waiters(): ResultWaiters {
-    this.resultWaiters ??= new ResultWaiters(this.live, this.keys.resultsChannel(randomBytes(8).toString('hex')));
-    return this.resultWaiters;
+  get apiProcessChannel(): ApiProcessChannel {
+    this.apiChannel ??= new ApiProcessChannel(this.live, this.keys.apiProcessChannel(randomBytes(8).toString('hex')));
+    return this.apiChannel;
   }
 
   /** Read-only views of the fleet and its queues (the admin dashboard), created on first use. */

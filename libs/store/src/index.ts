@@ -9,7 +9,7 @@ export * from './idempotency-keys';
 export * from './job-consumer';
 export * from './keys';
 export * from './live-events';
-export * from './result-waiters';
+export * from './api-process-channel';
 export * from './session-repository';
 export * from './worker-registry';
 export * from './terminal-execution';

@@ -106,11 +106,12 @@ export class KeySpace {
   }
 
   /**
-   * Pub/sub channel of one api process's waiting requests (`wait=true`): the terminal execution
-   * of each execution accepted with this channel as its `waiter` (result-waiters.ts).
+   * Pub/sub channel of one api process's requests: the terminal execution of each execution
+   * accepted with this channel as its `waiter` (`wait=true`), every event of each accepted with
+   * it as its `follower` (a streamed submit); api-process-channel.ts.
    */
-  resultsChannel(replicaId: string): string {
-    return `${this.prefix}:api:${replicaId}:results`;
+  apiProcessChannel(replicaId: string): string {
+    return `${this.prefix}:api:${replicaId}:events`;
   }
 
   /** Pub/sub channel of one worker's control messages (cancel, dispose). */

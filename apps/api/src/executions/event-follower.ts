@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isTerminal, type ExecutionEvent, type ResultEvent } from '@kernelfleet/contracts';
-import { FleetStore, isStoreUnavailable, type ExecutionRef, type ResultWaiter } from '@kernelfleet/store';
+import { FleetStore, isStoreUnavailable, type ExecutionRef, type FollowedExecution, type ResultWaiter } from '@kernelfleet/store';
 
 /** Safety net: re-read the replay stream this often in case a pub/sub message was missed. */
 const CATCH_UP_EVERY_MS = 2_000;
@@ -19,7 +19,7 @@ export class EventFollower {
   constructor(private readonly store: FleetStore) {}
 
   /**
-   * The `result` event a `waiter` (ResultWaiters) receives, or undefined when `signal` aborts
+   * The `result` event a `waiter` (ApiProcessChannel) receives, or undefined when `signal` aborts
    * first. A result published while the subscriber's connection was down is read instead, by
    * the same catch-up timer as `follow`.
    */
@@ -44,11 +44,17 @@ export class EventFollower {
     });
   }
 
+  /**
+   * `followed`: the events come through this process's channel, registered before the accept
+   * (a streamed submit, ApiProcessChannel.follow), so there is no subscription to make and
+   * nothing published before it to read back; the replay stream still fills any gap.
+   */
   follow(
     ref: ExecutionRef,
     afterSeq: number,
     onEvent: (event: ExecutionEvent) => void,
     signal: AbortSignal,
+    followed?: FollowedExecution,
   ): Promise<void> {
     return new Promise((resolve, reject) => {
       let last = afterSeq;
@@ -102,21 +108,25 @@ export class EventFollower {
         });
       };
 
+      const onLive = (event: ExecutionEvent) =>
+        enqueue(async () => {
+          if (event.seq === last + 1) deliver(event);
+          else if (event.seq > last + 1) await catchUp();
+        });
+      const listening = (off: () => void) => {
+        unlisten = off;
+        if (done) off();
+        if (!followed) enqueue(catchUpOrEnd);
+        timer = setInterval(() => enqueue(catchUpOrEnd), CATCH_UP_EVERY_MS);
+      };
+
       signal.addEventListener('abort', onAbort);
-      this.store.live
-        .listen(this.store.keys.liveChannel(ref), (message) =>
-          enqueue(async () => {
-            const event = JSON.parse(message) as ExecutionEvent;
-            if (event.seq === last + 1) deliver(event);
-            else if (event.seq > last + 1) await catchUp();
-          }),
-        )
-        .then((off) => {
-          unlisten = off;
-          if (done) off();
-          enqueue(catchUpOrEnd);
-          timer = setInterval(() => enqueue(catchUpOrEnd), CATCH_UP_EVERY_MS);
-        }, stop);
+      if (followed) {
+        followed.listen(onLive);
+        listening(() => followed.cancel());
+      } else {
+        this.store.live.listen(this.store.keys.liveChannel(ref), (message) => onLive(JSON.parse(message) as ExecutionEvent)).then(listening, stop);
+      }
     });
   }
 }

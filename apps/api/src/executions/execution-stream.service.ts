@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { EXECUTION_EVENT_TYPES, type ExecutionEvent, type ExecutionEventType } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
-import type { ExecutionRef, ResultWaiter } from '@kernelfleet/store';
+import type { ExecutionRef, FollowedExecution, ResultWaiter } from '@kernelfleet/store';
 import { ApiMetrics } from '../metrics/api-metrics.service';
 import { ProblemException } from '../problems/problem.exception';
 import { API_CONFIG } from '../tokens';
@@ -25,11 +25,12 @@ export class ExecutionStreamService {
   /**
    * Streams the events after seq `after` (from `parseLastEventId`) until `result`; `headers`
    * go out with the stream's own. `only`: the types to send (`parseEventTypes`), `result`
-   * always among them; a stream of the result alone with the submit's `waiter` gets it from
-   * this process's results channel, with no subscription of its own.
+   * always among them. A submit's stream gets its events from this process's channel, with no
+   * subscription of its own: the result alone through the submit's `waiter`, every event
+   * through its `followed`.
    */
   async stream(ref: ExecutionRef, after: number, req: FastifyRequest, reply: FastifyReply, opts: StreamOptions = {}): Promise<void> {
-    const { headers = {}, only, waiter } = opts;
+    const { headers = {}, only, waiter, followed } = opts;
     // The stream is written on Node's response; Fastify leaves it alone from here on.
     reply.hijack();
     const res = reply.raw;
@@ -51,10 +52,12 @@ export class ExecutionStreamService {
         const result = await this.follower.awaitResult(ref, waiter, closed.signal);
         if (result && result.seq > after) res.write(formatEvent(result));
       } else {
-        await this.follower.follow(ref, after, (event) => (!only || only.has(event.type)) && res.write(formatEvent(event)), closed.signal);
+        const send = (event: ExecutionEvent) => (!only || only.has(event.type)) && res.write(formatEvent(event));
+        await this.follower.follow(ref, after, send, closed.signal, followed);
       }
     } finally {
       waiter?.cancel();
+      followed?.cancel();
       clearInterval(keepalive);
       left();
       res.end();
@@ -66,6 +69,7 @@ export interface StreamOptions {
   headers?: Record<string, string>;
   only?: ReadonlySet<ExecutionEventType>;
   waiter?: ResultWaiter;
+  followed?: FollowedExecution;
 }
 
 /**

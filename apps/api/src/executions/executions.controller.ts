@@ -41,9 +41,10 @@ export class ExecutionsController {
     }
     const only = parseEventTypes(events);
     if (only && !streamed) throw new ProblemException('validation', 400, 'events: picks the event types of the event stream; send it with Accept: text/event-stream');
-    // The result alone comes the way wait=true's does: through this process's results channel.
-    const resultOnly = only?.size === 1;
-    const submitted = await this.executions.submit(tenant, sessionId, body, idempotencyKey, wait === 'true' || resultOnly);
+    // What the request takes comes through this process's channel: the end for wait=true and a
+    // stream of the result alone, every event for any other stream.
+    const following = wait === 'true' || only?.size === 1 ? 'result' : streamed ? 'events' : 'nothing';
+    const submitted = await this.executions.submit(tenant, sessionId, body, idempotencyKey, following);
     const { accepted, replayed } = submitted;
     if (!replayed) this.metrics.executionAccepted(tenant);
     this.logger.debug(logFields(replayed ? 'execution replayed' : 'execution accepted', { executionId: accepted.executionId, sessionId, tenant, seq: accepted.seq }));
@@ -53,7 +54,7 @@ export class ExecutionsController {
       // Submit and follow in one request: the execution's events from the first, as
       // GET …/events gives them; a client that loses the stream resumes there.
       const streamHeaders = { ...headers, 'Execution-Seq': String(accepted.seq) };
-      await this.stream.stream(submitted.ref, 0, req, res, { headers: streamHeaders, only, waiter: submitted.waiter });
+      await this.stream.stream(submitted.ref, 0, req, res, { headers: streamHeaders, only, waiter: submitted.waiter, followed: submitted.followed });
       return;
     }
     res.headers(headers);

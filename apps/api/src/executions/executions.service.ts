@@ -11,7 +11,7 @@ import {
   type SubmitExecution,
 } from '@kernelfleet/contracts';
 import type { ApiConfig } from '@kernelfleet/config';
-import { FleetStore, newExecutionId, type ExecutionRef, type IdempotencyRecord, type ResultWaiter, type ResultWaiters } from '@kernelfleet/store';
+import { FleetStore, newExecutionId, type ExecutionRef, type ApiProcessChannel, type FollowedExecution, type IdempotencyRecord, type ResultWaiter } from '@kernelfleet/store';
 import { executionFinishedLine } from '@kernelfleet/telemetry';
 import { invalid, invalidBody, notFound, ProblemException } from '../problems/problem.exception';
 import { admissionRefused } from '../problems/admission-refused';
@@ -38,9 +38,18 @@ export interface Submitted {
   deadlineAt: number;
   /** An Idempotency-Key repeated: this is the execution its first request created. */
   replayed: boolean;
-  /** Where the terminal execution arrives, when the submit asked to wait and was accepted so. */
+  /** Where the terminal execution arrives, when the submit asked for its end and was accepted so. */
   waiter?: ResultWaiter;
+  /** Where every event arrives, when the submit asked for them and was accepted so. */
+  followed?: FollowedExecution;
 }
+
+/**
+ * What a submit's request takes of the execution once accepted: nothing more (`202`), its end
+ * (`wait=true`, a stream of the result alone) or every event (a streamed submit). The last two
+ * come through this process's channel (ApiProcessChannel) when it is subscribed.
+ */
+export type Following = 'nothing' | 'result' | 'events';
 
 /** A submit's Idempotency-Key: to claim with the accept, or (`claimed`) a stale claim taken over. */
 interface KeyUse {
@@ -49,14 +58,14 @@ interface KeyUse {
   claimed: boolean;
 }
 
-/** What ExecutionsService.accept takes: the validated request, the id and time it is accepted under, whether it waits, its key. */
+/** What ExecutionsService.accept takes: the validated request, the id and time it is accepted under, what it follows, its key. */
 interface Acceptance {
   tenant: string;
   sessionId: string;
   req: SubmitExecution;
   executionId: string;
   now: number;
-  wait: boolean;
+  following: Following;
   keyed?: KeyUse;
 }
 
@@ -74,15 +83,15 @@ function fingerprintOf(sessionId: string, req: SubmitExecution): string {
 @Injectable()
 export class ExecutionsService {
   private readonly logger = new Logger(ExecutionsService.name);
-  /** This process's results channel, subscribed from the start (see `accept`). */
-  private readonly waiters: ResultWaiters;
+  /** This process's channel, subscribed from the start (see `accept`). */
+  private readonly channel: ApiProcessChannel;
 
   constructor(
     @Inject(API_CONFIG) private readonly config: ApiConfig,
     private readonly store: FleetStore,
     private readonly follower: EventFollower,
   ) {
-    this.waiters = store.waiters;
+    this.channel = store.apiProcessChannel;
     // The api writes terminal states of queued executions it cancels (cancel, cancel-pending, DELETE).
     store.lanes.onFinished((ref, execution) => this.logger.log(executionFinishedLine(ref.tenant, execution)));
   }
@@ -92,7 +101,7 @@ export class ExecutionsService {
    * an Idempotency-Key: the same key and request answer the execution the first one created
    * (`replayed`); the key with another request is a 422.
    */
-  async submit(tenant: string, sessionId: string, body: unknown, idempotencyKey?: string, wait = false): Promise<Submitted> {
+  async submit(tenant: string, sessionId: string, body: unknown, idempotencyKey?: string, following: Following = 'nothing'): Promise<Submitted> {
     checkId('sessionId', sessionId);
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
       throw invalid([{ field: IDEMPOTENCY_KEY_HEADER, message: 'must be 1-255 printable ASCII characters' }]);
@@ -114,8 +123,8 @@ export class ExecutionsService {
     if (req.timeoutMs !== undefined && req.timeoutMs > maxTimeoutMs) {
       throw invalid([{ field: 'timeoutMs', message: `must be at most ${maxTimeoutMs}` }]);
     }
-    if (idempotencyKey === undefined) return this.accept({ tenant, sessionId, req, executionId: newExecutionId(), now: Date.now(), wait });
-    return this.submitOnce(tenant, sessionId, req, idempotencyKey, fingerprintOf(sessionId, req), wait);
+    if (idempotencyKey === undefined) return this.accept({ tenant, sessionId, req, executionId: newExecutionId(), now: Date.now(), following });
+    return this.submitOnce(tenant, sessionId, req, idempotencyKey, fingerprintOf(sessionId, req), following);
   }
 
   /**
@@ -126,14 +135,14 @@ export class ExecutionsService {
    * over by accepting its execution id, which the accept script creates at most once, so a slow
    * first holder and the taker cannot both create it.
    */
-  private async submitOnce(tenant: string, sessionId: string, req: SubmitExecution, key: string, fingerprint: string, wait: boolean): Promise<Submitted> {
+  private async submitOnce(tenant: string, sessionId: string, req: SubmitExecution, key: string, fingerprint: string, following: Following): Promise<Submitted> {
     const waitUntil = Date.now() + CLAIM_WAIT_MS;
     for (;;) {
       // Deadline checks first: a request refused with 400 leaves the key unclaimed.
       const now = Date.now();
       this.requestedTimeoutOf(req, now);
       const claim: IdempotencyRecord = { fingerprint, sessionId, executionId: newExecutionId(), claimedAt: now };
-      const submitted = await this.accept({ tenant, sessionId, req, executionId: claim.executionId, now, wait, keyed: { key, claim, claimed: false } });
+      const submitted = await this.accept({ tenant, sessionId, req, executionId: claim.executionId, now, following, keyed: { key, claim, claimed: false } });
       if (!('taken' in submitted)) return submitted;
       let record: IdempotencyRecord | null = submitted.taken;
       while (record) {
@@ -154,7 +163,7 @@ export class ExecutionsService {
         }
         if (Date.now() - record.claimedAt > STALE_CLAIM_MS) {
           const keyed = { key, claim: record, claimed: true };
-          const takenOver = await this.accept({ tenant, sessionId, req, executionId: record.executionId, now: Date.now(), wait, keyed });
+          const takenOver = await this.accept({ tenant, sessionId, req, executionId: record.executionId, now: Date.now(), following, keyed });
           if (!('taken' in takenOver)) return takenOver;
         }
         if (Date.now() >= waitUntil) {
@@ -179,13 +188,19 @@ export class ExecutionsService {
    * a claim taken over). Answers `taken` with the key's record when the key stands for a request
    * already. The deadline is checked against `now`, the time the request was validated at. A
    * refused admission changes nothing and leaves the key unclaimed, so a retry with the same
-   * key is a new request. `wait`: the request waits for the end, which this process's results
-   * channel brings once it is subscribed (ResultWaiters).
+   * key is a new request. `following`: what the request takes of the execution, which this
+   * process's channel brings once it is subscribed (ApiProcessChannel).
    */
   private accept(acceptance: Acceptance & { keyed?: undefined }): Promise<Submitted>;
   private accept(acceptance: Acceptance): Promise<Submitted | { taken: IdempotencyRecord }>;
-  private async accept({ tenant, sessionId, req, executionId, now, wait, keyed }: Acceptance): Promise<Submitted | { taken: IdempotencyRecord }> {
-    const waiter = wait && this.waiters.ready ? this.waiters.expect(executionId) : undefined;
+  private async accept({ tenant, sessionId, req, executionId, now, following, keyed }: Acceptance): Promise<Submitted | { taken: IdempotencyRecord }> {
+    const { channel } = this;
+    const waiter = following === 'result' && channel.ready ? channel.expect(executionId) : undefined;
+    const followed = following === 'events' && channel.ready ? channel.follow(executionId) : undefined;
+    const unregister = () => {
+      waiter?.cancel();
+      followed?.cancel();
+    };
     const toClaim = keyed && !keyed.claimed ? { key: keyed.key, record: keyed.claim, ttlSeconds: this.config.idempotencyTtlSeconds } : undefined;
     const takenOver = keyed?.claimed ? keyed : undefined;
     try {
@@ -205,13 +220,14 @@ export class ExecutionsService {
           retryOnKernelLoss: req.retryOnKernelLoss ?? false,
           tools: req.tools,
           toolCallTimeoutMs: req.toolCallTimeoutMs,
-          waiter: waiter ? this.waiters.channel : undefined,
+          waiter: waiter && channel.name,
+          follower: followed && channel.name,
           idempotency: toClaim,
         },
         this.config.quotas,
       );
       if (submitted.kind === 'keyTaken') {
-        waiter?.cancel();
+        unregister();
         return { taken: submitted.record };
       }
       if (submitted.kind === 'refused') {
@@ -224,8 +240,8 @@ export class ExecutionsService {
       const { accepted, deadlineAt } = submitted;
       if (takenOver) await this.store.idempotency.complete(tenant, takenOver.key, { ...takenOver.claim, seq: accepted.seq });
       if (accepted.duplicate) {
-        // An Idempotency-Key's execution, accepted before: it has no waiter of ours.
-        waiter?.cancel();
+        // An Idempotency-Key's execution, accepted before: it has no waiter or follower of ours.
+        unregister();
         return await this.replay(accepted.ref);
       }
       return {
@@ -234,9 +250,10 @@ export class ExecutionsService {
         deadlineAt,
         replayed: false,
         waiter,
+        followed,
       };
     } catch (error) {
-      waiter?.cancel();
+      unregister();
       throw error;
     }
   }

@@ -17,7 +17,7 @@
   the lane head and the caller must dispatch it (to the home worker's queue while it is alive).
   duplicate 1: an execution with this id already exists (an Idempotency-Key claim taken over
   after its first holder stalled); nothing is changed and seq is the existing one's.
-  Emits `queued` (event seq 1).
+  Emits `queued` (event seq 1), also to the request's `follower` among A[9..] (emit.lib.lua).
 ]]
 local function accept(K, A)
   if redis.call('EXISTS', K[3]) == 1 then
@@ -29,7 +29,13 @@ local function accept(K, A)
   redis.call('HSET', K[3], 'executionId', A[1], 'seq', seq, 'status', 'queued',
     'acceptedAt', A[2], 'deadlineAt', A[8], 'evseq', 1, unpack(A, 9))
   local laneLength = redis.call('RPUSH', K[2], A[1])
-  emitNumbered(K[4], A[5], A[4], 1, 'queued', '{"seq":' .. seq .. '}')
+  local follower
+  for i = 9, #A - 1, 2 do
+    if A[i] == 'follower' then
+      follower = {A[i + 1], A[1]}
+    end
+  end
+  emitNumbered(K[4], A[5], A[4], 1, 'queued', '{"seq":' .. seq .. '}', follower)
   redis.call('HSET', K[5], 'lastActivityAt', A[2])
   if A[6] ~= '' then
     redis.call('SADD', K[6], A[6])

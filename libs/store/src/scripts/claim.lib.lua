@@ -25,7 +25,7 @@
   Emits `started` when claimed.
 ]]
 local function claimHead(K, A)
-  local exec = redis.call('HMGET', K[1], 'status', 'deadlineAt', 'workerId', 'workerBoot', 'kernelMode', 'reset', 'fileOp')
+  local exec = redis.call('HMGET', K[1], 'status', 'deadlineAt', 'workerId', 'workerBoot', 'kernelMode', 'reset', 'fileOp', 'follower')
   local status = exec[1]
   if not status then
     return {'missing'}
@@ -53,7 +53,7 @@ local function claimHead(K, A)
     end
   end
   redis.call('HSET', K[1], unpack(running))
-  emit(K[1], K[3], A[4], A[5], 'started', '{"workerId":' .. cjson.encode(A[2]) .. '}')
+  emit(K[1], K[3], A[4], A[5], 'started', '{"workerId":' .. cjson.encode(A[2]) .. '}', exec[8] and {exec[8], A[1]})
   local reply = redis.call('HGETALL', K[1])
   table.insert(reply, 1, sent and '1' or '')
   table.insert(reply, 1, session[3] or '0')

@@ -14,10 +14,11 @@
 
   Returns {'finished', nextHead or ''} — a non-empty nextHead must be dispatched by the caller —
   or {'missing'} | {'already', status} | {'conflict', status}. Emits `result` (the last event),
-  also on the results channel of the api process waiting for it (the execution's `waiter`).
+  also on the channel of the api process waiting for it (the execution's `waiter`) and of the
+  one following every event (its `follower`, emit.lib.lua).
 ]]
 local function finishExecution(K, A)
-  local exec = redis.call('HMGET', K[1], 'status', 'waiter')
+  local exec = redis.call('HMGET', K[1], 'status', 'waiter', 'follower')
   local status = exec[1]
   if not status then
     return {'missing'}
@@ -29,7 +30,7 @@ local function finishExecution(K, A)
     return {'conflict', status}
   end
   redis.call('HSET', K[1], 'status', A[3], 'doc', A[4], 'finishedAt', A[5])
-  local _, event = emit(K[1], K[3], A[7], A[8], 'result', A[4])
+  local _, event = emit(K[1], K[3], A[7], A[8], 'result', A[4], exec[3] and {exec[3], A[1]})
   if exec[2] then
     redis.call('PUBLISH', exec[2], event)
   end

@@ -34,9 +34,10 @@ if ARGV[3] == '1' then
   ok = 'true'
 end
 local callId = cjson.encode(ARGV[1])
-emit(KEYS[1], KEYS[2], ARGV[4], ARGV[5], 'tool_result', '{"callId":' .. callId .. ',"ok":' .. ok .. '}')
+local follower = followerOf(KEYS[1])
+emit(KEYS[1], KEYS[2], ARGV[4], ARGV[5], 'tool_result', '{"callId":' .. callId .. ',"ok":' .. ok .. '}', follower)
 local name = cjson.encode(cjson.decode(redis.call('HGET', KEYS[3], ARGV[1])).name)
-emit(KEYS[1], KEYS[2], ARGV[4], ARGV[5], 'status', '{"type":"tool_result","callId":' .. callId .. ',"name":' .. name .. ',"ok":' .. ok .. '}')
+emit(KEYS[1], KEYS[2], ARGV[4], ARGV[5], 'status', '{"type":"tool_result","callId":' .. callId .. ',"name":' .. name .. ',"ok":' .. ok .. '}', follower)
 local worker = redis.call('HGET', KEYS[1], 'workerId')
 if worker then
   local answer = ''

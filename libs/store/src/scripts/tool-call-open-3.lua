@@ -17,6 +17,7 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2], ARGV[1] .. ':state', 'pending')
 redis.call('EXPIRE', KEYS[3], ARGV[5])
-local seq = emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], 'tool_call', ARGV[2])
-emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], 'status', ARGV[6])
+local follower = followerOf(KEYS[1])
+local seq = emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], 'tool_call', ARGV[2], follower)
+emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], 'status', ARGV[6], follower)
 return seq
