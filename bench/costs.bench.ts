@@ -10,6 +10,7 @@
 import { Agent, request } from 'node:http';
 import type { KernelHandle } from '@kernelfleet/kernel';
 import type { Stack } from '../test/support/stack';
+import { withDescendants } from './process-cpu';
 
 /** Quotas out of the way of the accept rate (the bench's stack only): the api's env. */
 export const UNLIMITED_SUBMITS = {
@@ -70,6 +71,21 @@ export async function acceptsPerSecond(stack: Stack, opts: { ms: number; connect
     return (accepted * 1000) / (Date.now() - started);
   } finally {
     agent.destroy();
+  }
+}
+
+/**
+ * `fn` run with the worker processes of `stack` and everything below them (Jupyter servers,
+ * kernels) stopped (SIGSTOP), then continued: what one api does when nothing else on the
+ * machine takes its cores.
+ */
+export async function withWorkersPaused<T>(stack: Stack, fn: () => Promise<T>): Promise<T> {
+  const pids = withDescendants(stack.workers.map((w) => w.child.pid!));
+  pids.forEach((pid) => process.kill(pid, 'SIGSTOP'));
+  try {
+    return await fn();
+  } finally {
+    pids.forEach((pid) => process.kill(pid, 'SIGCONT'));
   }
 }
 

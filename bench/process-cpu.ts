@@ -47,6 +47,14 @@ export function processes(): ProcessInfo[] {
   return found;
 }
 
+/** The pids of `roots` and of every process below them, as /proc shows them now. */
+export function withDescendants(roots: number[]): number[] {
+  const all = processes();
+  const found = [...roots];
+  for (let i = 0; i < found.length; i++) for (const p of all) if (p.ppid === found[i]) found.push(p.pid);
+  return found;
+}
+
 /** CPU seconds of the processes whose command line matches each pattern. */
 export function cpuSecondsOf<K extends string>(patterns: Record<K, RegExp>): Record<K, number> {
   const totals = Object.fromEntries(Object.keys(patterns).map((k) => [k, 0])) as Record<K, number>;

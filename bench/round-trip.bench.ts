@@ -28,7 +28,7 @@ import { commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
 import { inBatches, snapshotApps, timeEach, runMain } from './app-snapshot';
-import { acceptsPerSecond, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS } from './costs.bench';
+import { acceptsPerSecond, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS, withWorkersPaused } from './costs.bench';
 import { densityRows } from './density.bench';
 import { fleetRows, type Row } from './fleet.bench';
 import { cpuPerExecution } from './process-cpu';
@@ -198,6 +198,10 @@ async function main(): Promise<void> {
     const sessions = Array.from({ length: busiest }, (_, lane) => `bench-tp-${busiest}-${lane}`);
     const accepts = await acceptsPerSecond(stack, { ms: ACCEPTS_MS, connections: 64, sessions });
     rows.push(['accepts per second, one api (202s)', `${accepts.toFixed(0)}/s`, '', `64 connections, ${busiest} sessions (goal ≥5,000/s)`]);
+    // The same with the worker, its Jupyter server and kernels stopped: the api's own ceiling
+    // on this machine, without the executions competing for its cores.
+    const acceptsAlone = await withWorkersPaused(stack, () => acceptsPerSecond(stack!, { ms: ACCEPTS_MS, connections: 64, sessions }));
+    rows.push(['the same, the worker and its kernels paused', `${acceptsAlone.toFixed(0)}/s`, '', 'the cores left to the api, Redis and the load']);
 
     // The fleet section and the density run on stacks of their own: this one and the baseline
     // server go first.
@@ -240,7 +244,7 @@ async function main(): Promise<void> {
         ` first_output_overhead_ms=${(sf.p50 - rf.p50).toFixed(2)}` +
         (ratios.has(16) ? ` throughput_ratio_16=${ratios.get(16)!.toFixed(2)}` : '') +
         (cost ? ` redis_cmds_per_exec=${cost.total} redis_sent_per_exec=${cost.sent}` : '') +
-        ` accepts_per_s=${accepts.toFixed(0)}` +
+        ` accepts_per_s=${accepts.toFixed(0)} accepts_workers_paused_per_s=${acceptsAlone.toFixed(0)}` +
         (density ? ` worker_mib_per_kernel=${density.workerMiBPerKernel.toFixed(2)} jupyter_mib_per_kernel=${density.jupyterMiBPerKernel.toFixed(2)}` : ''),
     );
   } finally {
