@@ -50,6 +50,22 @@ export function printTable(widths: number[], header: string[], rows: string[][])
   for (const row of rows) console.log(line(row));
 }
 
+/** Executions per second with `parallel` independent loops for `ms` milliseconds, and how many ran. */
+export async function throughput(parallel: number, ms: number, once: (lane: number) => Promise<void>): Promise<{ rate: number; done: number }> {
+  let done = 0;
+  const until = Date.now() + ms;
+  const start = Date.now();
+  await Promise.all(
+    Array.from({ length: parallel }, async (_, lane) => {
+      while (Date.now() < until) {
+        await once(lane);
+        done += 1;
+      }
+    }),
+  );
+  return { rate: (done * 1000) / (Date.now() - start), done };
+}
+
 /** Runs `once` n times in a row; answers each run's time in milliseconds. */
 export async function timeEach(n: number, once: () => Promise<void>): Promise<number[]> {
   const samples: number[] = [];

@@ -89,6 +89,12 @@ export async function withWorkersPaused<T>(stack: Stack, fn: () => Promise<T>): 
   }
 }
 
+/** One run of `code` (default `1+1`) on a raw kernel, its output dropped; throws unless it ends `ok`. */
+export const rawExecute = (kernel: KernelHandle, code = '1+1') => async () => {
+  const outcome = await kernel.execute(code, { onStream: () => undefined, onDisplay: () => undefined });
+  if (outcome.status !== 'ok') throw new Error(`raw execution failed: ${JSON.stringify(outcome)}`);
+};
+
 const FIRST_OUTPUT_CODE = "print('x')";
 
 /** Milliseconds from the request to the first IOPub stream message of a raw kernel, `n` times. */

@@ -23,8 +23,8 @@ import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
 import { Stack } from '../test/support/stack';
-import { inBatches, prepareBench, printTable, runMain } from './app-snapshot';
-import { UNLIMITED_SUBMITS } from './costs.bench';
+import { inBatches, prepareBench, printTable, runMain, throughput } from './app-snapshot';
+import { rawExecute, UNLIMITED_SUBMITS } from './costs.bench';
 import { processes, STACK_PARTS, withDescendants } from './process-cpu';
 
 // The client as a program gets it: the built package (npm run bench:placement builds it first).
@@ -34,22 +34,6 @@ const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_MS ?? 4_000);
 const PARALLEL = (process.env.BENCH_PARALLEL ?? '4,16,64').split(',').map(Number);
 const ROUNDS = 2;
 const CODE = '1+1';
-
-/** Executions per second of `parallel` loops running `once` back to back for `ms`. */
-async function rate(parallel: number, ms: number, once: (lane: number) => Promise<void>): Promise<number> {
-  let done = 0;
-  const start = Date.now();
-  const until = start + ms;
-  await Promise.all(
-    Array.from({ length: parallel }, async (_, lane) => {
-      while (Date.now() < until) {
-        await once(lane);
-        done += 1;
-      }
-    }),
-  );
-  return (done * 1000) / (Date.now() - start);
-}
 
 /** Pins every thread of each process to `cpuList` (e.g. "0-1"); a process gone meanwhile is skipped. */
 function pin(pids: number[], cpuList: string): void {
@@ -109,10 +93,7 @@ async function main(): Promise<void> {
     for (const parallel of PARALLEL) {
       const kernels: KernelHandle[] = await inBatches(parallel, 4, () => client.startKernel({ timeoutMs: 60_000 }));
       await inBatches(parallel, 4, (lane) => kf.executePython(CODE, { sessionId: `placement-${parallel}-${lane}` }));
-      const raw = (lane: number) =>
-        kernels[lane].execute(CODE, { onStream: () => undefined, onDisplay: () => undefined }).then((o) => {
-          if (o.status !== 'ok') throw new Error(`raw execution ${o.status}`);
-        });
+      const raw = (lane: number) => rawExecute(kernels[lane], CODE)();
       const fleet = (lane: number) =>
         kf.executePython(CODE, { sessionId: `placement-${parallel}-${lane}` }).then((r) => {
           if (r.status !== 'completed') throw new Error(`fleet execution ${r.status}`);
@@ -121,10 +102,10 @@ async function main(): Promise<void> {
       for (let round = 1; round <= ROUNDS; round++) {
         for (const [name, place] of Object.entries(placements)) {
           place(parts);
-          await rate(parallel, 500, raw); // warm-up after the move
-          const r = await rate(parallel, THROUGHPUT_MS, raw);
-          await rate(parallel, 500, fleet);
-          const f = await rate(parallel, THROUGHPUT_MS, fleet);
+          await throughput(parallel, 500, raw); // warm-up after the move
+          const r = (await throughput(parallel, THROUGHPUT_MS, raw)).rate;
+          await throughput(parallel, 500, fleet);
+          const f = (await throughput(parallel, THROUGHPUT_MS, fleet)).rate;
           rows.push([`${parallel} sessions, ${name}`, `${r.toFixed(0)}/s`, `${f.toFixed(0)}/s`, `×${(f / r).toFixed(2)} (goal ≥0.9)`]);
         }
       }

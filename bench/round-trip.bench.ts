@@ -23,12 +23,12 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { JupyterServer, KernelClient, kernelEnvironment, type KernelHandle } from '@kernelfleet/kernel';
+import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/kernel';
 import { commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from '../test/support/redis-commands';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { inBatches, snapshotApps, timeEach, runMain } from './app-snapshot';
-import { acceptsPerSecond, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS, withWorkersPaused } from './costs.bench';
+import { inBatches, snapshotApps, throughput, timeEach, runMain } from './app-snapshot';
+import { acceptsPerSecond, rawExecute, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS, withWorkersPaused } from './costs.bench';
 import { densityRows } from './density.bench';
 import { fleetRows, type Row } from './fleet.bench';
 import { cpuPerExecution } from './process-cpu';
@@ -51,27 +51,6 @@ function summary(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
   return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), n: samples.length };
 }
-
-/** Executions per second with `parallel` independent loops for `ms` milliseconds, and how many ran. */
-async function throughput(parallel: number, ms: number, once: (lane: number) => Promise<void>): Promise<{ rate: number; done: number }> {
-  let done = 0;
-  const until = Date.now() + ms;
-  const start = Date.now();
-  await Promise.all(
-    Array.from({ length: parallel }, async (_, lane) => {
-      while (Date.now() < until) {
-        await once(lane);
-        done += 1;
-      }
-    }),
-  );
-  return { rate: (done * 1000) / (Date.now() - start), done };
-}
-
-const rawExecute = (kernel: KernelHandle) => async () => {
-  const outcome = await kernel.execute(CODE, { onStream: () => undefined, onDisplay: () => undefined });
-  if (outcome.status !== 'ok') throw new Error(`raw execution failed: ${JSON.stringify(outcome)}`);
-};
 
 async function main(): Promise<void> {
   // @jupyterlab/services narrates every websocket on console.debug (as the worker, keep it quiet).
@@ -97,7 +76,7 @@ async function main(): Promise<void> {
     // http module underneath, its default on Node); beside it, the same with the global fetch,
     // a hand-written fetch client's `wait=true`, and that client's HTTP alone.
     const kernel = await client.startKernel({ timeoutMs: 30_000 });
-    const raw = rawExecute(kernel);
+    const raw = rawExecute(kernel, CODE);
     const kf = new KernelfleetClient({ baseUrl: stack.url, apiKey: stack.apiKey });
     const kfFetch = new KernelfleetClient({ baseUrl: stack.url, apiKey: stack.apiKey, fetch: globalThis.fetch });
     const viaClient = (c: typeof kf) => async () => {
@@ -167,7 +146,7 @@ async function main(): Promise<void> {
     const ratios = new Map<number, number>();
     for (const parallel of PARALLEL) {
       const kernels = await inBatches(parallel, 4, () => client.startKernel({ timeoutMs: 60_000 }));
-      const raw = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane])());
+      const raw = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane], CODE)());
       await Promise.all(kernels.map(async (k) => (await k.shutdown(), k.dispose())));
       await inBatches(parallel, 4, async (lane) => {
         const first = await stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
