@@ -106,8 +106,9 @@ async function profileUnderLoad(redisUrl: string): Promise<void> {
       for (const [place, ms] of top) console.log(`  ${((100 * ms) / busy).toFixed(1).padStart(5)} %  ${place}`);
     }
     console.log('\nCPU per execution during the load');
-    for (const part of ['api', 'worker', 'jupyter', 'kernels', 'redis'] as const) {
-      console.log(`  ${part.padEnd(8)} ${perExecution[part].toFixed(2)} ms${part === 'redis' ? ' (INFO cpu)' : ''}`);
+    const notes: Partial<Record<keyof typeof perExecution, string>> = { redis: ' (INFO cpu)', load: ' (this process, the load generator)' };
+    for (const part of ['api', 'worker', 'jupyter', 'kernels', 'redis', 'load'] as const) {
+      console.log(`  ${part.padEnd(8)} ${perExecution[part].toFixed(2)} ms${notes[part] ?? ''}`);
     }
   } finally {
     await stack.stop();
