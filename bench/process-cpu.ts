@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import Redis from 'ioredis';
+import { throughput } from './app-snapshot';
 
 /** The processes of a bench's stack, by their command lines. */
 export const STACK_PARTS = {
@@ -109,4 +110,20 @@ export async function cpuPerExecution(redisUrl: string, load: () => Promise<numb
   } finally {
     redis.disconnect();
   }
+}
+
+/** `throughput`'s loops, with the CPU every part spent per execution meanwhile (`cpuPerExecution`). */
+export async function throughputWithCpu(
+  redisUrl: string,
+  parallel: number,
+  ms: number,
+  once: (lane: number) => Promise<void>,
+): Promise<{ rate: number; cpu: CpuPerExecution }> {
+  let rate = 0;
+  const { perExecution } = await cpuPerExecution(redisUrl, async () => {
+    const run = await throughput(parallel, ms, once);
+    rate = run.rate;
+    return run.done;
+  });
+  return { rate, cpu: perExecution };
 }

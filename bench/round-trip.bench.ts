@@ -30,11 +30,11 @@ import { JupyterServer, KernelClient, kernelEnvironment } from '@kernelfleet/ker
 import { commandsPerExecution, WARM_EXECUTION_COMMANDS, type CommandCount } from '../test/support/redis-commands';
 import { TestRedis } from '../test/support/redis-server';
 import { Stack } from '../test/support/stack';
-import { inBatches, snapshotApps, throughput, timeEach, runMain } from './app-snapshot';
+import { inBatches, snapshotApps, timeEach, runMain } from './app-snapshot';
 import { acceptsPerSecond, rawExecute, rawFirstOutput, sseFirstOutput, UNLIMITED_SUBMITS, withWorkersPaused } from './costs.bench';
 import { densityRows } from './density.bench';
 import { fleetRows, type Row } from './fleet.bench';
-import { cpuPerExecution, totalOf } from './process-cpu';
+import { throughputWithCpu, totalOf, type CpuPerExecution } from './process-cpu';
 
 // The client as a program gets it: the built package (npm run bench builds it first).
 const { KernelfleetClient } = require('../libs/client') as typeof import('@kernelfleet/client');
@@ -150,43 +150,35 @@ async function main(): Promise<void> {
     const ceilings = new Map<number, number>();
     for (const parallel of PARALLEL) {
       const kernels = await inBatches(parallel, 4, () => client.startKernel({ timeoutMs: 60_000 }));
-      let rawRate = 0;
-      const rawCpu = await cpuPerExecution(process.env.KF_TEST_REDIS_URL!, async () => {
-        const raw = await throughput(parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane], CODE)());
-        rawRate = raw.rate;
-        return raw.done;
-      });
+      const redisUrl = process.env.KF_TEST_REDIS_URL!;
+      const raw = await throughputWithCpu(redisUrl, parallel, THROUGHPUT_MS, (lane) => rawExecute(kernels[lane], CODE)());
       await Promise.all(kernels.map(async (k) => (await k.shutdown(), k.dispose())));
       await inBatches(parallel, 4, async (lane) => {
         const first = await stack!.run(`bench-tp-${parallel}-${lane}`, { code: CODE });
         if (first.status !== 'completed') throw new Error(`first execution of a throughput session ${first.status}`);
       });
-      let e2eRate = 0;
-      const cpu = await cpuPerExecution(process.env.KF_TEST_REDIS_URL!, async () => {
-        const e2e = await throughput(parallel, THROUGHPUT_MS, async (lane) => {
-          const result = await kf.executePython(CODE, { sessionId: `bench-tp-${parallel}-${lane}` });
-          if (result.status !== 'completed') throw new Error(`throughput execution ${result.status}`);
-        });
-        e2eRate = e2e.rate;
-        return e2e.done;
+      const e2e = await throughputWithCpu(redisUrl, parallel, THROUGHPUT_MS, async (lane) => {
+        const result = await kf.executePython(CODE, { sessionId: `bench-tp-${parallel}-${lane}` });
+        if (result.status !== 'completed') throw new Error(`throughput execution ${result.status}`);
       });
-      const { api, worker, redis: redisCpu } = cpu.perExecution;
-      ratios.set(parallel, e2eRate / rawRate);
+      const { api, worker, redis: redisCpu } = e2e.cpu;
+      ratios.set(parallel, e2e.rate / raw.rate);
       rows.push([
         `throughput, ${parallel} parallel sessions`,
-        `raw ${rawRate.toFixed(0)}/s`,
-        `e2e ${e2eRate.toFixed(0)}/s`,
-        `×${(e2eRate / rawRate).toFixed(2)} of raw (goal ≥0.9); CPU per execution: api ${api.toFixed(2)} + worker ${worker.toFixed(2)} + Redis ${redisCpu.toFixed(2)} = ${(api + worker + redisCpu).toFixed(2)} ms`,
+        `raw ${raw.rate.toFixed(0)}/s`,
+        `e2e ${e2e.rate.toFixed(0)}/s`,
+        `×${(e2e.rate / raw.rate).toFixed(2)} of raw (goal ≥0.9); CPU per execution: api ${api.toFixed(2)} + worker ${worker.toFixed(2)} + Redis ${redisCpu.toFixed(2)} = ${(api + worker + redisCpu).toFixed(2)} ms`,
       ]);
       // Both loops keep every core busy, so each rate is about the cores over the CPU one
       // execution costs all the parts on the machine: their quotient is what the cores allow.
-      const [rawAll, e2eAll] = [totalOf(rawCpu.perExecution), totalOf(cpu.perExecution)];
+      const [rawAll, e2eAll] = [totalOf(raw.cpu), totalOf(e2e.cpu)];
       ceilings.set(parallel, rawAll / e2eAll);
+      const kernelSide = (cpu: CpuPerExecution) => (cpu.jupyter + cpu.kernels).toFixed(2);
       rows.push([
         '  the same, CPU per execution, every part',
         `raw ${rawAll.toFixed(2)} ms`,
         `e2e ${e2eAll.toFixed(2)} ms`,
-        `×${(rawAll / e2eAll).toFixed(2)} the cores allow; load ${rawCpu.perExecution.load.toFixed(2)} / ${cpu.perExecution.load.toFixed(2)}, Jupyter + kernels ${(rawCpu.perExecution.jupyter + rawCpu.perExecution.kernels).toFixed(2)} / ${(cpu.perExecution.jupyter + cpu.perExecution.kernels).toFixed(2)} ms`,
+        `×${(rawAll / e2eAll).toFixed(2)} the cores allow; load ${raw.cpu.load.toFixed(2)} / ${e2e.cpu.load.toFixed(2)}, Jupyter + kernels ${kernelSide(raw.cpu)} / ${kernelSide(e2e.cpu)} ms`,
       ]);
     }
 

@@ -28,7 +28,7 @@ export const ONE_REDIS_ONLY_SCRIPTS: readonly ScriptName[] = ['submit', 'claim-r
 
 /** The preludes: what calls each, in an order where a prelude comes after those it calls. */
 const PRELUDES = [
-  { file: 'emit.lib.lua', uses: /\bemit(Numbered)?\(/ },
+  { file: 'emit.lib.lua', uses: /\b(emit(Numbered)?|runningFollower)\(/ },
   { file: 'fair.lib.lua', uses: /\bfairPriority\(/ },
   { file: 'admit.lib.lua', uses: /\badmit\(/ },
   { file: 'accept.lib.lua', uses: /\baccept\(/ },

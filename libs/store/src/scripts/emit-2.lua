@@ -7,9 +7,9 @@
   Returns the event's seq, or 0 when the execution is no longer running (late output of a
   cancelled or finished execution is dropped, so `result` stays the last event).
 ]]
-local exec = redis.call('HMGET', KEYS[1], 'status', 'follower', 'executionId')
-if exec[1] ~= 'running' then
+local running, follower = runningFollower(KEYS[1])
+if not running then
   return 0
 end
-local seq = emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], ARGV[1], ARGV[2], exec[2] and {exec[2], exec[3]})
+local seq = emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], ARGV[1], ARGV[2], follower)
 return seq

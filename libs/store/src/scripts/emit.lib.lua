@@ -11,8 +11,8 @@
     execution that process follows.
   emitNumbered(eventsKey, channel, maxEvents, seq, type, dataJson, follower) -> event JSON
     The same for an event whose seq the caller already wrote to the counter (accept's first).
-  followerOf(execKey) -> follower or nil
-    For a script that has not read the execution hash's `follower` with its other fields.
+  runningFollower(execKey) -> whether the execution is running, its follower or nil
+    For a script that emits only while the execution runs: one read of the hash for both.
 ]]
 local function emitNumbered(eventsKey, channel, maxEvents, seq, type, dataJson, follower)
   local event = '{"seq":' .. seq .. ',"type":"' .. type .. '","data":' .. dataJson .. '}'
@@ -29,9 +29,7 @@ local function emit(execKey, eventsKey, channel, maxEvents, type, dataJson, foll
   return seq, emitNumbered(eventsKey, channel, maxEvents, seq, type, dataJson, follower)
 end
 
-local function followerOf(execKey)
-  local f = redis.call('HMGET', execKey, 'follower', 'executionId')
-  if f[1] then
-    return f
-  end
+local function runningFollower(execKey)
+  local exec = redis.call('HMGET', execKey, 'status', 'follower', 'executionId')
+  return exec[1] == 'running', exec[2] and {exec[2], exec[3]} or nil
 end

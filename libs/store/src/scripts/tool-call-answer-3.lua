@@ -25,7 +25,11 @@ if state == 'answered' then
   end
   return 'conflict'
 end
-if state ~= 'pending' or redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+if state ~= 'pending' then
+  return 'gone'
+end
+local running, follower = runningFollower(KEYS[1])
+if not running then
   return 'gone'
 end
 redis.call('HSET', KEYS[3], ARGV[1] .. ':state', 'answered', ARGV[1] .. ':answer', ARGV[8], ARGV[1] .. ':same', ARGV[2])
@@ -34,7 +38,6 @@ if ARGV[3] == '1' then
   ok = 'true'
 end
 local callId = cjson.encode(ARGV[1])
-local follower = followerOf(KEYS[1])
 emit(KEYS[1], KEYS[2], ARGV[4], ARGV[5], 'tool_result', '{"callId":' .. callId .. ',"ok":' .. ok .. '}', follower)
 local name = cjson.encode(cjson.decode(redis.call('HGET', KEYS[3], ARGV[1])).name)
 emit(KEYS[1], KEYS[2], ARGV[4], ARGV[5], 'status', '{"type":"tool_result","callId":' .. callId .. ',"name":' .. name .. ',"ok":' .. ok .. '}', follower)

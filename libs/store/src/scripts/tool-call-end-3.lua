@@ -18,9 +18,9 @@ if state ~= 'pending' then
   return state
 end
 redis.call('HSET', KEYS[3], ARGV[1] .. ':state', ARGV[2])
-if redis.call('HGET', KEYS[1], 'status') == 'running' then
+local running, follower = runningFollower(KEYS[1])
+if running then
   local callId = cjson.encode(ARGV[1])
-  local follower = followerOf(KEYS[1])
   local how = ',"' .. ARGV[2] .. '":true}'
   emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], 'tool_result', '{"callId":' .. callId .. how, follower)
   local name = cjson.encode(cjson.decode(redis.call('HGET', KEYS[3], ARGV[1])).name)

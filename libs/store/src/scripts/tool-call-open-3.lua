@@ -12,12 +12,12 @@
   <callId>:same (the answer with its keys sorted, to tell the same answer again from another).
   Returns the `tool_call` event's seq, or 0 when the execution is not running (nothing recorded).
 ]]
-if redis.call('HGET', KEYS[1], 'status') ~= 'running' then
+local running, follower = runningFollower(KEYS[1])
+if not running then
   return 0
 end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2], ARGV[1] .. ':state', 'pending')
 redis.call('EXPIRE', KEYS[3], ARGV[5])
-local follower = followerOf(KEYS[1])
 local seq = emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], 'tool_call', ARGV[2], follower)
 emit(KEYS[1], KEYS[2], ARGV[3], ARGV[4], 'status', ARGV[6], follower)
 return seq
